@@ -1,4 +1,10 @@
 //! berth: a daemonless, Docker-compatible container runtime.
 //!
-//! The binary (`src/main.rs`) is a thin shell over this library: `cli` parses and
-//! prints, every other module owns one noun (see docs/ARCHITECTURE.md).
+//! The binary (`src/main.rs`) is a thin shell over this library: `cli` parses and prints,
+//! every other module owns one noun (see docs/ARCHITECTURE.md).
+
+pub mod archive;
+pub mod cli;
+pub mod config;
+pub mod image;
+pub mod sys;

@@ -1,3 +1,37 @@
+//! The `berth` binary: parse the command line, run it, and turn failures into one line on
+//! stderr plus Docker's exit code.
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use berth::cli::{self, Cli};
+
 fn main() {
-    println!("berth");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            _ => {
+                let rendered = e.to_string();
+                let first = rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ");
+                eprintln!("berth: {first}\nSee 'berth --help'.");
+                std::process::exit(125);
+            }
+        },
+    };
+    let code = match cli::run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("{}", failure.message);
+            failure.code
+        }
+    };
+    std::process::exit(code);
 }

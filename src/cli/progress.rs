@@ -1,0 +1,129 @@
+//! Docker's pull output: on a terminal, one live line per layer with a progress bar; otherwise
+//! one plain line per status change (and no byte counts), exactly like `docker pull | cat`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::format::human_size;
+use crate::image::pull::{LayerStatus, PullEvent};
+
+pub struct PullPrinter {
+    quiet: bool,
+    live: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    last_plain: Mutex<HashMap<String, &'static str>>,
+}
+
+impl PullPrinter {
+    pub fn new(quiet: bool, terminal: bool) -> PullPrinter {
+        let live = (!quiet && terminal)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10)));
+        PullPrinter {
+            quiet,
+            live,
+            bars: Mutex::new(HashMap::new()),
+            last_plain: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A line above the layer bars (or plain).
+    pub fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.live {
+            Some(live) => {
+                let _ = live.println(text);
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+
+    pub fn event(&self, event: PullEvent) {
+        if self.quiet {
+            return;
+        }
+        match event {
+            PullEvent::Pulling { what, from } => self.line(&format!("{what}: Pulling from {from}")),
+            PullEvent::Layer { id, status } => self.layer(id, status),
+        }
+    }
+
+    fn layer(&self, id: String, status: LayerStatus) {
+        let text = match &status {
+            LayerStatus::AlreadyExists => "Already exists",
+            LayerStatus::PullingFsLayer => "Pulling fs layer",
+            LayerStatus::Waiting => "Waiting",
+            LayerStatus::Downloading { .. } => "Downloading",
+            LayerStatus::VerifyingChecksum => "Verifying Checksum",
+            LayerStatus::DownloadComplete => "Download complete",
+            LayerStatus::PullComplete => "Pull complete",
+        };
+        let Some(live) = &self.live else {
+            if matches!(status, LayerStatus::Downloading { .. }) {
+                return;
+            }
+            let mut last = self.last_plain.lock().expect("printer");
+            if last.get(&id) != Some(&text) {
+                last.insert(id.clone(), text);
+                println!("{id}: {text}");
+            }
+            return;
+        };
+        let mut bars = self.bars.lock().expect("printer");
+        let bar = bars.entry(id.clone()).or_insert_with(|| {
+            let bar = live.add(ProgressBar::new_spinner());
+            bar.set_style(ProgressStyle::with_template("{prefix}: {wide_msg}").expect("template"));
+            bar.set_prefix(id.clone());
+            bar
+        });
+        let message = match status {
+            LayerStatus::Downloading { current, total } => {
+                format!("Downloading {}", bar_text(current, total))
+            }
+            _ => text.to_string(),
+        };
+        bar.set_message(message);
+        if matches!(
+            status,
+            LayerStatus::PullComplete | LayerStatus::AlreadyExists
+        ) {
+            bar.tick();
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(live) = &self.live {
+            for bar in self.bars.lock().expect("printer").values() {
+                bar.finish();
+            }
+            // The finished bars stay on screen with each layer's last status, as Docker's do.
+            let _ = live;
+        }
+    }
+}
+
+/// `[=========>        ]  12.3MB/81.8MB` (50 columns, like Docker's).
+fn bar_text(current: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
+    let mut bar = "=".repeat(filled);
+    if filled < WIDTH as usize {
+        bar.push('>');
+        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
+    } else {
+        bar.pop();
+        bar.push('>');
+    }
+    format!(
+        "[{bar}] {:>8}/{}",
+        human_size(current, 4),
+        human_size(total, 4)
+    )
+}

@@ -1,0 +1,164 @@
+//! Small host-OS primitives every store in berth relies on: atomic file replacement, advisory
+//! locks, and process identity (pid + start time) so a recorded pid is never confused with a
+//! recycled one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path` so that readers see either the old file or the whole new one, and a
+/// crash leaves at worst a stray temp file next to it (named `.tmp-*`, swept by the stores).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(temp_name(
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A name for a temporary sibling that identifies its creator, so sweepers can tell abandoned
+/// temp files (creator dead) from ones still being written.
+pub fn temp_name(base: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    let start = process_start_time(pid as i32).unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".tmp-{pid}-{start}-{n}-{base}")
+}
+
+/// True when a name made by [`temp_name`] belongs to a process that no longer exists.
+pub fn temp_is_abandoned(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(".tmp-") else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, '-');
+    let (Some(pid), Some(start)) = (parts.next(), parts.next()) else {
+        return true;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), start.parse::<u64>()) else {
+        return true;
+    };
+    process_start_time(pid) != Some(start)
+}
+
+/// Removes abandoned temp entries (files or directories) directly inside `dir`.
+pub fn sweep_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if let Some(name) = name.to_str()
+            && temp_is_abandoned(name)
+        {
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let _ = remove_tree(&path);
+            } else {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// `rm -rf` that copes with read-only directories left by layer contents.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a live process.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+/// An exclusive `flock` held until dropped. Locks die with their process, so a `kill -9`
+/// never leaves a store locked.
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    pub fn exclusive(path: &Path) -> io::Result<FileLock> {
+        Self::take(path, libc::LOCK_EX)
+    }
+
+    pub fn shared(path: &Path) -> io::Result<FileLock> {
+        Self::take(path, libc::LOCK_SH)
+    }
+
+    fn take(path: &Path, how: libc::c_int) -> io::Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), how) };
+            if rc == 0 {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_know_their_owner() {
+        let name = temp_name("x");
+        assert!(!temp_is_abandoned(&name));
+        assert!(temp_is_abandoned(".tmp-999999999-1-0-x"));
+        assert!(!temp_is_abandoned("regular"));
+        assert!(process_start_time(std::process::id() as i32).is_some());
+    }
+}
