@@ -36,6 +36,8 @@ pub enum RegistryError {
         url: String,
         errors: Vec<ErrorDetail>,
     },
+    #[error("Get \"{url}\": no basic auth credentials")]
+    NoBasicCredentials { url: String },
     #[error("unauthorized: authentication required")]
     Unauthorized {
         url: String,
@@ -272,6 +274,9 @@ impl Registry {
     ) -> Result<Response, RegistryError> {
         let url = format!("{}{}", self.base, path);
         let challenge = self.ping()?;
+        if challenge == Some(Challenge::Basic) && self.credentials.is_none() {
+            return Err(RegistryError::NoBasicCredentials { url });
+        }
         let mut authorization = self.authorization(&challenge, scope, false)?;
         let mut refreshed = false;
         loop {
