@@ -1,7 +1,9 @@
 //! Images: reference grammar, digests, the registry client, manifests, pull, and the local
 //! content-addressed store.
 
+pub mod config;
 pub mod digest;
+pub mod lookup;
 pub mod manifest;
 pub mod pull;
 pub mod reference;

@@ -28,6 +28,8 @@ pub struct BlobReader<'a> {
     slot: ErrorSlot,
     progress: &'a (dyn Fn(u64) + Sync),
     verified: bool,
+    /// Once failed, every later read fails the same way (no second request, no new verdict).
+    failed: Option<String>,
 }
 
 impl<'a> BlobReader<'a> {
@@ -51,6 +53,7 @@ impl<'a> BlobReader<'a> {
             slot: Arc::new(Mutex::new(None)),
             progress,
             verified: false,
+            failed: None,
         }
     }
 
@@ -63,9 +66,10 @@ impl<'a> BlobReader<'a> {
         self.verified
     }
 
-    fn fail(&self, error: RegistryError) -> io::Error {
+    fn fail(&mut self, error: RegistryError) -> io::Error {
         let message = error.to_string();
         *self.slot.lock().expect("error slot") = Some(error);
+        self.failed = Some(message.clone());
         io::Error::other(message)
     }
 
@@ -98,7 +102,7 @@ impl<'a> BlobReader<'a> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        let actual = std::mem::take(&mut self.hasher).digest();
+        let actual = self.hasher.clone().digest();
         if actual != self.digest {
             return Err(self.fail(RegistryError::DigestMismatch {
                 what: self.digest.to_string(),
@@ -113,6 +117,9 @@ impl<'a> BlobReader<'a> {
 
 impl Read for BlobReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(message) = &self.failed {
+            return Err(io::Error::other(message.clone()));
+        }
         if self.verified || buf.is_empty() {
             return Ok(0);
         }
@@ -131,7 +138,9 @@ impl Read for BlobReader<'_> {
             let body = self.body.as_mut().expect("opened above");
             let result = body.read(buf);
             match result {
-                Ok(0) if self.offset == self.size => {
+                // All bytes are here; a server that promised more (a wrong Content-Length)
+                // ends with an error we need not resume from.
+                Ok(0) | Err(_) if self.offset == self.size => {
                     self.finish()?;
                     return Ok(0);
                 }
