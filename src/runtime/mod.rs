@@ -20,7 +20,7 @@ mod spawn;
 pub mod tty;
 pub mod user;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
@@ -142,8 +142,19 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidSpec("process is missing".into()))?;
     let ns = Namespaces::from_spec(spec)?;
-    let console = matches!(opts.stdio, Stdio::Pty);
-    let rootfs = rootfs::plan(bundle, spec, console)?;
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
+    let console = match &stdio {
+        ChildStdio::Pty(slave) => {
+            let link = format!("/proc/self/fd/{}", slave.as_raw_fd());
+            Some(std::fs::read_link(&link).map_err(|e| RuntimeError::io("readlink", link, e))?)
+        }
+        ChildStdio::Fds { .. } => None,
+    };
+    let rootfs = rootfs::plan(bundle, spec, console.as_deref())?;
     let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
@@ -167,11 +178,6 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         }
         e
     };
-    let size = process
-        .console_size()
-        .as_ref()
-        .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size).map_err(fail_cg)?;
     let pipes = spawn::pipes().map_err(fail_cg)?;
     let child = ChildPlan {
         ns: &ns,

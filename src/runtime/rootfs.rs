@@ -80,7 +80,9 @@ pub(crate) struct RootfsPlan {
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_root: bool,
-    pub console: bool,
+    /// The pty slave's path in the host's devpts, bound onto /dev/console. A path, not
+    /// /proc/self/fd/0: bind sources must be mounts of our own (copied) namespace.
+    pub console: Option<CString>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RuntimeError> {
@@ -186,7 +188,11 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> 
     })
 }
 
-pub(crate) fn plan(bundle: &Path, spec: &Spec, console: bool) -> Result<RootfsPlan, RuntimeError> {
+pub(crate) fn plan(
+    bundle: &Path,
+    spec: &Spec,
+    console: Option<&Path>,
+) -> Result<RootfsPlan, RuntimeError> {
     let rootfs = rootfs_path(bundle, spec)?;
     let rootfs =
         std::fs::canonicalize(&rootfs).map_err(|e| RuntimeError::io("open rootfs", &rootfs, e))?;
@@ -327,7 +333,9 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec, console: bool) -> Result<RootfsPl
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false),
-        console,
+        console: console
+            .map(|p| cstr(p.as_os_str().as_bytes(), "pty path"))
+            .transpose()?,
     })
 }
 
@@ -451,22 +459,31 @@ impl FdPath {
 }
 
 /// Opens `rel` inside the rootfs, creating missing directories (and, if `file`, an empty
-/// final file) along the way, each creation relative to an already-resolved parent.
+/// final file) along the way, each creation relative to an already-resolved parent. A
+/// dangling symlink on the way gets its target created inside the rootfs, as runc does
+/// (an image's `/proc -> /somewhere` gets `<rootfs>/somewhere`, never the host's).
 pub(crate) fn ensure_in_root(root: &OwnedFd, rel: &CStr, file: bool) -> Result<OwnedFd, Errno> {
-    match openat2_in_root(root, rel, libc::O_PATH) {
+    ensure_bytes(root, rel.to_bytes(), file, 0)
+}
+
+fn ensure_bytes(root: &OwnedFd, rel: &[u8], file: bool, depth: u32) -> Result<OwnedFd, Errno> {
+    if depth > 8 {
+        return Err(Errno::ELOOP);
+    }
+    let n = rel.len();
+    if n >= 4096 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut buf = [0u8; 4096];
+    buf[..n].copy_from_slice(rel);
+    let full = CStr::from_bytes_until_nul(&buf[..=n]).map_err(|_| Errno::EINVAL)?;
+    match openat2_in_root(root, full, libc::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    let bytes = rel.to_bytes();
-    if bytes.len() >= 4096 {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    let mut buf = [0u8; 4096];
-    buf[..bytes.len()].copy_from_slice(bytes);
     let mut parent: Option<OwnedFd> = None;
     let mut start = 0;
-    let n = bytes.len();
     let mut i = 0;
     while i <= n {
         if i == n || buf[i] == b'/' {
@@ -475,42 +492,12 @@ pub(crate) fn ensure_in_root(root: &OwnedFd, rel: &CStr, file: bool) -> Result<O
                 let last = i == n;
                 let saved = buf[i];
                 buf[i] = 0;
-                let prefix = CStr::from_bytes_until_nul(&buf[..=i]).map_err(|_| Errno::EINVAL)?;
-                let fd = match openat2_in_root(root, prefix, libc::O_PATH) {
+                let fd = match openat2_in_root(root, cstr_at(&buf, 0, i)?, libc::O_PATH) {
                     Ok(fd) => fd,
                     Err(Errno::ENOENT) => {
-                        let mut name = [0u8; 256];
-                        if comp_len >= name.len() {
-                            return Err(Errno::ENAMETOOLONG);
-                        }
-                        name[..comp_len].copy_from_slice(&buf[start..i]);
-                        let namec = CStr::from_bytes_until_nul(&name).map_err(|_| Errno::EINVAL)?;
                         let dirfd = parent.as_ref().map_or(root.as_raw_fd(), |p| p.as_raw_fd());
-                        // SAFETY: valid fds and C strings.
-                        let r = unsafe {
-                            if last && file {
-                                let f = libc::openat(
-                                    dirfd,
-                                    namec.as_ptr(),
-                                    libc::O_CREAT
-                                        | libc::O_EXCL
-                                        | libc::O_NOFOLLOW
-                                        | libc::O_WRONLY
-                                        | libc::O_CLOEXEC,
-                                    0o644,
-                                );
-                                if f >= 0 {
-                                    libc::close(f);
-                                }
-                                f
-                            } else {
-                                libc::mkdirat(dirfd, namec.as_ptr(), 0o755)
-                            }
-                        };
-                        if r < 0 && Errno::last() != Errno::EEXIST {
-                            return Err(Errno::last());
-                        }
-                        openat2_in_root(root, prefix, libc::O_PATH)?
+                        create_component(root, dirfd, &buf, start, i, last && file, depth)?;
+                        openat2_in_root(root, cstr_at(&buf, 0, i)?, libc::O_PATH)?
                     }
                     Err(e) => return Err(e),
                 };
@@ -522,6 +509,84 @@ pub(crate) fn ensure_in_root(root: &OwnedFd, rel: &CStr, file: bool) -> Result<O
         i += 1;
     }
     parent.ok_or(Errno::EINVAL)
+}
+
+/// `buf[from..to]` as a C string; `buf[to]` must already be NUL.
+fn cstr_at(buf: &[u8], from: usize, to: usize) -> Result<&CStr, Errno> {
+    CStr::from_bytes_until_nul(&buf[from..=to]).map_err(|_| Errno::EINVAL)
+}
+
+/// Creates the component `buf[start..end]` (NUL at `end`) in `dirfd`; if a dangling
+/// symlink is in the way, creates its target (resolved inside the rootfs) instead.
+fn create_component(
+    root: &OwnedFd,
+    dirfd: RawFd,
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    file: bool,
+    depth: u32,
+) -> Result<(), Errno> {
+    let name = cstr_at(buf, start, end)?;
+    // SAFETY: valid fds and C strings.
+    let r = unsafe {
+        if file {
+            let f = libc::openat(
+                dirfd,
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            );
+            if f >= 0 {
+                libc::close(f);
+            }
+            f
+        } else {
+            libc::mkdirat(dirfd, name.as_ptr(), 0o755)
+        }
+    };
+    if r >= 0 {
+        return Ok(());
+    }
+    if Errno::last() != Errno::EEXIST {
+        return Err(Errno::last());
+    }
+    let mut target = [0u8; 4096];
+    // SAFETY: buffer of the given size.
+    let len = unsafe {
+        libc::readlinkat(
+            dirfd,
+            name.as_ptr(),
+            target.as_mut_ptr() as *mut libc::c_char,
+            target.len(),
+        )
+    };
+    if len < 0 {
+        // Exists and is not a symlink: the caller's re-open reports what is wrong.
+        return Ok(());
+    }
+    let len = len as usize;
+    let mut path = [0u8; 4096];
+    let mut plen = 0;
+    if target.first() != Some(&b'/') {
+        // Relative to the directory holding the link.
+        path[..start].copy_from_slice(&buf[..start]);
+        plen = start;
+    }
+    let t = &target[..len];
+    if plen + t.len() >= path.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    path[plen..plen + t.len()].copy_from_slice(t);
+    plen += t.len();
+    let mut p: &[u8] = &path[..plen];
+    while let Some(rest) = p.strip_prefix(b"/") {
+        p = rest;
+    }
+    if p.is_empty() {
+        return Err(Errno::EEXIST);
+    }
+    ensure_bytes(root, p, file, depth + 1).map(drop)
 }
 
 fn mount_raw(
@@ -814,11 +879,10 @@ fn setup_dev(root: &OwnedFd, p: &RootfsPlan) -> Result<(), Fail> {
             return Err(Fail::new(Step::DevSymlinks, Errno::last_raw(), 0));
         }
     }
-    if p.console {
-        // The pty slave is our fd 0 by now; /dev/console in the container is that pty.
+    if let Some(pty) = &p.console {
         let console = ensure_in_root(root, c"dev/console", true).map_err(fail(Step::Console, 0))?;
         mount_raw(
-            Some(c"/proc/self/fd/0"),
+            Some(pty),
             FdPath::new(console.as_raw_fd()).as_cstr(),
             None,
             MsFlags::MS_BIND,
