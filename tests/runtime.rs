@@ -640,3 +640,34 @@ fn start_time_of_true() {
     eprintln!("spawn → exit of `true` (incl. cgroup cleanup): {times:?}");
     assert!(times[2] < Duration::from_millis(500));
 }
+
+#[test]
+fn cgroup_namespace_and_mounts() {
+    let mut b = Bundle::new("cgview");
+    let r = b
+        .spec
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .resources_mut()
+        .get_or_insert_with(Default::default);
+    r.set_memory(Some(
+        LinuxMemoryBuilder::default()
+            .limit(48 * 1024 * 1024i64)
+            .build()
+            .unwrap(),
+    ));
+    b.args(&[
+        "sh",
+        "-c",
+        "grep memory /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         touch /sys/fs/cgroup/memory/x 2>/dev/null || echo RO; grep ' / ' /proc/self/mountinfo | cut -d' ' -f5,9",
+    ]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("4:memory:/\n50331648\nRO\n/ overlay\n"),
+        "{out}"
+    );
+    assert!(out.contains("\n/sys/fs/cgroup/memory cgroup\n"), "{out}");
+}
