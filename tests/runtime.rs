@@ -671,3 +671,51 @@ fn cgroup_namespace_and_mounts() {
     );
     assert!(out.contains("\n/sys/fs/cgroup/memory cgroup\n"), "{out}");
 }
+
+/// The cgroup v2 device filter, exercised in this host's unified hierarchy (present
+/// next to v1 in the "hybrid" layout; skipped where there is none).
+#[test]
+fn cgroup_v2_device_filter() {
+    let unified = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists());
+    let Some(unified) = unified else {
+        eprintln!("no cgroup v2 hierarchy: skipped");
+        return;
+    };
+    let dir = unified.join(format!("berth-devtest-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let spec = runtime::default_spec().unwrap();
+    let rules = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone()
+        .unwrap();
+    runtime::cgroups::devices_bpf::attach(&dir, &rules).unwrap();
+    let script =
+        "head -c1 /dev/kmsg > /dev/null && echo KMSG; head -c1 /dev/zero > /dev/null && echo ZERO";
+    let outside = Command::new("/bin/busybox")
+        .args(["sh", "-c", script])
+        .output()
+        .unwrap();
+    let inside = Command::new("/bin/busybox")
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "echo $$ > {}/cgroup.procs && {{ {script}; }}",
+                dir.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir(&dir);
+    assert_eq!(String::from_utf8_lossy(&outside.stdout), "KMSG\nZERO\n");
+    assert_eq!(String::from_utf8_lossy(&inside.stdout), "ZERO\n");
+}

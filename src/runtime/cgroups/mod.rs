@@ -1,6 +1,7 @@
 //! One cgroup per container, on cgroup v1 (one directory per controller hierarchy) or
 //! v2 (one directory in the unified tree), behind one small trait.
 
+pub mod devices_bpf;
 pub(crate) mod v1;
 mod v2;
 
