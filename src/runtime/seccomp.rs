@@ -167,17 +167,10 @@ fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, R
 
 fn syscall_nr(name: &str) -> Option<u32> {
     #[cfg(target_arch = "x86_64")]
-    {
-        seccomp_table::X86_64
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, nr)| nr)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = name;
-        None
-    }
+    let table = seccomp_table::X86_64;
+    #[cfg(target_arch = "aarch64")]
+    let table = seccomp_table::AARCH64;
+    table.iter().find(|(n, _)| *n == name).map(|&(_, nr)| nr)
 }
 
 fn stmt(code: u16, k: u32) -> Insn {
