@@ -6,5 +6,7 @@
 pub mod archive;
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod image;
+pub mod runtime;
 pub mod sys;

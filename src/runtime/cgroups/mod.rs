@@ -1,0 +1,133 @@
+//! One cgroup per container, on cgroup v1 (one directory per controller hierarchy) or
+//! v2 (one directory in the unified tree), behind one small trait.
+
+pub mod devices_bpf;
+pub(crate) mod v1;
+mod v2;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+use super::RuntimeError;
+
+pub use v1::V1;
+pub use v2::V2;
+
+/// What the runtime needs from a container's cgroup.
+pub trait Cgroup: Send {
+    /// The container's path relative to the hierarchy roots (e.g. `/berth/<id>`).
+    fn path(&self) -> &Path;
+    /// Creates the directories (idempotent).
+    fn create(&self) -> Result<(), RuntimeError>;
+    /// Writes the limits from `linux.resources`.
+    fn apply(&self, resources: &LinuxResources) -> Result<(), RuntimeError>;
+    /// Moves `pid` into the cgroup.
+    fn add_pid(&self, pid: Pid) -> Result<(), RuntimeError>;
+    /// Freezes (`true`) or thaws (`false`) every process in the cgroup.
+    fn freeze(&self, frozen: bool) -> Result<(), RuntimeError>;
+    /// The pids currently in the cgroup.
+    fn pids(&self) -> Result<Vec<Pid>, RuntimeError>;
+    /// Kills what is left and removes the directories; a missing cgroup is not an error.
+    fn destroy(&self) -> Result<(), RuntimeError>;
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// The cgroup manager for this host's layout: v2 when /sys/fs/cgroup is the unified
+/// hierarchy, else v1 (including the "hybrid" layout, whose v2 part has no controllers).
+pub fn for_path(path: &Path) -> Result<Box<dyn Cgroup>, RuntimeError> {
+    let rel = normalize(path)?;
+    if is_v2() {
+        Ok(Box::new(V2::new(rel)))
+    } else {
+        Ok(Box::new(V1::new(rel)?))
+    }
+}
+
+/// True when the host uses the unified (v2-only) layout.
+pub fn is_v2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| {
+            // The magic's type differs between targets (i64 on x86_64 glibc).
+            #[allow(clippy::unnecessary_cast)]
+            let t = s.filesystem_type().0 as i64;
+            t == CGROUP2_SUPER_MAGIC
+        })
+        .unwrap_or(false)
+}
+
+fn normalize(path: &Path) -> Result<PathBuf, RuntimeError> {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::RootDir | std::path::Component::CurDir => {}
+            _ => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "cgroupsPath {} must not contain '..'",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if out == Path::new("/") {
+        return Err(RuntimeError::InvalidSpec(
+            "cgroupsPath must name a cgroup below the root".into(),
+        ));
+    }
+    Ok(out)
+}
+
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), RuntimeError> {
+    let p = dir.join(file);
+    fs::write(&p, value).map_err(|e| RuntimeError::Cgroup {
+        op: "write",
+        path: p,
+        source: e,
+    })
+}
+
+pub(crate) fn read_pids(file: &Path) -> Result<Vec<Pid>, RuntimeError> {
+    match fs::read_to_string(file) {
+        Ok(s) => Ok(s
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .map(Pid::from_raw)
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(RuntimeError::Cgroup {
+            op: "read",
+            path: file.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// rmdir that treats "already gone" as success and retries while the kernel still
+/// counts exiting tasks (EBUSY right after SIGKILL).
+pub(crate) fn remove_dir(dir: &Path, procs: &Path) -> Result<(), RuntimeError> {
+    for attempt in 0..200 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
+                for pid in read_pids(procs)? {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => {
+                return Err(RuntimeError::Cgroup {
+                    op: "rmdir",
+                    path: dir.to_path_buf(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(())
+}

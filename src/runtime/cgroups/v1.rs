@@ -1,0 +1,255 @@
+//! cgroup v1: the container gets the same relative path in every mounted hierarchy.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
+
+use super::{Cgroup, read_pids, remove_dir, write};
+use crate::runtime::RuntimeError;
+
+pub struct V1 {
+    rel: PathBuf,
+    /// (controller names of the hierarchy, its mount point)
+    hierarchies: Vec<(Vec<String>, PathBuf)>,
+}
+
+/// The v1 hierarchies mounted on this host: (super options naming the controllers,
+/// mount point). Read from mountinfo, not guessed from directory names.
+pub fn hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
+    let info = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("read", "/proc/self/mountinfo", e))?;
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        if post.next() != Some("cgroup") {
+            continue;
+        }
+        let opts = post.nth(1).unwrap_or("");
+        let Some(mnt) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let ctrls = opts
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro"))
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        out.push((ctrls, PathBuf::from(mnt)));
+    }
+    Ok(out)
+}
+
+impl V1 {
+    pub fn new(rel: PathBuf) -> Result<Self, RuntimeError> {
+        Ok(V1 {
+            rel,
+            hierarchies: hierarchies()?,
+        })
+    }
+
+    fn dir(&self, mnt: &Path) -> PathBuf {
+        mnt.join(self.rel.strip_prefix("/").unwrap_or(&self.rel))
+    }
+
+    fn controller(&self, name: &str) -> Option<PathBuf> {
+        self.hierarchies
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| x == name))
+            .map(|(_, m)| self.dir(m))
+    }
+}
+
+fn is_cpuset(ctrls: &[String]) -> bool {
+    ctrls.iter().any(|c| c == "cpuset")
+}
+
+/// A new cpuset cgroup starts with empty cpus/mems and refuses tasks: copy the parent's.
+fn init_cpuset(dir: &Path) -> Result<(), RuntimeError> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
+            write(dir, f, v.trim())?;
+        }
+    }
+    Ok(())
+}
+
+impl Cgroup for V1 {
+    fn path(&self) -> &Path {
+        &self.rel
+    }
+
+    fn create(&self) -> Result<(), RuntimeError> {
+        for (ctrls, mnt) in &self.hierarchies {
+            let target = self.dir(mnt);
+            if is_cpuset(ctrls) {
+                // Create level by level so every new level gets cpus/mems.
+                let mut cur = mnt.clone();
+                for comp in self.rel.components().skip(1) {
+                    cur.push(comp);
+                    mkdir(&cur)?;
+                    init_cpuset(&cur)?;
+                }
+            } else {
+                fs::create_dir_all(&target).map_err(|e| RuntimeError::Cgroup {
+                    op: "mkdir",
+                    path: target.clone(),
+                    source: e,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<(), RuntimeError> {
+        if let (Some(m), Some(dir)) = (r.memory(), self.controller("memory")) {
+            if let Some(limit) = m.limit() {
+                write(&dir, "memory.limit_in_bytes", &limit.to_string())?;
+            }
+            // memsw exists only with swap accounting; without it there is no swap to limit.
+            if let Some(swap) = m.swap()
+                && dir.join("memory.memsw.limit_in_bytes").exists()
+            {
+                write(&dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+            }
+            if let Some(res) = m.reservation() {
+                write(&dir, "memory.soft_limit_in_bytes", &res.to_string())?;
+            }
+            if let Some(sw) = m.swappiness() {
+                write(&dir, "memory.swappiness", &sw.to_string())?;
+            }
+            if m.disable_oom_killer() == Some(true) {
+                write(&dir, "memory.oom_control", "1")?;
+            }
+        }
+        if let (Some(c), Some(dir)) = (r.cpu(), self.controller("cpu")) {
+            if let Some(shares) = c.shares() {
+                write(&dir, "cpu.shares", &shares.to_string())?;
+            }
+            if let Some(period) = c.period() {
+                write(&dir, "cpu.cfs_period_us", &period.to_string())?;
+            }
+            if let Some(quota) = c.quota() {
+                write(&dir, "cpu.cfs_quota_us", &quota.to_string())?;
+            }
+        }
+        if let (Some(c), Some(dir)) = (r.cpu(), self.controller("cpuset")) {
+            if let Some(cpus) = c.cpus() {
+                write(&dir, "cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = c.mems() {
+                write(&dir, "cpuset.mems", mems)?;
+            }
+        }
+        if let (Some(p), Some(dir)) = (r.pids(), self.controller("pids")) {
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".to_string()
+            };
+            write(&dir, "pids.max", &v)?;
+        }
+        if let (Some(devs), Some(dir)) = (r.devices(), self.controller("devices")) {
+            for d in devs {
+                let typ = match d.typ() {
+                    Some(LinuxDeviceType::A) | None => "a",
+                    Some(LinuxDeviceType::B) => "b",
+                    Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
+                    Some(LinuxDeviceType::P) => "p",
+                };
+                let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+                let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+                let rule = if typ == "a" && d.major().is_none() && d.minor().is_none() {
+                    "a".to_string()
+                } else {
+                    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+                };
+                let file = if d.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                write(&dir, file, &rule)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_pid(&self, pid: Pid) -> Result<(), RuntimeError> {
+        for (_, mnt) in &self.hierarchies {
+            write(&self.dir(mnt), "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<(), RuntimeError> {
+        let Some(dir) = self.controller("freezer") else {
+            return Err(RuntimeError::Cgroup {
+                op: "freeze",
+                path: self.rel.clone(),
+                source: io::Error::from_raw_os_error(libc::ENOTSUP),
+            });
+        };
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        write(&dir, "freezer.state", want)?;
+        // FREEZING → FROZEN is asynchronous; callers expect a settled state.
+        for _ in 0..1000 {
+            let s = fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+            if s.trim() == want {
+                return Ok(());
+            }
+            write(&dir, "freezer.state", want)?;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn pids(&self) -> Result<Vec<Pid>, RuntimeError> {
+        match self
+            .controller("pids")
+            .or_else(|| self.hierarchies.first().map(|(_, m)| self.dir(m)))
+        {
+            Some(dir) => read_pids(&dir.join("cgroup.procs")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn destroy(&self) -> Result<(), RuntimeError> {
+        // A frozen task cannot die: thaw first.
+        if let Some(dir) = self.controller("freezer")
+            && dir.exists()
+        {
+            let _ = write(&dir, "freezer.state", "THAWED");
+        }
+        for (_, mnt) in &self.hierarchies {
+            let dir = self.dir(mnt);
+            let procs = dir.join("cgroup.procs");
+            for pid in read_pids(&procs)? {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            remove_dir(&dir, &procs)?;
+        }
+        Ok(())
+    }
+}
+
+fn mkdir(p: &Path) -> Result<(), RuntimeError> {
+    match fs::create_dir(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(RuntimeError::Cgroup {
+            op: "mkdir",
+            path: p.to_path_buf(),
+            source: e,
+        }),
+    }
+}

@@ -1,0 +1,164 @@
+//! cgroup v2: one directory in the unified hierarchy at /sys/fs/cgroup.
+//!
+//! v2 has no devices.allow: the device rules are enforced by a BPF program
+//! (`devices_bpf`), else CAP_MKNOD would let a container open the host's disks.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+
+use super::{Cgroup, read_pids, remove_dir, write};
+use crate::runtime::RuntimeError;
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+pub struct V2 {
+    rel: PathBuf,
+}
+
+impl V2 {
+    pub fn new(rel: PathBuf) -> Self {
+        V2 { rel }
+    }
+
+    fn dir(&self) -> PathBuf {
+        Path::new(ROOT).join(self.rel.strip_prefix("/").unwrap_or(&self.rel))
+    }
+}
+
+impl Cgroup for V2 {
+    fn path(&self) -> &Path {
+        &self.rel
+    }
+
+    fn create(&self) -> Result<(), RuntimeError> {
+        let mut cur = PathBuf::from(ROOT);
+        let avail = fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
+        let enable = avail
+            .split_whitespace()
+            .filter(|c| matches!(*c, "cpu" | "cpuset" | "memory" | "pids" | "io" | "hugetlb"))
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Controllers must be enabled in every ancestor's subtree_control, top down.
+        for comp in self.rel.components().skip(1) {
+            if !enable.is_empty() {
+                write(&cur, "cgroup.subtree_control", &enable)?;
+            }
+            cur.push(comp);
+            match fs::create_dir(&cur) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(RuntimeError::Cgroup {
+                        op: "mkdir",
+                        path: cur,
+                        source: e,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<(), RuntimeError> {
+        let dir = self.dir();
+        if let Some(m) = r.memory() {
+            if let Some(limit) = m.limit() {
+                let v = if limit < 0 {
+                    "max".to_string()
+                } else {
+                    limit.to_string()
+                };
+                write(&dir, "memory.max", &v)?;
+                // OCI's swap is memory+swap; v2's swap.max counts swap alone.
+                if let Some(swap) = m.swap()
+                    && dir.join("memory.swap.max").exists()
+                {
+                    let v = if swap < 0 {
+                        "max".to_string()
+                    } else {
+                        (swap - limit.max(0)).max(0).to_string()
+                    };
+                    write(&dir, "memory.swap.max", &v)?;
+                }
+            }
+            if let Some(res) = m.reservation() {
+                write(&dir, "memory.low", &res.to_string())?;
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if c.quota().is_some() || c.period().is_some() {
+                let quota = match c.quota() {
+                    Some(q) if q > 0 => q.to_string(),
+                    _ => "max".to_string(),
+                };
+                let period = c.period().unwrap_or(100_000);
+                write(&dir, "cpu.max", &format!("{quota} {period}"))?;
+            }
+            if let Some(shares) = c.shares() {
+                // The conversion runc and crun use (cgroup v1 shares 2..262144 → weight 1..10000).
+                let w = 1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
+                write(&dir, "cpu.weight", &w.to_string())?;
+            }
+            if let Some(cpus) = c.cpus() {
+                write(&dir, "cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = c.mems() {
+                write(&dir, "cpuset.mems", mems)?;
+            }
+        }
+        if let Some(p) = r.pids() {
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".to_string()
+            };
+            write(&dir, "pids.max", &v)?;
+        }
+        if let Some(devs) = r.devices() {
+            super::devices_bpf::attach(&dir, devs)?;
+        }
+        Ok(())
+    }
+
+    fn add_pid(&self, pid: Pid) -> Result<(), RuntimeError> {
+        write(&self.dir(), "cgroup.procs", &pid.to_string())
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<(), RuntimeError> {
+        let dir = self.dir();
+        write(&dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        for _ in 0..1000 {
+            let ev = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+            if ev.lines().any(|l| l == want) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn pids(&self) -> Result<Vec<Pid>, RuntimeError> {
+        read_pids(&self.dir().join("cgroup.procs"))
+    }
+
+    fn destroy(&self) -> Result<(), RuntimeError> {
+        let dir = self.dir();
+        if !dir.exists() {
+            return Ok(());
+        }
+        // cgroup.kill (5.14+) kills atomically, even tasks forked meanwhile.
+        if write(&dir, "cgroup.kill", "1").is_err() {
+            let _ = write(&dir, "cgroup.freeze", "0");
+            for pid in self.pids()? {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        remove_dir(&dir, &dir.join("cgroup.procs"))
+    }
+}

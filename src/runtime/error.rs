@@ -1,0 +1,111 @@
+//! The runtime's one error type. Every variant names the object it failed on so the CLI
+//! can print a single useful line, and maps to Docker's exit codes via `exit_code`.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The spec is unusable as given (missing field, bad value, unsupported feature).
+    #[error("invalid runtime spec: {0}")]
+    InvalidSpec(String),
+
+    /// An embedded or user-supplied JSON document could not be parsed.
+    #[error("parsing {what}: {source}")]
+    Parse {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A file-system operation in the parent failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A syscall in the parent failed.
+    #[error("{call} ({object}): {source}")]
+    Syscall {
+        call: &'static str,
+        object: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A cgroup file could not be created, written or removed.
+    #[error("cgroup {path}: {op}: {source}")]
+    Cgroup {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The seccomp profile cannot be turned into a filter.
+    #[error("seccomp: {0}")]
+    Seccomp(String),
+
+    /// A setup step inside the new container process failed (reported back over the
+    /// sync pipe before the user's command was executed).
+    #[error("unable to start container process: {step} {object}: {source}")]
+    ContainerSetup {
+        step: &'static str,
+        object: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The command is not in $PATH (Docker: exit 127).
+    #[error("unable to start container process: exec: \"{0}\": executable file not found in $PATH")]
+    CommandNotFound(String),
+
+    /// The command names a path that does not exist (Docker: exit 127).
+    #[error(
+        "unable to start container process: exec: \"{0}\": stat {0}: no such file or directory"
+    )]
+    NoSuchFile(String),
+
+    /// The command exists but cannot be executed (Docker: exit 126).
+    #[error("unable to start container process: exec: \"{cmd}\": {reason}")]
+    CannotExecute { cmd: String, reason: String },
+
+    /// `--user` names a user or group the container's /etc files do not have.
+    #[error("unable to find {what} {name}: no matching entries in {file} file")]
+    NoSuchUser {
+        what: &'static str,
+        name: String,
+        file: &'static str,
+    },
+}
+
+impl RuntimeError {
+    /// Docker's exit code for this failure: 127 command not found, 126 command cannot be
+    /// invoked, 125 for everything that is berth's (or the spec's) fault.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::CommandNotFound(_) | RuntimeError::NoSuchFile(_) => 127,
+            RuntimeError::CannotExecute { .. } => 126,
+            _ => 125,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        RuntimeError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn sys(call: &'static str, object: impl Into<String>, err: nix::Error) -> Self {
+        RuntimeError::Syscall {
+            call,
+            object: object.into(),
+            source: io::Error::from_raw_os_error(err as i32),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `--init`: PID 1 is berth's own minimal init (still in the cloned child, no exec): it
+//! forks the user's command, forwards every catchable signal to it, reaps every zombie
+//! re-parented to it, and exits with the command's status (128+N when killed by signal N).
+//!
+//! Signals sent to a PID-namespace init are dropped unless it has a handler, so each
+//! catchable signal gets a (never-run) handler and is then blocked and collected with
+//! sigwaitinfo: no async handler code, no allocation.
+
+use std::os::fd::RawFd;
+
+use super::spawn::{self, Fail, ProcPlan, Step};
+
+extern "C" fn noop(_: libc::c_int) {}
+
+pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
+    // SAFETY: signal-mask and sigaction calls on stack structs.
+    let all = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = noop as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+        all
+    };
+    let child = match spawn::clone_raw(nix::sched::CloneFlags::empty()) {
+        Ok(pid) => pid,
+        Err(e) => return Fail::new(Step::Fork, e as i32, 0),
+    };
+    if child == 0 {
+        spawn::reset_signals();
+        let f = p.exec.exec();
+        spawn::report(err_fd, f);
+    }
+    // Only the command's exec should hold the error pipe open.
+    // SAFETY: closing our copy.
+    unsafe { libc::close(err_fd) };
+    loop {
+        // SAFETY: zeroed siginfo for sigwaitinfo to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: kill with a pid we created.
+            unsafe { libc::kill(child, sig) };
+            continue;
+        }
+        let mut main_status = None;
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a stack int.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if r <= 0 {
+                break;
+            }
+            if r == child {
+                main_status = Some(status);
+            }
+        }
+        if let Some(st) = main_status {
+            let code = if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else if libc::WIFSIGNALED(st) {
+                128 + libc::WTERMSIG(st)
+            } else {
+                1
+            };
+            // SAFETY: terminate without running any of berth's exit machinery.
+            unsafe { libc::_exit(code) };
+        }
+    }
+}

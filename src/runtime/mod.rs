@@ -1,0 +1,313 @@
+//! The runtime: turns an OCI runtime bundle (config.json + rootfs) into a running,
+//! isolated process.
+//!
+//! It owns namespaces, the container's root file system (overlay, mounts, /dev,
+//! pivot_root, masked and read-only paths), capabilities, seccomp, cgroups, the pty, user
+//! resolution and the optional `--init`. It does not own container records, waiting for
+//! the process, pumping stdio or networking: the caller gets a pid (a child of the calling
+//! process) and does those.
+//!
+//! The defaults every container starts from live in `runtime-specs/` as data.
+
+pub mod caps;
+pub mod cgroups;
+mod error;
+mod init;
+pub mod rootfs;
+pub mod seccomp;
+mod seccomp_table;
+mod spawn;
+pub mod tty;
+pub mod user;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+
+pub use error::RuntimeError;
+pub use seccomp::{default_seccomp, docker_profile_to_oci};
+pub use user::{ResolvedUser, resolve_user, resolve_user_in_layers};
+
+use spawn::{ChildPlan, ChildStdio, Namespaces, ProcPlan};
+
+const DEFAULT_SPEC: &str = include_str!("../../runtime-specs/default-spec.json");
+
+/// How the container's stdio is wired.
+pub enum Stdio {
+    /// A new pty pair; the master is returned in `Spawned::pty_master`.
+    Pty,
+    /// Given pipes/files; `stdin: None` → /dev/null.
+    Fds {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
+pub struct SpawnOptions {
+    pub stdio: Stdio,
+    /// Where compiled seccomp filters are cached (created if missing).
+    pub cache_dir: PathBuf,
+    /// Run berth's minimal init as PID 1 (`--init`).
+    pub init: bool,
+}
+
+/// A started container process (or exec'd process).
+#[derive(Debug)]
+pub struct Spawned {
+    /// Host pid; a child of the calling process, which must wait for it.
+    pub pid: Pid,
+    pub pty_master: Option<OwnedFd>,
+    /// The cgroup path (relative to the hierarchy roots) the process was put in.
+    pub cgroup_path: Option<PathBuf>,
+}
+
+/// The default spec template (runtime-specs/default-spec.json) with the default seccomp
+/// profile resolved for its capabilities. The caller adds the image config and flags.
+pub fn default_spec() -> Result<Spec, RuntimeError> {
+    let mut spec: Spec = serde_json::from_str(DEFAULT_SPEC).map_err(|e| RuntimeError::Parse {
+        what: "runtime-specs/default-spec.json".into(),
+        source: e,
+    })?;
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .map(caps::names)
+        .unwrap_or_default();
+    let sc = default_seccomp(&caps)?;
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_seccomp(Some(sc));
+    }
+    Ok(spec)
+}
+
+fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeError> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    {
+        Some(p) => Ok(Some(cgroups::for_path(p)?)),
+        None => Ok(None),
+    }
+}
+
+fn child_stdio(
+    stdio: Stdio,
+    console_size: Option<(u16, u16)>,
+) -> Result<(ChildStdio, Option<OwnedFd>), RuntimeError> {
+    Ok(match stdio {
+        Stdio::Pty => {
+            let (master, slave) = tty::open_pair(console_size)?;
+            (ChildStdio::Pty(slave), Some(master))
+        }
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            let stdin = match stdin {
+                Some(fd) => fd,
+                None => spawn::dev_null()?,
+            };
+            (
+                ChildStdio::Fds {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                None,
+            )
+        }
+    })
+}
+
+fn reap(pid: Pid) {
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+}
+
+/// Creates the cgroup, clones the init process into its namespaces, sets up the rootfs
+/// and execs `spec.process.args`. Returns once the user's command has been exec'd, or
+/// the failure as an error (`exit_code()` gives Docker's 125/126/127).
+pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidSpec("process is missing".into()))?;
+    let ns = Namespaces::from_spec(spec)?;
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
+    let console = match &stdio {
+        ChildStdio::Pty(slave) => {
+            let link = format!("/proc/self/fd/{}", slave.as_raw_fd());
+            Some(std::fs::read_link(&link).map_err(|e| RuntimeError::io("readlink", link, e))?)
+        }
+        ChildStdio::Fds { .. } => None,
+    };
+    let rootfs = rootfs::plan(bundle, spec, console.as_deref())?;
+    let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
+    let hostname = match spec.hostname() {
+        Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
+        _ => None,
+    };
+    let cg = cgroup_of(spec)?;
+    if let Some(cg) = &cg {
+        cg.create()?;
+        let applied = match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            Some(r) => cg.apply(r),
+            None => Ok(()),
+        };
+        if let Err(e) = applied {
+            let _ = cg.destroy();
+            return Err(e);
+        }
+    }
+    let fail_cg = |e: RuntimeError| {
+        if let Some(cg) = &cg {
+            let _ = cg.destroy();
+        }
+        e
+    };
+    let pipes = spawn::pipes().map_err(fail_cg)?;
+    let child = ChildPlan {
+        ns: &ns,
+        rootfs: Some(&rootfs),
+        hostname,
+        proc_: &proc_,
+        stdio,
+    };
+    let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
+    // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
+    // the pipes and the pty would never come.
+    drop(child);
+    let spawn::Pipes {
+        sync_r,
+        sync_w,
+        err_r,
+        err_w,
+    } = pipes;
+    drop(sync_r);
+    drop(err_w);
+
+    let placed = match &cg {
+        Some(cg) => cg.add_pid(pid),
+        None => Ok(()),
+    };
+    let placed = placed.and_then(|()| match process.oom_score_adj() {
+        Some(adj) => std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .map_err(|e| RuntimeError::io("write", format!("/proc/{pid}/oom_score_adj"), e)),
+        None => Ok(()),
+    });
+    if let Err(e) = placed {
+        reap(pid);
+        return Err(fail_cg(e));
+    }
+    match spawn::release_and_wait(pid, sync_w, err_r) {
+        Ok(()) => Ok(Spawned {
+            pid,
+            pty_master,
+            cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+        }),
+        Err(f) => {
+            reap(pid);
+            let e = match f {
+                Some(f) => spawn::describe(f, &proc_, Some(&rootfs), &ns),
+                None => RuntimeError::ContainerSetup {
+                    step: "start",
+                    object: "container init".into(),
+                    source: std::io::Error::other("the container process exited during setup"),
+                },
+            };
+            Err(fail_cg(e))
+        }
+    }
+}
+
+/// Runs `process` inside the running container whose init has host pid `container_pid`:
+/// joins its namespaces and cgroup and applies the process's user, capabilities, rlimits
+/// and the spec's seccomp profile. `opts.init` is ignored.
+pub fn exec(
+    container_pid: Pid,
+    spec: &Spec,
+    process: &Process,
+    opts: SpawnOptions,
+) -> Result<Spawned, RuntimeError> {
+    let ns = Namespaces::for_exec(container_pid)?;
+    let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, false)?;
+    let cg = cgroup_of(spec)?;
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
+    let pipes = spawn::pipes()?;
+    let child = ChildPlan {
+        ns: &ns,
+        rootfs: None,
+        hostname: None,
+        proc_: &proc_,
+        stdio,
+    };
+    let pid = spawn::start_child(&child, &pipes)?;
+    drop(child);
+    let spawn::Pipes {
+        sync_r,
+        sync_w,
+        err_r,
+        err_w,
+    } = pipes;
+    drop(sync_r);
+    drop(err_w);
+    if let Some(cg) = &cg
+        && let Err(e) = cg.add_pid(pid)
+    {
+        reap(pid);
+        return Err(e);
+    }
+    match spawn::release_and_wait(pid, sync_w, err_r) {
+        Ok(()) => Ok(Spawned {
+            pid,
+            pty_master,
+            cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+        }),
+        Err(f) => {
+            reap(pid);
+            Err(match f {
+                Some(f) => spawn::describe(f, &proc_, None, &ns),
+                None => RuntimeError::ContainerSetup {
+                    step: "exec",
+                    object: format!("in container {container_pid}"),
+                    source: std::io::Error::other("the process exited during setup"),
+                },
+            })
+        }
+    }
+}
+
+/// Removes the container's cgroup after it exited (kills leftovers first). Idempotent.
+pub fn cleanup(spec: &Spec) -> Result<(), RuntimeError> {
+    match cgroup_of(spec)? {
+        Some(cg) => cg.destroy(),
+        None => Ok(()),
+    }
+}
+
+/// Freezes or thaws every process of the container (`pause`/`unpause`).
+pub fn freeze(spec: &Spec, frozen: bool) -> Result<(), RuntimeError> {
+    match cgroup_of(spec)? {
+        Some(cg) => cg.freeze(frozen),
+        None => Err(RuntimeError::InvalidSpec(
+            "container has no cgroupsPath".into(),
+        )),
+    }
+}

@@ -1,0 +1,486 @@
+//! Seccomp: Docker-format profiles → OCI `linux.seccomp` → classic BPF, cached on disk.
+//!
+//! We compile to BPF ourselves instead of using libseccomp (a C dependency) or
+//! `seccompiler` (one match action per filter, and its name table is private): OCI rules
+//! carry per-rule actions (`clone3` → ENOSYS next to ALLOW rules) and argument comparisons,
+//! which a linear jump chain expresses directly. The kernel (≥ 5.11) caches the verdict of
+//! argument-independent syscalls, so the chain's length costs nothing for hot syscalls.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::RuntimeError;
+use super::seccomp_table;
+
+const DEFAULT_PROFILE: &str = include_str!("../../runtime-specs/seccomp-default.json");
+
+// Classic BPF opcodes (linux/filter.h).
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGT_K: u16 = 0x25;
+const BPF_JGE_K: u16 = 0x35;
+const BPF_ALU_AND_K: u16 = 0x54;
+const BPF_RET_K: u16 = 0x06;
+
+const SECCOMP_DATA_NR: u32 = 0;
+const SECCOMP_DATA_ARCH: u32 = 4;
+const SECCOMP_DATA_ARGS: u32 = 16;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e;
+#[cfg(target_arch = "x86_64")]
+const ARCH_NAME: &str = "amd64";
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
+#[cfg(target_arch = "aarch64")]
+const ARCH_NAME: &str = "arm64";
+
+/// One compiled classic-BPF instruction, laid out as the kernel's `struct sock_filter`.
+pub type Insn = libc::sock_filter;
+
+/// A compiled filter plus the `seccomp(2)` flags the spec asked for.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub program: Vec<Insn>,
+    pub flags: libc::c_ulong,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerProfile {
+    default_action: LinuxSeccompAction,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    syscalls: Vec<DockerSyscall>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerSyscall {
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    name: Option<String>,
+    action: LinuxSeccompAction,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Option<Vec<LinuxSeccompArg>>,
+    #[serde(default)]
+    includes: Filter,
+    #[serde(default)]
+    excludes: Filter,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    #[serde(default)]
+    caps: Vec<String>,
+    #[serde(default)]
+    arches: Vec<String>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+/// The default profile (runtime-specs/seccomp-default.json) for a process with `caps`
+/// (the bounding set, e.g. after `--cap-add`), in OCI form.
+pub fn default_seccomp(caps: &[String]) -> Result<LinuxSeccomp, RuntimeError> {
+    docker_profile_to_oci(DEFAULT_PROFILE, caps)
+}
+
+/// Converts a Docker-format seccomp profile (`--security-opt seccomp=FILE`) to the OCI
+/// `linux.seccomp` form, resolving its `includes`/`excludes` against the container's
+/// capabilities and this machine's architecture and kernel, as dockerd does.
+pub fn docker_profile_to_oci(json: &str, caps: &[String]) -> Result<LinuxSeccomp, RuntimeError> {
+    let profile: DockerProfile = serde_json::from_str(json).map_err(|e| RuntimeError::Parse {
+        what: "seccomp profile".into(),
+        source: e,
+    })?;
+    let kernel = kernel_version();
+    let mut out = Vec::new();
+    for sc in profile.syscalls {
+        let inc = &sc.includes;
+        let exc = &sc.excludes;
+        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == ARCH_NAME) {
+            continue;
+        }
+        if !inc.caps.is_empty() && !inc.caps.iter().all(|c| caps.contains(c)) {
+            continue;
+        }
+        if let Some(min) = &inc.min_kernel
+            && kernel < parse_version(min)
+        {
+            continue;
+        }
+        if exc.arches.iter().any(|a| a == ARCH_NAME) || exc.caps.iter().any(|c| caps.contains(c)) {
+            continue;
+        }
+        let mut names = sc.names;
+        names.extend(sc.name);
+        let mut s = LinuxSyscall::default();
+        s.set_names(names);
+        s.set_action(sc.action);
+        s.set_errno_ret(sc.errno_ret);
+        s.set_args(sc.args);
+        out.push(s);
+    }
+    let mut seccomp = LinuxSeccomp::default();
+    seccomp.set_default_action(profile.default_action);
+    seccomp.set_default_errno_ret(profile.default_errno_ret);
+    seccomp.set_syscalls(Some(out));
+    Ok(seccomp)
+}
+
+fn parse_version(s: &str) -> (u32, u32) {
+    let mut it = s.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+fn kernel_version() -> (u32, u32) {
+    nix::sys::utsname::uname()
+        .map(|u| parse_version(&u.release().to_string_lossy()))
+        .unwrap_or((0, 0))
+}
+
+fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, RuntimeError> {
+    match action {
+        LinuxSeccompAction::ScmpActNotify => Err(RuntimeError::Seccomp(
+            "SCMP_ACT_NOTIFY needs a seccomp agent, which berth does not provide".into(),
+        )),
+        // Docker's profiles mean EPERM when errnoRet is absent.
+        LinuxSeccompAction::ScmpActErrno => Ok(action.as_u32(Some(errno.unwrap_or(1) & 0xffff))),
+        _ => Ok(action.as_u32(errno)),
+    }
+}
+
+fn syscall_nr(name: &str) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    let table = seccomp_table::X86_64;
+    #[cfg(target_arch = "aarch64")]
+    let table = seccomp_table::AARCH64;
+    table.iter().find(|(n, _)| *n == name).map(|&(_, nr)| nr)
+}
+
+fn stmt(code: u16, k: u32) -> Insn {
+    Insn {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+/// A jump target inside one rule: fall through (`Next(n)` skips n instructions) or
+/// leave the rule because a condition did not hold.
+#[derive(Clone, Copy)]
+enum Target {
+    Skip(u8),
+    Fail,
+}
+
+struct RuleInsn {
+    code: u16,
+    k: u32,
+    jt: Target,
+    jf: Target,
+}
+
+fn cond(code: u16, k: u32, jt: Target, jf: Target) -> RuleInsn {
+    RuleInsn { code, k, jt, jf }
+}
+
+fn load(off: u32) -> RuleInsn {
+    cond(BPF_LD_W_ABS, off, Target::Skip(0), Target::Skip(0))
+}
+
+/// Instructions testing one 64-bit argument comparison; on success control falls through.
+fn arg_test(arg: &LinuxSeccompArg) -> Result<Vec<RuleInsn>, RuntimeError> {
+    use Target::{Fail, Skip};
+    if arg.index() > 5 {
+        return Err(RuntimeError::Seccomp(format!(
+            "argument index {} out of range",
+            arg.index()
+        )));
+    }
+    let base = SECCOMP_DATA_ARGS + 8 * arg.index() as u32;
+    // Little-endian: the low word comes first.
+    let (lo_off, hi_off) = if cfg!(target_endian = "little") {
+        (base, base + 4)
+    } else {
+        (base + 4, base)
+    };
+    let v = arg.value();
+    let (vhi, vlo) = ((v >> 32) as u32, v as u32);
+    let z = Skip(0);
+    Ok(match arg.op() {
+        LinuxSeccompOperator::ScmpCmpEq => vec![
+            load(hi_off),
+            cond(BPF_JEQ_K, vhi, z, Fail),
+            load(lo_off),
+            cond(BPF_JEQ_K, vlo, z, Fail),
+        ],
+        LinuxSeccompOperator::ScmpCmpNe => vec![
+            load(hi_off),
+            cond(BPF_JEQ_K, vhi, z, Skip(2)),
+            load(lo_off),
+            cond(BPF_JEQ_K, vlo, Fail, z),
+        ],
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            let want = arg.value_two().unwrap_or(0);
+            vec![
+                load(hi_off),
+                cond(BPF_ALU_AND_K, vhi, z, z),
+                cond(BPF_JEQ_K, (want >> 32) as u32, z, Fail),
+                load(lo_off),
+                cond(BPF_ALU_AND_K, vlo, z, z),
+                cond(BPF_JEQ_K, want as u32, z, Fail),
+            ]
+        }
+        op @ (LinuxSeccompOperator::ScmpCmpGt | LinuxSeccompOperator::ScmpCmpGe) => {
+            let lo_code = if op == LinuxSeccompOperator::ScmpCmpGt {
+                BPF_JGT_K
+            } else {
+                BPF_JGE_K
+            };
+            vec![
+                load(hi_off),
+                cond(BPF_JGT_K, vhi, Skip(3), z),
+                cond(BPF_JEQ_K, vhi, z, Fail),
+                load(lo_off),
+                cond(lo_code, vlo, z, Fail),
+            ]
+        }
+        op @ (LinuxSeccompOperator::ScmpCmpLt | LinuxSeccompOperator::ScmpCmpLe) => {
+            // a < v  ⇔  !(a >= v);  a <= v  ⇔  !(a > v)
+            let lo_code = if op == LinuxSeccompOperator::ScmpCmpLt {
+                BPF_JGE_K
+            } else {
+                BPF_JGT_K
+            };
+            vec![
+                load(hi_off),
+                cond(BPF_JGT_K, vhi, Fail, z),
+                cond(BPF_JEQ_K, vhi, z, Skip(2)),
+                load(lo_off),
+                cond(lo_code, vlo, Fail, z),
+            ]
+        }
+    })
+}
+
+/// Lowers one rule (conditions ANDed, then `ret action`) into final instructions.
+fn lower_rule(conds: &[LinuxSeccompArg], ret: u32) -> Result<Vec<Insn>, RuntimeError> {
+    let mut body = Vec::new();
+    for c in conds {
+        body.extend(arg_test(c)?);
+    }
+    let len = body.len() + 1;
+    let mut out = Vec::with_capacity(len);
+    for (i, ri) in body.into_iter().enumerate() {
+        let resolve = |t: Target| -> Result<u8, RuntimeError> {
+            match t {
+                Target::Skip(n) => Ok(n),
+                // Jump past the rule's `ret`.
+                Target::Fail => u8::try_from(len - (i + 1))
+                    .map_err(|_| RuntimeError::Seccomp("rule too long for a BPF jump".into())),
+            }
+        };
+        out.push(Insn {
+            code: ri.code,
+            jt: resolve(ri.jt)?,
+            jf: resolve(ri.jf)?,
+            k: ri.k,
+        });
+    }
+    out.push(stmt(BPF_RET_K, ret));
+    Ok(out)
+}
+
+/// Compiles an OCI seccomp section into a BPF program.
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
+    let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let mut by_nr: BTreeMap<u32, Vec<(Vec<LinuxSeccompArg>, u32)>> = BTreeMap::new();
+    for sc in seccomp.syscalls().iter().flatten() {
+        let ret = action_value(sc.action(), sc.errno_ret())?;
+        let args = sc.args().clone().unwrap_or_default();
+        if ret == default && args.is_empty() {
+            continue;
+        }
+        for name in sc.names() {
+            let Some(nr) = syscall_nr(name) else {
+                continue;
+            };
+            let rules = by_nr.entry(nr).or_default();
+            // A rule without conditions already decides the syscall: later ones are dead.
+            if rules.iter().any(|(a, _)| a.is_empty()) {
+                continue;
+            }
+            rules.push((args.clone(), ret));
+        }
+    }
+
+    let mut prog = vec![
+        stmt(BPF_LD_W_ABS, SECCOMP_DATA_ARCH),
+        Insn {
+            code: BPF_JEQ_K,
+            jt: 1,
+            jf: 0,
+            k: AUDIT_ARCH_NATIVE,
+        },
+        // Other ABIs (i386, x32 on x86_64) use other numbers: nothing is allowed there.
+        stmt(BPF_RET_K, default),
+        stmt(BPF_LD_W_ABS, SECCOMP_DATA_NR),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+        prog.push(Insn {
+            code: BPF_JGE_K,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        });
+        prog.push(stmt(BPF_RET_K, default));
+    }
+    for (nr, rules) in by_nr {
+        let mut block = Vec::new();
+        for (args, ret) in &rules {
+            block.extend(lower_rule(args, *ret)?);
+        }
+        // Argument tests clobbered the accumulator; no rule matched → default action.
+        if rules.iter().all(|(a, _)| !a.is_empty()) {
+            block.push(stmt(BPF_RET_K, default));
+        }
+        prog.push(Insn {
+            code: BPF_JEQ_K,
+            jt: 1,
+            jf: 0,
+            k: nr,
+        });
+        prog.push(stmt(BPF_JMP_JA, block.len() as u32));
+        prog.extend(block);
+    }
+    prog.push(stmt(BPF_RET_K, default));
+    if prog.len() > 4096 {
+        return Err(RuntimeError::Seccomp(format!(
+            "filter has {} instructions, the kernel allows 4096",
+            prog.len()
+        )));
+    }
+
+    let mut flags = 0;
+    for f in seccomp.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
+        };
+    }
+    Ok(Compiled {
+        program: prog,
+        flags,
+    })
+}
+
+/// Returns the compiled filter for `seccomp`, from `cache_dir` when this exact profile
+/// was compiled before (keyed by sha256 of its JSON and the architecture).
+pub fn load_or_compile(seccomp: &LinuxSeccomp, cache_dir: &Path) -> Result<Compiled, RuntimeError> {
+    let json = serde_json::to_vec(seccomp).map_err(|e| RuntimeError::Parse {
+        what: "seccomp section".into(),
+        source: e,
+    })?;
+    let mut h = Sha256::new();
+    h.update(std::env::consts::ARCH.as_bytes());
+    h.update([0]);
+    h.update(&json);
+    let key = hex::encode(h.finalize());
+    let path = cache_dir.join(format!("seccomp-{key}.bpf"));
+    if let Ok(bytes) = fs::read(&path)
+        && let Some(c) = decode(&bytes)
+    {
+        return Ok(c);
+    }
+    let compiled = compile(seccomp)?;
+    // A cache write failure only costs the next run a compile.
+    let _ = store(&path, &compiled);
+    Ok(compiled)
+}
+
+fn store(path: &Path, c: &Compiled) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut buf = Vec::with_capacity(8 + c.program.len() * 8);
+    // c_ulong is u64 here but u32 on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    buf.extend_from_slice(&u64::from(c.flags).to_le_bytes());
+    for i in &c.program {
+        buf.extend_from_slice(&i.code.to_le_bytes());
+        buf.push(i.jt);
+        buf.push(i.jf);
+        buf.extend_from_slice(&i.k.to_le_bytes());
+    }
+    // Concurrent berth processes may compile the same profile: write a private temp file
+    // and rename, so readers never see a partial filter.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(&buf)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+fn decode(bytes: &[u8]) -> Option<Compiled> {
+    if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(8) {
+        return None;
+    }
+    let flags = u64::from_le_bytes(bytes[..8].try_into().ok()?) as libc::c_ulong;
+    let program = bytes[8..]
+        .chunks_exact(8)
+        .map(|c| Insn {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect::<Vec<_>>();
+    if program.is_empty() || program.len() > 4096 {
+        return None;
+    }
+    Some(Compiled { program, flags })
+}
+
+/// Installs the filter on the calling thread. Async-signal-safe: no allocation.
+pub(crate) fn install(c: &Compiled) -> Result<(), nix::Error> {
+    let prog = libc::sock_fprog {
+        len: c.program.len() as u16,
+        filter: c.program.as_ptr() as *mut Insn,
+    };
+    // SAFETY: prog points at a live, correctly sized instruction array.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            c.flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
+}

@@ -1,0 +1,1017 @@
+//! Process creation: one clone() into the new namespaces, parent/child synchronisation,
+//! and the child's path from "copy of berth" to execve of the user's command.
+//!
+//! Protocol. Two CLOEXEC pipes. `sync`: the child blocks reading it until the parent has
+//! put it in its cgroup (everything it does from then on is accounted and limited).
+//! `err`: the child writes a fixed-size `Fail` record if a step fails; a successful
+//! execve closes the write end, so the parent seeing EOF means "the command is running".
+//!
+//! No re-exec: the child is a copy of berth until execve. Two things follow.
+//! 1. It must not allocate: clone() copies the address space of a possibly multi-threaded
+//!    process, and another thread may hold the allocator lock forever in the copy. All
+//!    strings, paths and pointer arrays are prepared in the parent (`ProcPlan`,
+//!    `RootfsPlan`); the child only makes syscalls.
+//! 2. CVE-2019-5736: a container process that can open /proc/<pid>/exe of a process that is
+//!    still berth could write to the host's berth binary. The child makes itself
+//!    non-dumpable (PR_SET_DUMPABLE 0) first thing, which makes /proc/<pid>/exe, /mem,
+//!    /fd etc. unreachable for other processes, including those already in the container's
+//!    namespaces (`exec`). execve of the user's binary replaces the image, so after it
+//!    /proc/<pid>/exe is the container's own file. Nothing in the container ever runs
+//!    while the process image is berth's.
+
+use std::ffi::{CString, c_char};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use super::RuntimeError;
+use super::caps::{self, CapSets};
+use super::rootfs::{self, RootfsPlan, cstr};
+use super::seccomp::{self, Compiled};
+
+/// Which step failed in the child; the parent turns it back into a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Step {
+    Sync = 1,
+    Stdio,
+    Setsid,
+    Ctty,
+    JoinNs,
+    CgroupNs,
+    Loopback,
+    Propagation,
+    OverlayPrep,
+    OverlayMount,
+    RootBind,
+    OpenRoot,
+    Mount,
+    Device,
+    DevSymlinks,
+    Console,
+    PivotRoot,
+    Masked,
+    Readonly,
+    RootReadonly,
+    Hostname,
+    Chdir,
+    CwdOutside,
+    Rlimit,
+    NoNewPrivs,
+    CapBounding,
+    SetUser,
+    Capset,
+    Seccomp,
+    CloseFds,
+    ExecNotFound,
+    Exec,
+    Fork,
+    Dumpable,
+}
+
+impl Step {
+    fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        const ALL: [Step; 34] = [
+            Sync,
+            Stdio,
+            Setsid,
+            Ctty,
+            JoinNs,
+            CgroupNs,
+            Loopback,
+            Propagation,
+            OverlayPrep,
+            OverlayMount,
+            RootBind,
+            OpenRoot,
+            Mount,
+            Device,
+            DevSymlinks,
+            Console,
+            PivotRoot,
+            Masked,
+            Readonly,
+            RootReadonly,
+            Hostname,
+            Chdir,
+            CwdOutside,
+            Rlimit,
+            NoNewPrivs,
+            CapBounding,
+            SetUser,
+            Capset,
+            Seccomp,
+            CloseFds,
+            ExecNotFound,
+            Exec,
+            Fork,
+            Dumpable,
+        ];
+        ALL.into_iter().find(|s| *s as u32 == v)
+    }
+}
+
+/// The fixed-size failure record the child sends over the err pipe.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fail {
+    step: u32,
+    errno: i32,
+    idx: u32,
+}
+
+impl Fail {
+    pub(crate) fn new(step: Step, errno: i32, idx: usize) -> Self {
+        Fail {
+            step: step as u32,
+            errno,
+            idx: idx as u32,
+        }
+    }
+
+    fn errno(step: Step, idx: usize) -> Self {
+        Fail::new(step, Errno::last_raw(), idx)
+    }
+
+    fn to_bytes(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&self.step.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.errno.to_ne_bytes());
+        b[8..].copy_from_slice(&self.idx.to_ne_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8; 12]) -> Self {
+        Fail {
+            step: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+            errno: i32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+            idx: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+        }
+    }
+}
+
+/// argv/envp and the candidate paths for the executable, all prepared in the parent.
+pub(crate) struct ExecPlan {
+    arg0: String,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    /// With `search`, the $PATH candidates in order; else the one path to execute.
+    candidates: Vec<CString>,
+    search: bool,
+}
+
+impl ExecPlan {
+    fn new(args: &[String], env: &[String]) -> Result<Self, RuntimeError> {
+        let arg0 = args
+            .first()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| RuntimeError::InvalidSpec("process.args is empty".into()))?
+            .clone();
+        let argv = args
+            .iter()
+            .map(|a| cstr(a, "process.args"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|e| cstr(e, "process.env"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut envp_ptrs: Vec<*const c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+        envp_ptrs.push(std::ptr::null());
+        let search = !arg0.contains('/');
+        let candidates = if search {
+            // Docker (Go's exec.LookPath inside runc init) searches the container's own
+            // $PATH; an empty entry means the current directory.
+            let path = env
+                .iter()
+                .rev()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("");
+            let mut v = Vec::new();
+            if !path.is_empty() {
+                for dir in path.split(':') {
+                    let dir = if dir.is_empty() { "." } else { dir };
+                    v.push(cstr(format!("{dir}/{arg0}"), "PATH entry")?);
+                }
+            }
+            v
+        } else {
+            vec![cstr(&arg0, "process.args")?]
+        };
+        Ok(ExecPlan {
+            arg0,
+            _argv: argv,
+            argv_ptrs,
+            _envp: envp,
+            envp_ptrs,
+            candidates,
+            search,
+        })
+    }
+
+    /// Only returns on failure.
+    pub(crate) fn exec(&self) -> Fail {
+        if !self.search {
+            // SAFETY: NUL-terminated arrays of C strings that outlive the call.
+            unsafe {
+                libc::execve(
+                    self.candidates[0].as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                )
+            };
+            return Fail::errno(Step::Exec, 0);
+        }
+        for c in &self.candidates {
+            // SAFETY: zeroed stat buffer, valid path.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+                continue;
+            }
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR || st.st_mode & 0o111 == 0 {
+                continue;
+            }
+            // SAFETY: as above.
+            unsafe { libc::execve(c.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
+            return Fail::errno(Step::Exec, 0);
+        }
+        Fail::new(Step::ExecNotFound, libc::ENOENT, 0)
+    }
+}
+
+/// Everything about the process itself (shared by `spawn` and `exec`).
+pub(crate) struct ProcPlan {
+    pub exec: ExecPlan,
+    cwd: CString,
+    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit, String)>,
+    no_new_privs: bool,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+    umask: libc::mode_t,
+    caps: CapSets,
+    seccomp: Option<Compiled>,
+    pub init: bool,
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+impl ProcPlan {
+    pub(crate) fn new(
+        process: &Process,
+        spec: &Spec,
+        cache_dir: &Path,
+        init: bool,
+    ) -> Result<Self, RuntimeError> {
+        let args = process.args().clone().unwrap_or_default();
+        let env = process.env().clone().unwrap_or_default();
+        let exec = ExecPlan::new(&args, &env)?;
+        let cwd = cstr(process.cwd().as_os_str().as_bytes(), "process.cwd")?;
+        if !process.cwd().is_absolute() {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "process.cwd {} is not absolute",
+                process.cwd().display()
+            )));
+        }
+
+        // Raising a hard limit needs CAP_SYS_RESOURCE, which the host may not grant us
+        // (e.g. a VM whose bounding set lacks it). Docker's 1048576 NOFILE default would
+        // then make every container fail; clamp to what we have and say so once.
+        let can_raise = caps::has_sys_resource();
+        let mut warned = Vec::new();
+        let mut rlimits = Vec::new();
+        for r in process.rlimits().iter().flatten() {
+            let name = serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let res = rlimit_resource(&name)
+                .ok_or_else(|| RuntimeError::InvalidSpec(format!("unknown rlimit {name}")))?;
+            let (mut soft, mut hard) = (r.soft(), r.hard());
+            if !can_raise {
+                let mut cur = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: getrlimit fills one struct.
+                if unsafe { libc::getrlimit(res, &mut cur) } == 0 && hard > cur.rlim_max {
+                    warned.push(format!("{name} {hard} > {}", cur.rlim_max));
+                    hard = cur.rlim_max;
+                    soft = soft.min(hard);
+                }
+            }
+            rlimits.push((
+                res,
+                libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                },
+                name,
+            ));
+        }
+        if !warned.is_empty() {
+            eprintln!(
+                "berth: warning: cannot raise hard rlimits without CAP_SYS_RESOURCE, clamped to the host's limit: {}",
+                warned.join(", ")
+            );
+        }
+
+        let user = process.user();
+        let mut groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+        if groups.is_empty() {
+            groups.push(user.gid());
+        }
+        let caps = caps::from_spec(process.capabilities().as_ref())?;
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(seccomp::load_or_compile(s, cache_dir)?),
+            None => None,
+        };
+        Ok(ProcPlan {
+            exec,
+            cwd,
+            rlimits,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            uid: user.uid(),
+            gid: user.gid(),
+            groups,
+            umask: user.umask().unwrap_or(0o022),
+            caps,
+            seccomp,
+            init,
+        })
+    }
+
+    /// The common tail of spawn and exec, in the child, inside the container's mount
+    /// namespace: working directory, limits, identity, privileges, fds, then execve.
+    pub(crate) fn finalize(&self, err_fd: RawFd) -> Fail {
+        match self.prepare(err_fd) {
+            Ok(()) => {}
+            Err(f) => return f,
+        }
+        if self.init {
+            return super::init::run(self, err_fd);
+        }
+        self.exec.exec()
+    }
+
+    fn prepare(&self, err_fd: RawFd) -> Result<(), Fail> {
+        // SAFETY: all calls below are plain syscalls on prepared data.
+        unsafe {
+            // First try as root: the user may lack search permission on the path.
+            let mut chdir_later = false;
+            if libc::chdir(self.cwd.as_ptr()) < 0 {
+                if Errno::last() != Errno::EACCES {
+                    return Err(Fail::errno(Step::Chdir, 0));
+                }
+                chdir_later = true;
+            }
+            for (i, (res, lim, _)) in self.rlimits.iter().enumerate() {
+                if libc::setrlimit(*res, lim) < 0 {
+                    return Err(Fail::errno(Step::Rlimit, i));
+                }
+            }
+            libc::umask(self.umask);
+            if self.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                return Err(Fail::errno(Step::NoNewPrivs, 0));
+            }
+            // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which is
+            // about to go: install it now (the profile must then allow the remaining
+            // setup syscalls, which Docker's does).
+            if let Some(s) = &self.seccomp
+                && !self.no_new_privs
+            {
+                seccomp::install(s).map_err(|e| Fail::new(Step::Seccomp, e as i32, 0))?;
+            }
+            caps::drop_bounding(&self.caps).map_err(|e| Fail::new(Step::CapBounding, e, 0))?;
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
+                return Err(Fail::errno(Step::SetUser, 0));
+            }
+            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) < 0 {
+                return Err(Fail::errno(Step::SetUser, 0));
+            }
+            if libc::setresgid(self.gid, self.gid, self.gid) < 0 {
+                return Err(Fail::errno(Step::SetUser, 1));
+            }
+            if libc::setresuid(self.uid, self.uid, self.uid) < 0 {
+                return Err(Fail::errno(Step::SetUser, 2));
+            }
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
+                return Err(Fail::errno(Step::SetUser, 0));
+            }
+            caps::apply(&self.caps).map_err(|(_, e)| Fail::new(Step::Capset, e, 0))?;
+            if chdir_later && libc::chdir(self.cwd.as_ptr()) < 0 {
+                return Err(Fail::errno(Step::Chdir, 0));
+            }
+            verify_cwd()?;
+            if let Some(s) = &self.seccomp
+                && self.no_new_privs
+            {
+                seccomp::install(s).map_err(|e| Fail::new(Step::Seccomp, e as i32, 0))?;
+            }
+            close_fds_except(err_fd)?;
+            reset_signals();
+            libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        }
+        Ok(())
+    }
+}
+
+/// CVE-2024-21626: if cwd were a leaked fd's directory outside the container, getcwd
+/// reports it as "(unreachable)/..." (or ENOENT); refuse to run there.
+fn verify_cwd() -> Result<(), Fail> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: buffer of the given size.
+    let p = unsafe { libc::getcwd(buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    if p.is_null() {
+        let e = Errno::last_raw();
+        if e == libc::ENOENT {
+            return Err(Fail::new(Step::CwdOutside, libc::ENOENT, 0));
+        }
+        return Err(Fail::new(Step::Chdir, e, 0));
+    }
+    if buf[0] != b'/' {
+        return Err(Fail::new(Step::CwdOutside, libc::EPERM, 0));
+    }
+    Ok(())
+}
+
+fn close_fds_except(keep: RawFd) -> Result<(), Fail> {
+    let close_range = |lo: u32, hi: u32| {
+        // SAFETY: close_range on a numeric range.
+        unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }
+    };
+    let keep = keep as u32;
+    if keep > 3 && close_range(3, keep - 1) < 0 {
+        return Err(Fail::errno(Step::CloseFds, 0));
+    }
+    if close_range(keep.max(2) + 1, u32::MAX) < 0 {
+        return Err(Fail::errno(Step::CloseFds, 0));
+    }
+    Ok(())
+}
+
+/// The user's command starts with default dispositions and an empty mask, whatever berth
+/// had (Rust ignores SIGPIPE; the caller may block or handle signals).
+pub(crate) fn reset_signals() {
+    // SAFETY: sigaction/sigprocmask with stack structs.
+    unsafe {
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// How the child's fds 0-2 are set up.
+pub(crate) enum ChildStdio {
+    Pty(OwnedFd),
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
+fn setup_stdio(s: &ChildStdio) -> Result<(), Fail> {
+    // SAFETY: fd syscalls on fds we own.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(Fail::errno(Step::Setsid, 0));
+        }
+        match s {
+            ChildStdio::Pty(slave) => {
+                if libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) < 0 {
+                    return Err(Fail::errno(Step::Ctty, 0));
+                }
+                for t in 0..3 {
+                    if libc::dup2(slave.as_raw_fd(), t) < 0 {
+                        return Err(Fail::errno(Step::Stdio, t as usize));
+                    }
+                }
+            }
+            ChildStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                // Move all three above 2 first so dup2 cannot clobber one with another.
+                let mut high = [0; 3];
+                for (i, fd) in [stdin, stdout, stderr].iter().enumerate() {
+                    high[i] = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3);
+                    if high[i] < 0 {
+                        return Err(Fail::errno(Step::Stdio, i));
+                    }
+                }
+                for (t, fd) in high.iter().enumerate() {
+                    if libc::dup2(*fd, t as i32) < 0 {
+                        return Err(Fail::errno(Step::Stdio, t));
+                    }
+                    libc::close(*fd);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Namespaces to create (clone flags) and to join (pre-opened fds).
+pub(crate) struct Namespaces {
+    pub clone_flags: CloneFlags,
+    pub cgroup_ns: bool,
+    pub join: Vec<(OwnedFd, CloneFlags, String)>,
+    pub join_pid: Option<OwnedFd>,
+    pub new_mount: bool,
+    pub new_net: bool,
+    pub new_uts: bool,
+}
+
+impl Namespaces {
+    pub(crate) fn from_spec(spec: &Spec) -> Result<Self, RuntimeError> {
+        let mut n = Namespaces {
+            clone_flags: CloneFlags::empty(),
+            cgroup_ns: false,
+            join: Vec::new(),
+            join_pid: None,
+            new_mount: false,
+            new_net: false,
+            new_uts: false,
+        };
+        let mut have_mount = false;
+        let nss = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
+        for ns in nss {
+            let flag = match ns.typ() {
+                LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+                LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+                LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+                LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+                LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+                LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+                other => {
+                    return Err(RuntimeError::InvalidSpec(format!(
+                        "{other:?} namespaces are not supported"
+                    )));
+                }
+            };
+            if flag == CloneFlags::CLONE_NEWNS {
+                have_mount = true;
+            }
+            match ns.path() {
+                Some(p) => {
+                    let f = File::open(p).map_err(|e| RuntimeError::io("open namespace", p, e))?;
+                    let fd = OwnedFd::from(f);
+                    if flag == CloneFlags::CLONE_NEWPID {
+                        n.join_pid = Some(fd);
+                    } else {
+                        n.join.push((fd, flag, p.display().to_string()));
+                    }
+                }
+                None if flag == CloneFlags::CLONE_NEWCGROUP => n.cgroup_ns = true,
+                None => {
+                    n.clone_flags |= flag;
+                    n.new_mount |= flag == CloneFlags::CLONE_NEWNS;
+                    n.new_net |= flag == CloneFlags::CLONE_NEWNET;
+                    n.new_uts |= flag == CloneFlags::CLONE_NEWUTS;
+                }
+            }
+        }
+        if !have_mount {
+            return Err(RuntimeError::InvalidSpec(
+                "a mount namespace is required (pivot_root would change the host's root)".into(),
+            ));
+        }
+        // Join the mount namespace last: its root replaces ours.
+        n.join
+            .sort_by_key(|(_, f, _)| *f == CloneFlags::CLONE_NEWNS);
+        Ok(n)
+    }
+
+    /// The namespaces of a running container's init, for `exec`. Namespaces it shares
+    /// with us (e.g. the host network) are left alone.
+    pub(crate) fn for_exec(pid: Pid) -> Result<Self, RuntimeError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut n = Namespaces {
+            clone_flags: CloneFlags::empty(),
+            cgroup_ns: false,
+            join: Vec::new(),
+            join_pid: None,
+            new_mount: false,
+            new_net: false,
+            new_uts: false,
+        };
+        for (name, flag) in [
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ] {
+            let theirs = format!("/proc/{pid}/ns/{name}");
+            let f =
+                File::open(&theirs).map_err(|e| RuntimeError::io("open namespace", &theirs, e))?;
+            let meta = f
+                .metadata()
+                .map_err(|e| RuntimeError::io("stat", &theirs, e))?;
+            if let Ok(ours) = std::fs::metadata(format!("/proc/self/ns/{name}"))
+                && ours.ino() == meta.ino()
+                && ours.dev() == meta.dev()
+            {
+                continue;
+            }
+            if flag == CloneFlags::CLONE_NEWPID {
+                n.join_pid = Some(OwnedFd::from(f));
+            } else {
+                n.join.push((OwnedFd::from(f), flag, theirs));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Everything the child needs, owned by the parent until clone.
+pub(crate) struct ChildPlan<'a> {
+    pub ns: &'a Namespaces,
+    pub rootfs: Option<&'a RootfsPlan>,
+    pub hostname: Option<CString>,
+    pub proc_: &'a ProcPlan,
+    pub stdio: ChildStdio,
+}
+
+fn loopback_up() -> Result<(), Fail> {
+    // SAFETY: socket + ioctl with a zeroed ifreq.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(Fail::errno(Step::Loopback, 0));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        ifr.ifr_name[0] = b'l' as c_char;
+        ifr.ifr_name[1] = b'o' as c_char;
+        let r = if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            -1
+        } else {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr)
+        };
+        let e = Errno::last_raw();
+        libc::close(s);
+        if r < 0 {
+            return Err(Fail::new(Step::Loopback, e, 0));
+        }
+    }
+    Ok(())
+}
+
+fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
+    // SAFETY: plain syscalls; no allocation anywhere on this path.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
+            return Fail::errno(Step::Dumpable, 0);
+        }
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        let mut b = [0u8; 1];
+        if libc::read(sync_fd, b.as_mut_ptr() as *mut libc::c_void, 1) != 1 {
+            // The parent gave up (or died): nothing to report to.
+            libc::_exit(1);
+        }
+        libc::close(sync_fd);
+    }
+    for (i, (fd, flag, _)) in c.ns.join.iter().enumerate() {
+        // SAFETY: setns on an fd we hold.
+        if unsafe { libc::setns(fd.as_raw_fd(), flag.bits()) } < 0 {
+            return Fail::errno(Step::JoinNs, i);
+        }
+    }
+    // The cgroup namespace is created only now, after the parent moved us into the
+    // container's cgroup, so the container sees its own cgroup as the root.
+    // SAFETY: unshare with a constant flag.
+    if c.ns.cgroup_ns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+        return Fail::errno(Step::CgroupNs, 0);
+    }
+    if let Err(f) = setup_stdio(&c.stdio) {
+        return f;
+    }
+    if c.ns.new_net
+        && let Err(f) = loopback_up()
+    {
+        return f;
+    }
+    if let Some(r) = c.rootfs {
+        if let Err(f) = rootfs::child_prepare(r) {
+            return f;
+        }
+        if let Err(f) = rootfs::child_pivot(r) {
+            return f;
+        }
+    }
+    if let Some(h) = &c.hostname {
+        // SAFETY: valid buffer and length.
+        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } < 0 {
+            return Fail::errno(Step::Hostname, 0);
+        }
+    }
+    if let Some(r) = c.rootfs
+        && let Err(f) = rootfs::child_finish(r)
+    {
+        return f;
+    }
+    c.proc_.finalize(err_fd)
+}
+
+/// fork-like clone(2): the child continues on a copy of our stack.
+pub(crate) fn clone_raw(flags: CloneFlags) -> Result<libc::pid_t, Errno> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: no new stack and no CLONE_VM: the kernel gives the child a copy of ours,
+    // exactly like fork(); we never return into code that relies on atfork handlers.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(r as libc::pid_t)
+}
+
+pub(crate) fn report(err_fd: RawFd, f: Fail) -> ! {
+    let b = f.to_bytes();
+    // SAFETY: write of a stack buffer, then _exit (no destructors, no atexit).
+    unsafe {
+        libc::write(err_fd, b.as_ptr() as *const libc::c_void, b.len());
+        libc::_exit(if f.step == Step::ExecNotFound as u32 {
+            127
+        } else {
+            126
+        })
+    }
+}
+
+pub(crate) struct Pipes {
+    pub sync_r: OwnedFd,
+    pub sync_w: OwnedFd,
+    pub err_r: OwnedFd,
+    pub err_w: OwnedFd,
+}
+
+pub(crate) fn pipes() -> Result<Pipes, RuntimeError> {
+    let p = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| RuntimeError::sys("pipe2", "sync", e))
+    };
+    let (sync_r, sync_w) = p()?;
+    let (err_r, err_w) = p()?;
+    Ok(Pipes {
+        sync_r,
+        sync_w,
+        err_r,
+        err_w,
+    })
+}
+
+/// Clones the child (blocking signals around it so no handler of ours runs in the copy)
+/// and returns its pid. The child never returns from here.
+pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeError> {
+    // SAFETY: sigset manipulation on stack structs.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // Joining a pid namespace only affects children: switch this thread's
+    // pid_for_children around the clone, then switch back.
+    let mut restore_pid_ns: Option<OwnedFd> = None;
+    if let Some(fd) = &c.ns.join_pid {
+        let own = File::open("/proc/thread-self/ns/pid")
+            .map_err(|e| RuntimeError::io("open", "/proc/thread-self/ns/pid", e))?;
+        // SAFETY: setns on fds we hold.
+        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+            let e = Errno::last();
+            // SAFETY: restore the mask saved above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            return Err(RuntimeError::sys("setns", "pid namespace", e));
+        }
+        restore_pid_ns = Some(OwnedFd::from(own));
+    }
+    let r = clone_raw(c.ns.clone_flags);
+    if let Ok(0) = r {
+        // Child.
+        // SAFETY: closing the parent's ends, which we never use.
+        unsafe {
+            libc::close(p.sync_w.as_raw_fd());
+            libc::close(p.err_r.as_raw_fd());
+        }
+        let f = child_run(c, p.sync_r.as_raw_fd(), p.err_w.as_raw_fd());
+        report(p.err_w.as_raw_fd(), f);
+    }
+    if let Some(own) = restore_pid_ns {
+        // SAFETY: back to the pid namespace this thread had.
+        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+    }
+    // SAFETY: restore the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    let pid = r.map_err(|e| RuntimeError::sys("clone", "container init", e))?;
+    Ok(Pid::from_raw(pid))
+}
+
+/// Parent side after clone: release the child, then wait for EOF (exec) or a failure.
+pub(crate) fn release_and_wait(
+    pid: Pid,
+    sync_w: OwnedFd,
+    err_r: OwnedFd,
+) -> Result<(), Option<Fail>> {
+    let mut sync = File::from(sync_w);
+    if std::io::Write::write_all(&mut sync, &[0]).is_err() {
+        return Err(None);
+    }
+    drop(sync);
+    let mut f = File::from(err_r);
+    let mut buf = [0u8; 12];
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(None),
+        }
+    }
+    let _ = pid;
+    match got {
+        0 => Ok(()),
+        12 => Err(Some(Fail::from_bytes(&buf))),
+        _ => Err(None),
+    }
+}
+
+/// Turns a child failure into a typed error with the object it was about.
+pub(crate) fn describe(
+    f: Fail,
+    proc_: &ProcPlan,
+    rootfs: Option<&RootfsPlan>,
+    ns: &Namespaces,
+) -> RuntimeError {
+    let Some(step) = Step::from_u32(f.step) else {
+        return RuntimeError::ContainerSetup {
+            step: "unknown step",
+            object: String::new(),
+            source: std::io::Error::from_raw_os_error(f.errno),
+        };
+    };
+    let idx = f.idx as usize;
+    let errno = Errno::from_raw(f.errno);
+    let arg0 = proc_.exec.arg0.clone();
+    match step {
+        Step::ExecNotFound => return RuntimeError::CommandNotFound(arg0),
+        Step::Exec if errno == Errno::ENOENT => return RuntimeError::NoSuchFile(arg0),
+        Step::Exec => {
+            let d = errno.desc();
+            let mut reason = d[..1].to_lowercase();
+            reason.push_str(&d[1..]);
+            return RuntimeError::CannotExecute { cmd: arg0, reason };
+        }
+        _ => {}
+    }
+    let r = rootfs;
+    let (what, object): (&'static str, String) = match step {
+        Step::Mount => (
+            "mount",
+            r.and_then(|r| r.mounts.get(idx))
+                .map(|m| m.display.clone())
+                .unwrap_or_default(),
+        ),
+        Step::Device => (
+            "create device",
+            r.and_then(|r| r.devices.get(idx))
+                .map(|d| d.display.clone())
+                .unwrap_or_default(),
+        ),
+        Step::Masked => (
+            "mask path",
+            r.and_then(|r| r.masked.get(idx))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        Step::Readonly => (
+            "make read-only",
+            r.and_then(|r| r.readonly.get(idx))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        Step::JoinNs => (
+            "setns",
+            ns.join.get(idx).map(|j| j.2.clone()).unwrap_or_default(),
+        ),
+        Step::Rlimit => (
+            "setrlimit",
+            proc_
+                .rlimits
+                .get(idx)
+                .map(|r| r.2.clone())
+                .unwrap_or_default(),
+        ),
+        Step::Chdir => (
+            "chdir to cwd",
+            format!("{:?} set in config.json", proc_.cwd),
+        ),
+        Step::CwdOutside => (
+            "cwd",
+            format!("{:?} is outside the container root", proc_.cwd),
+        ),
+        Step::OverlayPrep
+        | Step::OverlayMount
+        | Step::RootBind
+        | Step::OpenRoot
+        | Step::PivotRoot => (
+            match step {
+                Step::OverlayPrep => "prepare overlay",
+                Step::OverlayMount => "mount overlay on",
+                Step::RootBind => "bind rootfs",
+                Step::OpenRoot => "open rootfs",
+                _ => "pivot_root to",
+            },
+            r.map(|r| r.rootfs_display.display().to_string())
+                .unwrap_or_default(),
+        ),
+        Step::Sync => ("sync with parent", String::new()),
+        Step::Stdio => ("set up stdio fd", idx.to_string()),
+        Step::Setsid => ("setsid", String::new()),
+        Step::Ctty => ("set controlling terminal", String::new()),
+        Step::CgroupNs => ("unshare", "cgroup namespace".into()),
+        Step::Loopback => ("bring up", "lo".into()),
+        Step::Propagation => ("set propagation of", "/".into()),
+        Step::DevSymlinks => ("create symlinks in", "/dev".into()),
+        Step::Console => ("bind console", "/dev/console".into()),
+        Step::RootReadonly => ("make read-only", "/".into()),
+        Step::Hostname => ("sethostname", String::new()),
+        Step::NoNewPrivs => ("prctl", "PR_SET_NO_NEW_PRIVS".into()),
+        Step::CapBounding => ("drop", "bounding capabilities".into()),
+        Step::SetUser => (
+            "set user",
+            format!(
+                "uid={} gid={} groups={:?}",
+                proc_.uid, proc_.gid, proc_.groups
+            ),
+        ),
+        Step::Capset => ("capset", "capabilities".into()),
+        Step::Seccomp => ("install", "seccomp filter".into()),
+        Step::CloseFds => ("close_range", String::new()),
+        Step::Fork => ("fork", "init child".into()),
+        Step::Dumpable => ("prctl", "PR_SET_DUMPABLE".into()),
+        Step::ExecNotFound | Step::Exec => unreachable_step(),
+    };
+    RuntimeError::ContainerSetup {
+        step: what,
+        object,
+        source: std::io::Error::from_raw_os_error(f.errno),
+    }
+}
+
+// Handled by the early return above; kept as a function so the match stays exhaustive
+// without a panic path.
+fn unreachable_step() -> (&'static str, String) {
+    ("exec", String::new())
+}
+
+/// Opens /dev/null for a missing stdin (in the parent: the child must not allocate or
+/// depend on the host's /dev after it changed root).
+pub(crate) fn dev_null() -> Result<OwnedFd, RuntimeError> {
+    let f = File::open("/dev/null").map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
+    Ok(OwnedFd::from(f))
+}

@@ -1,0 +1,721 @@
+//! Integration tests of berth::runtime against the real kernel (run as root).
+//!
+//! The rootfs is Debian's busybox-static (`apt-get install busybox-static`), installed
+//! once per test process into a base layer; each test gets its own upper/work dirs and
+//! its own cgroup.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use berth::runtime::{self, RuntimeError, SpawnOptions, Spawned, Stdio};
+use nix::sys::wait::{WaitStatus, waitpid};
+use oci_spec::runtime::{Capability, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
+
+fn scratch() -> PathBuf {
+    let p = std::env::temp_dir().join(format!("berth-rt-tests-{}", std::process::id()));
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// The shared busybox layer: /bin/busybox + applet symlinks, /etc/passwd, /etc/group.
+fn base_layer() -> &'static Path {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let base = scratch().join("base");
+        let _ = fs::remove_dir_all(&base);
+        make_busybox_rootfs(&base);
+        base
+    })
+}
+
+fn make_busybox_rootfs(root: &Path) {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "tests need busybox-static: apt-get install busybox-static"
+    );
+    for d in ["bin", "etc", "tmp", "root"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy(bb, root.join("bin/busybox")).unwrap();
+    // `busybox --install -s DIR` would link to the host path of the binary: make the
+    // links relative so they work inside the container.
+    let list = Command::new(bb).arg("--list").output().unwrap();
+    assert!(list.status.success());
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+}
+
+struct Bundle {
+    dir: PathBuf,
+    spec: Spec,
+}
+
+impl Bundle {
+    /// A bundle whose rootfs is an overlay of `lowers` (topmost first) + fresh upper.
+    fn overlay(name: &str, lowers: &[&Path]) -> Bundle {
+        let dir = scratch().join(name);
+        let _ = fs::remove_dir_all(&dir);
+        for d in ["rootfs", "upper", "work"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let mut spec = runtime::default_spec().unwrap();
+        let mut ann = HashMap::new();
+        let lower = lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        ann.insert("org.berth.overlay.lowerdir".to_string(), lower);
+        ann.insert(
+            "org.berth.overlay.upperdir".to_string(),
+            dir.join("upper").display().to_string(),
+        );
+        ann.insert(
+            "org.berth.overlay.workdir".to_string(),
+            dir.join("work").display().to_string(),
+        );
+        spec.set_annotations(Some(ann));
+        let mut b = Bundle { dir, spec };
+        b.set_cgroup(name);
+        b
+    }
+
+    fn new(name: &str) -> Bundle {
+        Bundle::overlay(name, &[base_layer()])
+    }
+
+    fn set_cgroup(&mut self, name: &str) {
+        let path = PathBuf::from(format!("/berth-test/{name}-{}", std::process::id()));
+        self.spec
+            .linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_cgroups_path(Some(path));
+    }
+
+    fn args(&mut self, args: &[&str]) -> &mut Self {
+        let p = self.spec.process_mut().as_mut().unwrap();
+        p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+        self
+    }
+
+    fn opts(&self, stdio: Stdio, init: bool) -> SpawnOptions {
+        SpawnOptions {
+            stdio,
+            cache_dir: scratch().join("cache"),
+            init,
+        }
+    }
+
+    fn spawn(&self, stdio: Stdio, init: bool) -> Result<Spawned, RuntimeError> {
+        runtime::spawn(&self.dir, &self.spec, self.opts(stdio, init))
+    }
+
+    /// Runs to completion with piped stdout/stderr: (exit code, stdout, stderr).
+    fn run_with(&self, init: bool) -> Result<(i32, String, String), RuntimeError> {
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        let res = self.spawn(
+            Stdio::Fds {
+                stdin: None,
+                stdout: out_w,
+                stderr: err_w,
+            },
+            init,
+        );
+        let s = match res {
+            Ok(s) => s,
+            Err(e) => {
+                runtime::cleanup(&self.spec).unwrap();
+                return Err(e);
+            }
+        };
+        let errt = std::thread::spawn(move || read_all(err_r));
+        let out = read_all(out_r);
+        let err = errt.join().unwrap();
+        let code = wait(&s);
+        runtime::cleanup(&self.spec).unwrap();
+        Ok((code, out, err))
+    }
+
+    fn run(&self) -> (i32, String, String) {
+        self.run_with(false).unwrap()
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = runtime::cleanup(&self.spec);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn read_all(fd: OwnedFd) -> String {
+    let mut s = String::new();
+    let _ = fs::File::from(fd).read_to_string(&mut s);
+    s
+}
+
+fn wait(s: &Spawned) -> i32 {
+    match waitpid(s.pid, None).unwrap() {
+        WaitStatus::Exited(_, c) => c,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        other => panic!("unexpected wait status {other:?}"),
+    }
+}
+
+#[test]
+fn echo_and_exit_codes() {
+    let mut b = Bundle::new("echo");
+    b.args(&["echo", "hello", "world"]);
+    assert_eq!(b.run(), (0, "hello world\n".into(), String::new()));
+    b.args(&["sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(b.run(), (3, String::new(), "oops\n".into()));
+}
+
+#[test]
+fn command_not_found_is_127() {
+    let mut b = Bundle::new("notfound");
+    b.args(&["nope"]);
+    let e = b.run_with(false).unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+    assert!(
+        e.to_string()
+            .contains(r#"exec: "nope": executable file not found in $PATH"#),
+        "{e}"
+    );
+    b.args(&["/no/such/file"]);
+    assert_eq!(b.run_with(false).unwrap_err().exit_code(), 127);
+}
+
+#[test]
+fn not_executable_is_126() {
+    let mut b = Bundle::new("noexec");
+    b.args(&["/etc/passwd"]);
+    let e = b.run_with(false).unwrap_err();
+    assert_eq!(e.exit_code(), 126);
+    assert!(e.to_string().contains("permission denied"), "{e}");
+}
+
+#[test]
+fn hostname_pid1_and_cwd() {
+    let mut b = Bundle::new("hostname");
+    b.spec.set_hostname(Some("box1".into()));
+    b.spec
+        .process_mut()
+        .as_mut()
+        .unwrap()
+        .set_cwd(PathBuf::from("/tmp"));
+    b.args(&["sh", "-c", "hostname; echo $$; pwd"]);
+    assert_eq!(b.run().1, "box1\n1\n/tmp\n");
+}
+
+#[test]
+fn docker_default_capabilities() {
+    let mut b = Bundle::new("caps");
+    b.args(&["cat", "/proc/self/status"]);
+    let (code, out, _) = b.run();
+    assert_eq!(code, 0);
+    let field = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    assert_eq!(field("CapBnd:"), "00000000a80425fb");
+    assert_eq!(field("CapEff:"), "00000000a80425fb");
+    assert_eq!(field("CapPrm:"), "00000000a80425fb");
+    assert_eq!(field("CapInh:"), "0000000000000000");
+    assert_eq!(field("CapAmb:"), "0000000000000000");
+    assert_eq!(field("Seccomp:"), "2");
+}
+
+#[test]
+fn non_root_user_has_no_effective_caps() {
+    let mut b = Bundle::new("user");
+    let u = runtime::resolve_user_in_layers(&[base_layer()], "nobody").unwrap();
+    let p = b.spec.process_mut().as_mut().unwrap();
+    let mut user = p.user().clone();
+    user.set_uid(u.uid);
+    user.set_gid(u.gid);
+    user.set_additional_gids(Some(u.additional_gids));
+    p.set_user(user);
+    b.args(&["sh", "-c", "id; grep CapEff /proc/self/status"]);
+    let (code, out, _) = b.run();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("uid=65534(nobody) gid=65534(nogroup)"),
+        "{out}"
+    );
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+}
+
+#[test]
+fn proc_is_masked_and_readonly() {
+    let mut b = Bundle::new("procmask");
+    b.args(&[
+        "sh",
+        "-c",
+        "for f in /proc/kcore /proc/keys /proc/timer_list; do [ -e $f ] && wc -c < $f; done; \
+         [ -e /proc/sysrq-trigger ] && echo h > /proc/sysrq-trigger && echo WROTE; \
+         echo x > /proc/sys/kernel/domainname && echo WROTE; ls /sys/firmware | wc -l",
+    ]);
+    let (_, out, err) = b.run();
+    assert!(out.lines().all(|l| l == "0"), "{out} stderr: {err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!out.contains("WROTE"));
+}
+
+#[test]
+fn block_device_cannot_be_read() {
+    let mut b = Bundle::new("mknod");
+    b.args(&["sh", "-c", "mknod /tmp/b b 8 0 && cat /tmp/b > /dev/null"]);
+    let (code, _, err) = b.run();
+    assert_ne!(code, 0, "reading a host block device must fail: {err}");
+}
+
+#[test]
+fn only_stdio_fds_are_inherited() {
+    let mut b = Bundle::new("fds");
+    // ls's own directory fd is 3, as under Docker.
+    b.args(&["ls", "/proc/self/fd"]);
+    assert_eq!(b.run().1, "0\n1\n2\n3\n");
+}
+
+#[test]
+fn pid1_fds_seen_from_exec() {
+    let mut b = Bundle::new("execfds");
+    b.args(&["sleep", "10"]);
+    let (_o, ow) = nix::unistd::pipe().unwrap();
+    let (_e, ew) = nix::unistd::pipe().unwrap();
+    let s = b
+        .spawn(
+            Stdio::Fds {
+                stdin: None,
+                stdout: ow,
+                stderr: ew,
+            },
+            false,
+        )
+        .unwrap();
+    let mut p = b.spec.process().clone().unwrap();
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "ls /proc/1/fd; hostname; cat /proc/1/cmdline".into(),
+    ]));
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    let (_er, err_w) = nix::unistd::pipe().unwrap();
+    let e = runtime::exec(
+        s.pid,
+        &b.spec,
+        &p,
+        b.opts(
+            Stdio::Fds {
+                stdin: None,
+                stdout: out_w,
+                stderr: err_w,
+            },
+            false,
+        ),
+    )
+    .unwrap();
+    let out = read_all(out_r);
+    assert_eq!(wait(&e), 0);
+    assert_eq!(out, "0\n1\n2\nberth\nsleep\u{0}10\u{0}");
+    nix::sys::signal::kill(s.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait(&s);
+}
+
+fn host_mounts() -> String {
+    fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[test]
+fn host_mount_table_is_untouched() {
+    let before = host_mounts();
+    let mut b = Bundle::new("mountinfo");
+    b.args(&["true"]);
+    assert_eq!(b.run().0, 0);
+    assert_eq!(before, host_mounts());
+}
+
+#[test]
+fn plain_bundle_without_overlay() {
+    let dir = scratch().join("plain");
+    let _ = fs::remove_dir_all(&dir);
+    make_busybox_rootfs(&dir.join("rootfs"));
+    let mut spec = runtime::default_spec().unwrap();
+    spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(
+        format!("/berth-test/plain-{}", std::process::id()).into(),
+    ));
+    let mut b = Bundle { dir, spec };
+    b.args(&["sh", "-c", "echo plain > /tmp/x; cat /tmp/x"]);
+    assert_eq!(b.run().1, "plain\n");
+    assert!(b.dir.join("rootfs/tmp/x").exists());
+}
+
+#[test]
+fn overlay_layers_and_whiteouts() {
+    let layers = scratch().join("wh-layers");
+    let _ = fs::remove_dir_all(&layers);
+    let bottom = layers.join("bottom");
+    let top = layers.join("top");
+    fs::create_dir_all(bottom.join("data")).unwrap();
+    fs::create_dir_all(top.join("data")).unwrap();
+    fs::write(bottom.join("data/a"), "a").unwrap();
+    fs::write(bottom.join("data/b"), "b").unwrap();
+    fs::write(top.join("data/c"), "c").unwrap();
+    // An overlay whiteout: a 0/0 character device.
+    let wh = CString::new(top.join("data/a").to_str().unwrap()).unwrap();
+    // SAFETY: valid path.
+    assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR, 0) }, 0);
+    let mut b = Bundle::overlay("whiteout", &[&top, &bottom, base_layer()]);
+    b.args(&["sh", "-c", "ls /data; echo new > /data/d"]);
+    assert_eq!(b.run().1, "b\nc\n");
+    assert_eq!(
+        fs::read_to_string(b.dir.join("upper/data/d")).unwrap(),
+        "new\n"
+    );
+    assert!(!bottom.join("data/d").exists());
+}
+
+#[test]
+fn overlay_with_128_long_named_layers() {
+    let layers = scratch().join("many-layers");
+    let _ = fs::remove_dir_all(&layers);
+    let mut dirs = Vec::new();
+    for i in 0..127 {
+        // 64 hex chars like the store's layer directories.
+        let d = layers.join(format!("{:064x}", i)).join("diff");
+        fs::create_dir_all(d.join("layers")).unwrap();
+        fs::write(d.join(format!("layers/f{i}")), "x").unwrap();
+        dirs.push(d);
+    }
+    let mut lowers: Vec<&Path> = dirs.iter().map(|d| d.as_path()).collect();
+    lowers.push(base_layer());
+    assert!(
+        lowers
+            .iter()
+            .map(|p| p.as_os_str().len() + 1)
+            .sum::<usize>()
+            > 4096
+    );
+    let mut b = Bundle::overlay("many", &lowers);
+    b.args(&["sh", "-c", "ls /layers | wc -l"]);
+    let (code, out, err) = b.run();
+    assert_eq!((code, out.as_str()), (0, "127\n"), "{err}");
+}
+
+#[test]
+fn symlinked_proc_cannot_escape() {
+    let host_target = scratch().join("evil-target");
+    let _ = fs::remove_dir_all(&host_target);
+    fs::create_dir_all(&host_target).unwrap();
+    let layer = scratch().join("evil-layer");
+    let _ = fs::remove_dir_all(&layer);
+    fs::create_dir_all(layer.join("dev")).unwrap();
+    std::os::unix::fs::symlink(&host_target, layer.join("proc")).unwrap();
+    std::os::unix::fs::symlink(&host_target, layer.join("dev/shm")).unwrap();
+    let before = host_mounts();
+    let mut b = Bundle::overlay("evil", &[&layer, base_layer()]);
+    b.args(&["sh", "-c", "cat /proc/1/comm"]);
+    let (code, out, err) = b.run();
+    assert_eq!((code, out.as_str()), (0, "cat\n"), "{err}");
+    assert_eq!(before, host_mounts());
+    assert_eq!(fs::read_dir(&host_target).unwrap().count(), 0);
+}
+
+#[test]
+fn memory_limit_kills() {
+    let mut b = Bundle::new("memory");
+    let r = b
+        .spec
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .resources_mut()
+        .get_or_insert_with(Default::default);
+    r.set_memory(Some(
+        LinuxMemoryBuilder::default()
+            .limit(32 * 1024 * 1024i64)
+            .swap(32 * 1024 * 1024i64)
+            .build()
+            .unwrap(),
+    ));
+    b.args(&[
+        "sh",
+        "-c",
+        "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    let (code, out, _) = b.run();
+    assert!(!out.contains("survived"));
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn pids_limit_contains_fork_bomb() {
+    let mut b = Bundle::new("pids");
+    let r = b
+        .spec
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .resources_mut()
+        .get_or_insert_with(Default::default);
+    r.set_pids(Some(LinuxPidsBuilder::default().limit(10).build().unwrap()));
+    b.args(&[
+        "sh",
+        "-c",
+        // ash gives up at the first failed fork, so the bomb runs in a subshell; only
+        // builtins after it, fork is what the limit takes away.
+        "(for i in $(seq 30); do sleep 2 & done) 2>/dev/null; set -- /proc/[0-9]*; echo $#",
+    ]);
+    let (_, out, err) = b.run();
+    let n: usize = out.trim().parse().expect(&err);
+    assert!(n <= 10, "{n} processes in a pids.max=10 cgroup");
+}
+
+#[test]
+fn init_reaps_zombies_and_forwards_exit_code() {
+    let mut b = Bundle::new("init");
+    b.args(&[
+        "sh",
+        "-c",
+        "echo $$; sh -c 'sleep 0.1 & exit 0'; sleep 0.5; cat /proc/[0-9]*/stat | cut -d' ' -f3 | grep -c Z; exit 7",
+    ]);
+    let (code, out, _) = b.run_with(true).unwrap();
+    assert_eq!(code, 7);
+    assert_eq!(out, "2\n0\n");
+}
+
+#[test]
+fn init_passes_signals() {
+    let mut b = Bundle::new("initsig");
+    b.args(&["sleep", "10"]);
+    let (_o, ow) = nix::unistd::pipe().unwrap();
+    let (_e, ew) = nix::unistd::pipe().unwrap();
+    let s = b
+        .spawn(
+            Stdio::Fds {
+                stdin: None,
+                stdout: ow,
+                stderr: ew,
+            },
+            true,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    nix::sys::signal::kill(s.pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(wait(&s), 128 + libc::SIGTERM);
+}
+
+#[test]
+fn pty_is_controlling_terminal() {
+    let mut b = Bundle::new("pty");
+    let p = b.spec.process_mut().as_mut().unwrap();
+    p.set_terminal(Some(true));
+    p.set_console_size(Some(
+        oci_spec::runtime::BoxBuilder::default()
+            .height(33u64)
+            .width(101u64)
+            .build()
+            .unwrap(),
+    ));
+    b.args(&["sh", "-c", "tty; stty size; ls -l /dev/ptmx"]);
+    let s = b.spawn(Stdio::Pty, false).unwrap();
+    let master = s.pty_master.as_ref().unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(wait(&s), 0);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("/dev/console\r\n33 101\r\n"), "{out:?}");
+    assert!(out.contains("/dev/ptmx -> pts/ptmx"), "{out:?}");
+    let _ = master.as_raw_fd();
+}
+
+#[test]
+fn read_only_rootfs() {
+    let mut b = Bundle::new("readonly");
+    b.spec.root_mut().as_mut().unwrap().set_readonly(Some(true));
+    b.args(&[
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo ROOT; touch /dev/shm/x && echo SHM",
+    ]);
+    assert_eq!(b.run().1, "SHM\n");
+}
+
+#[test]
+fn seccomp_blocks_what_caps_would_allow() {
+    let mut b = Bundle::new("seccomp");
+    // CAP_SYS_ADMIN, but the default profile computed for Docker's default caps.
+    let p = b.spec.process_mut().as_mut().unwrap();
+    let mut c = p.capabilities().clone().unwrap();
+    for set in [
+        c.bounding().clone(),
+        c.effective().clone(),
+        c.permitted().clone(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut s = set.1.clone().unwrap();
+        s.insert(Capability::SysAdmin);
+        match set.0 {
+            0 => c.set_bounding(Some(s)),
+            1 => c.set_effective(Some(s)),
+            _ => c.set_permitted(Some(s)),
+        };
+    }
+    p.set_capabilities(Some(c));
+    b.args(&["sh", "-c", "unshare -u true && echo UNSHARED"]);
+    let (code, out, _) = b.run();
+    assert_ne!(code, 0);
+    assert_eq!(out, "");
+    // seccomp=unconfined: the same command now works.
+    b.spec.linux_mut().as_mut().unwrap().set_seccomp(None);
+    b.args(&[
+        "sh",
+        "-c",
+        "unshare -u true && echo UNSHARED; grep Seccomp: /proc/self/status",
+    ]);
+    assert_eq!(b.run().1, "UNSHARED\nSeccomp:\t0\n");
+}
+
+#[test]
+fn custom_docker_seccomp_profile() {
+    let mut b = Bundle::new("customsc");
+    let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#;
+    let sc = runtime::docker_profile_to_oci(profile, &[]).unwrap();
+    b.spec.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
+    b.args(&["sh", "-c", "mkdir /tmp/d 2>&1; echo $?"]);
+    let out = b.run().1;
+    assert!(out.contains("Permission denied"), "{out}");
+}
+
+#[test]
+fn start_time_of_true() {
+    let mut b = Bundle::new("timing");
+    // --network none: just the empty namespace.
+    b.args(&["true"]);
+    b.run(); // warm the seccomp cache
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(b.run().0, 0);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!("spawn → exit of `true` (incl. cgroup cleanup): {times:?}");
+    assert!(times[2] < Duration::from_millis(500));
+}
+
+#[test]
+fn cgroup_namespace_and_mounts() {
+    let mut b = Bundle::new("cgview");
+    let r = b
+        .spec
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .resources_mut()
+        .get_or_insert_with(Default::default);
+    r.set_memory(Some(
+        LinuxMemoryBuilder::default()
+            .limit(48 * 1024 * 1024i64)
+            .build()
+            .unwrap(),
+    ));
+    b.args(&[
+        "sh",
+        "-c",
+        "grep memory /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         touch /sys/fs/cgroup/memory/x 2>/dev/null || echo RO; grep ' / ' /proc/self/mountinfo | cut -d' ' -f5,9",
+    ]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("4:memory:/\n50331648\nRO\n/ overlay\n"),
+        "{out}"
+    );
+    assert!(out.contains("\n/sys/fs/cgroup/memory cgroup\n"), "{out}");
+}
+
+/// The cgroup v2 device filter, exercised in this host's unified hierarchy (present
+/// next to v1 in the "hybrid" layout; skipped where there is none).
+#[test]
+fn cgroup_v2_device_filter() {
+    let unified = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists());
+    let Some(unified) = unified else {
+        eprintln!("no cgroup v2 hierarchy: skipped");
+        return;
+    };
+    let dir = unified.join(format!("berth-devtest-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let spec = runtime::default_spec().unwrap();
+    let rules = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone()
+        .unwrap();
+    runtime::cgroups::devices_bpf::attach(&dir, &rules).unwrap();
+    let script =
+        "head -c1 /dev/kmsg > /dev/null && echo KMSG; head -c1 /dev/zero > /dev/null && echo ZERO";
+    let outside = Command::new("/bin/busybox")
+        .args(["sh", "-c", script])
+        .output()
+        .unwrap();
+    let inside = Command::new("/bin/busybox")
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "echo $$ > {}/cgroup.procs && {{ {script}; }}",
+                dir.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir(&dir);
+    assert_eq!(String::from_utf8_lossy(&outside.stdout), "KMSG\nZERO\n");
+    assert_eq!(String::from_utf8_lossy(&inside.stdout), "ZERO\n");
+}
