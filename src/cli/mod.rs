@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and printing. No logic lives here; every
 //! command calls into the module that owns its noun.
 
+pub mod container;
 pub mod format;
 pub mod image;
 pub mod progress;
@@ -55,6 +56,29 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(container::RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(container::CreateFlags),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(container::RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(container::CreateFlags),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +110,15 @@ pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
             image::pull(&context, args)
+        }
+        Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => {
+            container::run(&context, args)
+        }
+        Command::Create(flags) | Command::Container(ContainerCommand::Create(flags)) => {
+            container::create(&context, flags)
+        }
+        Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
+            container::start(&context, args)
         }
     }
 }

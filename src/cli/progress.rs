@@ -12,6 +12,8 @@ use crate::image::pull::{LayerStatus, PullEvent};
 
 pub struct PullPrinter {
     quiet: bool,
+    /// `run` pulls report on stderr, keeping stdout for the container.
+    to_stderr: bool,
     live: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
     last_plain: Mutex<HashMap<String, &'static str>>,
@@ -19,10 +21,20 @@ pub struct PullPrinter {
 
 impl PullPrinter {
     pub fn new(quiet: bool, terminal: bool) -> PullPrinter {
-        let live = (!quiet && terminal)
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10)));
+        Self::with_target(quiet, terminal, false)
+    }
+
+    pub fn with_target(quiet: bool, terminal: bool, to_stderr: bool) -> PullPrinter {
+        let live = (!quiet && terminal).then(|| {
+            MultiProgress::with_draw_target(if to_stderr {
+                ProgressDrawTarget::stderr_with_hz(10)
+            } else {
+                ProgressDrawTarget::stdout_with_hz(10)
+            })
+        });
         PullPrinter {
             quiet,
+            to_stderr,
             live,
             bars: Mutex::new(HashMap::new()),
             last_plain: Mutex::new(HashMap::new()),
@@ -38,10 +50,15 @@ impl PullPrinter {
             Some(live) => {
                 let _ = live.println(text);
             }
-            None => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
-            }
+            None => self.plain(text),
+        }
+    }
+
+    fn plain(&self, text: &str) {
+        if self.to_stderr {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        } else {
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
     }
 
@@ -72,7 +89,7 @@ impl PullPrinter {
             let mut last = self.last_plain.lock().expect("printer");
             if last.get(&id) != Some(&text) {
                 last.insert(id.clone(), text);
-                println!("{id}: {text}");
+                self.plain(&format!("{id}: {text}"));
             }
             return;
         };

@@ -1,0 +1,209 @@
+//! The attach protocol between a container's monitor and the CLIs attached to it, over a unix
+//! stream socket: length-prefixed frames (`[kind: u8][len: u32 BE][payload]`), and the
+//! CLI side that pumps a terminal or stdio through it.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use crate::runtime::tty;
+
+pub const STDIN: u8 = 0x01;
+pub const STDIN_EOF: u8 = 0x02;
+pub const RESIZE: u8 = 0x03;
+pub const STDOUT: u8 = 0x11;
+pub const STDERR: u8 = 0x12;
+pub const EXIT: u8 = 0x13;
+pub const STARTED: u8 = 0x14;
+pub const ERROR: u8 = 0x15;
+
+/// Frames bigger than this are a protocol error, not an allocation.
+const MAX_FRAME: u32 = 1 << 20;
+
+pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + payload.len());
+    out.push(kind);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+pub fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
+    w.write_all(&encode(kind, payload))
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let mut head = [0u8; 5];
+    match r.read_exact(&mut head[..1]) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    r.read_exact(&mut head[1..])?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "oversized attach frame",
+        ));
+    }
+    let mut payload = vec![0; len as usize];
+    r.read_exact(&mut payload)?;
+    Ok(Some((head[0], payload)))
+}
+
+/// What the monitor said first: the container is running (with its pid), or it failed to start.
+pub enum StartReply {
+    Started(i32),
+    Failed { code: i32, message: String },
+}
+
+pub fn read_start_reply(stream: &mut UnixStream) -> io::Result<StartReply> {
+    match read_frame(stream)? {
+        Some((STARTED, p)) if p.len() == 4 => Ok(StartReply::Started(i32::from_be_bytes([
+            p[0], p[1], p[2], p[3],
+        ]))),
+        Some((ERROR, p)) if p.len() >= 4 => Ok(StartReply::Failed {
+            code: i32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+            message: String::from_utf8_lossy(&p[4..]).into_owned(),
+        }),
+        _ => Err(io::Error::other(
+            "the container monitor exited before starting the container",
+        )),
+    }
+}
+
+pub struct PumpOptions {
+    /// Forward our stdin to the container.
+    pub stdin: bool,
+    /// The container has a terminal: put ours in raw mode and keep the sizes in step.
+    pub tty: bool,
+    /// Forward signals we receive to this pid (Docker's sig-proxy, for non-tty containers).
+    pub proxy_signals_to: Option<i32>,
+}
+
+/// Streams between our stdio and the monitor until the container exits; returns its exit code
+/// (`None` if the monitor went away without saying).
+pub fn pump(stream: UnixStream, options: PumpOptions) -> io::Result<Option<i32>> {
+    let stdin_fd = io::stdin().as_fd().try_clone_to_owned()?;
+    let raw_guard = if options.tty && tty::is_terminal(&stdin_fd) {
+        tty::RawModeGuard::new(stdin_fd.as_fd()).ok()
+    } else {
+        None
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let mut writer = stream.try_clone()?;
+    if options.tty && tty::is_terminal(&stdin_fd) {
+        send_size(&mut writer, &stdin_fd);
+        if let Ok(flag) = tty::sigwinch_flag() {
+            let mut w = stream.try_clone()?;
+            let fd = stdin_fd.try_clone()?;
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if flag.swap(false, Ordering::Relaxed) {
+                        send_size(&mut w, &fd);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            });
+        }
+    }
+    if let Some(pid) = options.proxy_signals_to {
+        proxy_signals(pid);
+    }
+    if options.stdin {
+        let fd = stdin_fd.try_clone()?;
+        std::thread::spawn(move || forward_stdin(fd, writer));
+    } else {
+        drop(writer);
+    }
+    let code = read_output(stream);
+    done.store(true, Ordering::Relaxed);
+    drop(raw_guard);
+    code
+}
+
+fn send_size(w: &mut UnixStream, fd: &OwnedFd) {
+    if let Ok((rows, cols)) = tty::window_size(fd.as_fd()) {
+        let mut payload = rows.to_be_bytes().to_vec();
+        payload.extend_from_slice(&cols.to_be_bytes());
+        let _ = write_frame(w, RESIZE, &payload);
+    }
+}
+
+fn forward_stdin(fd: OwnedFd, mut w: UnixStream) {
+    let mut file = std::fs::File::from(fd);
+    let mut buf = [0u8; 8192];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => {
+                let _ = write_frame(&mut w, STDIN_EOF, &[]);
+                return;
+            }
+            Ok(n) => {
+                if write_frame(&mut w, STDIN, &buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+fn read_output(mut stream: UnixStream) -> io::Result<Option<i32>> {
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    loop {
+        match read_frame(&mut stream) {
+            Ok(Some((STDOUT, data))) => {
+                let mut out = stdout.lock();
+                let _ = out.write_all(&data);
+                let _ = out.flush();
+            }
+            Ok(Some((STDERR, data))) => {
+                let mut err = stderr.lock();
+                let _ = err.write_all(&data);
+                let _ = err.flush();
+            }
+            Ok(Some((EXIT, p))) if p.len() == 4 => {
+                return Ok(Some(i32::from_be_bytes([p[0], p[1], p[2], p[3]])));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Forwards the signals a user can send to a foreground `berth run` to the container, the way
+/// Docker's sig-proxy does (SIGCHLD, SIGWINCH and SIGPIPE stay ours).
+fn proxy_signals(pid: i32) {
+    use signal_hook::consts::*;
+    static TARGET: AtomicI32 = AtomicI32::new(0);
+    TARGET.store(pid, Ordering::Relaxed);
+    let signals = [
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN,
+        SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGSYS,
+    ];
+    let Ok(mut iter) = signal_hook::iterator::Signals::new(signals) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in iter.forever() {
+            // SAFETY: kill(2) with a pid we were told about; failure only means it is gone.
+            unsafe { libc::kill(TARGET.load(Ordering::Relaxed), signal) };
+        }
+    });
+}
+
+/// Used by the monitor: the raw fd of a stream, for poll.
+pub fn raw(stream: &UnixStream) -> i32 {
+    stream.as_raw_fd()
+}

@@ -1,0 +1,394 @@
+//! `create`: resolve the image, claim a name, lay out the container's directory (overlay
+//! upper/work dirs, generated /etc files, volumes) and write its record and runtime spec. A
+//! container directory appears under its ID only once complete.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::record::{ContainerRecord, MountRecord};
+use super::spec::{self, SpecOptions};
+use super::store::{ContainerDir, ContainerStore};
+use super::{ContainerError, names};
+use crate::image::config::ImageConfig;
+use crate::image::digest::Digest;
+use crate::image::store::Store;
+use crate::runtime;
+use crate::sys;
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything `create`/`run` was asked for, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The image as typed, and the ID it resolved to.
+    pub image: String,
+    pub image_id: Option<Digest>,
+    pub name: Option<String>,
+    pub command: Vec<String>,
+    /// `Some("")` clears the image's entrypoint, as in Docker.
+    pub entrypoint: Option<String>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub volumes: Vec<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub auto_remove: bool,
+    pub network: String,
+    pub init: bool,
+    pub labels: BTreeMap<String, String>,
+    pub spec: SpecOptions,
+}
+
+pub struct Created {
+    pub dir: ContainerDir,
+    pub record: ContainerRecord,
+}
+
+pub fn create(
+    images: &Store,
+    containers: &ContainerStore,
+    options: &CreateOptions,
+) -> Result<Created, ContainerError> {
+    let image_id = options
+        .image_id
+        .clone()
+        .ok_or_else(|| ContainerError::NoSuchImage(options.image.clone()))?;
+    let image_record = images
+        .image(&image_id)?
+        .ok_or_else(|| ContainerError::NoSuchImage(options.image.clone()))?;
+    let image_config = ImageConfig::load(images, &image_id)?.config;
+
+    // Command: --entrypoint replaces the image's entrypoint and drops its CMD (Docker's rule).
+    let entrypoint: Vec<String> = match &options.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => image_config.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !options.command.is_empty() {
+        options.command.clone()
+    } else if options.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        image_config.cmd.clone().unwrap_or_default()
+    };
+    let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        return Err(ContainerError::NoCommand);
+    }
+    let path = argv.remove(0);
+
+    let id = sys::random_hex_id().map_err(|source| ContainerError::Io {
+        path: PathBuf::from("/dev/urandom"),
+        source,
+    })?;
+    let hostname = options
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let user = options
+        .user
+        .clone()
+        .or(image_config.user.clone())
+        .unwrap_or_default();
+    let layers: Vec<PathBuf> = image_record
+        .layers
+        .iter()
+        .rev()
+        .map(|l| images.layer_diff(&l.diff_id))
+        .collect();
+    let resolved =
+        runtime::resolve_user_in_layers(&layers, if user.is_empty() { "0" } else { &user })?;
+
+    let mut env = merge_env(image_config.env.as_deref().unwrap_or(&[]), &options.env);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
+    }
+    if options.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", resolved.home.display()));
+    }
+    let working_dir = options
+        .working_dir
+        .clone()
+        .or(image_config.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    if !working_dir.starts_with('/') {
+        return Err(ContainerError::InvalidFlag(format!(
+            "the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+        )));
+    }
+
+    let store_root = images.root();
+    let mut mounts = Vec::new();
+    for spec in &options.volumes {
+        mounts.push(parse_volume(store_root, spec)?);
+    }
+    for path in image_config.volumes.iter().flat_map(|v| v.keys()) {
+        if mounts.iter().any(|m: &MountRecord| &m.destination == path) {
+            continue;
+        }
+        let name = sys::random_hex_id().map_err(|source| ContainerError::Io {
+            path: PathBuf::from("/dev/urandom"),
+            source,
+        })?;
+        mounts.push(MountRecord {
+            kind: "volume".into(),
+            source: volume_data(store_root, &name),
+            name,
+            destination: path.clone(),
+            read_only: false,
+            anonymous: true,
+        });
+    }
+
+    let mut labels = image_config.labels.clone().unwrap_or_default();
+    labels.extend(options.labels.clone());
+    let record = ContainerRecord {
+        id: id.clone(),
+        name: String::new(),
+        created: sys::now_rfc3339(),
+        image: options.image.clone(),
+        image_id,
+        path,
+        args: argv,
+        hostname: hostname.clone(),
+        user,
+        env,
+        working_dir,
+        tty: options.tty,
+        open_stdin: options.interactive,
+        auto_remove: options.auto_remove,
+        network_mode: options.network.clone(),
+        stop_signal: image_config.stop_signal.clone(),
+        labels,
+        init: options.init,
+        mounts,
+        layers,
+    };
+
+    // Everything is built under a temporary name, then renamed to the ID under the store lock
+    // together with the name check, so no half container is ever listed.
+    let work = containers.dir_of(&sys::temp_name(&id));
+    let result = lay_out(&work, &record, &resolved, options, &hostname);
+    if let Err(e) = result {
+        let _ = sys::remove_tree(&work.path);
+        return Err(e);
+    }
+    let _lock = containers.lock()?;
+    let mut record = record;
+    record.name = match &options.name {
+        Some(name) => {
+            if !names::is_valid(name) {
+                let _ = sys::remove_tree(&work.path);
+                return Err(ContainerError::InvalidName(name.clone()));
+            }
+            if let Some(owner) = containers.name_owner(name)? {
+                let _ = sys::remove_tree(&work.path);
+                return Err(ContainerError::NameConflict {
+                    name: name.clone(),
+                    id: owner,
+                });
+            }
+            name.clone()
+        }
+        None => loop {
+            let n = u64::from_str_radix(&id[..16], 16).unwrap_or(0);
+            let candidate = names::generate(n ^ std::process::id() as u64);
+            if containers.name_owner(&candidate)?.is_none() {
+                break candidate;
+            }
+        },
+    };
+    let dir = containers.dir_of(&id);
+    let finish = (|| {
+        work.write_record(&record)?;
+        fs::rename(&work.path, &dir.path).map_err(|source| ContainerError::Io {
+            path: dir.path.clone(),
+            source,
+        })
+    })();
+    if let Err(e) = finish {
+        let _ = sys::remove_tree(&work.path);
+        return Err(e);
+    }
+    Ok(Created { dir, record })
+}
+
+fn lay_out(
+    dir: &ContainerDir,
+    record: &ContainerRecord,
+    user: &runtime::ResolvedUser,
+    options: &CreateOptions,
+    hostname: &str,
+) -> Result<(), ContainerError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ContainerError::Io { path, source }
+    };
+    for sub in ["", "upper", "work", "merged"] {
+        let p = dir.path.join(sub);
+        fs::create_dir(&p).map_err(io(&p))?;
+    }
+    for mount in &record.mounts {
+        if mount.kind == "volume" {
+            fs::create_dir_all(&mount.source).map_err(io(&mount.source))?;
+        }
+    }
+    let write = |name: &str, text: String| {
+        let p = dir.path.join(name);
+        fs::write(&p, text).map_err(io(&p))
+    };
+    write("hostname", format!("{hostname}\n"))?;
+    write("hosts", hosts_file(&record.network_mode, hostname))?;
+    write("resolv.conf", resolv_conf(&record.network_mode))?;
+    // The spec is written with the final directory path: build it for `dir`'s future name.
+    let final_dir = ContainerDir {
+        id: record.id.clone(),
+        path: dir.path.with_file_name(&record.id),
+    };
+    let spec = spec::build(record, &final_dir, user, &options.spec)?;
+    let bytes = serde_json::to_vec_pretty(&spec).expect("spec serialises");
+    let p = dir.spec_path();
+    sys::replace_file(&p, &bytes, 0o600).map_err(io(&p))?;
+    Ok(())
+}
+
+/// Docker's `/etc/hosts` for a container without a bridge address (or the host's own file with
+/// `--network host`).
+fn hosts_file(network: &str, hostname: &str) -> String {
+    if network == "host"
+        && let Ok(text) = fs::read_to_string("/etc/hosts")
+    {
+        return text;
+    }
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+/// The host's resolv.conf; loopback nameservers cannot work from another network namespace,
+/// so (as Docker does) they are dropped, and Google's servers used if none are left.
+fn resolv_conf(network: &str) -> String {
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if network == "host" {
+        return host;
+    }
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// Later `-e` entries override the image's by key; `-e KEY` takes the value from berth's own
+/// environment (and is dropped when unset there), as in Docker.
+fn merge_env(image: &[String], flags: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = image.to_vec();
+    for flag in flags {
+        let entry = if flag.contains('=') {
+            flag.clone()
+        } else {
+            match std::env::var(flag) {
+                Ok(v) => format!("{flag}={v}"),
+                Err(_) => continue,
+            }
+        };
+        let key = entry.split('=').next().unwrap_or("").to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(entry);
+    }
+    env
+}
+
+pub fn volume_data(store_root: &Path, name: &str) -> PathBuf {
+    store_root.join("volumes").join(name).join("_data")
+}
+
+/// `-v /host:/ctr[:ro|rw]` (bind) or `-v name:/ctr[:ro]` (named volume) or `-v /ctr`
+/// (anonymous volume).
+fn parse_volume(store_root: &Path, spec: &str) -> Result<MountRecord, ContainerError> {
+    let invalid = || ContainerError::InvalidFlag(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, mode) = match parts.as_slice() {
+        [dest] => ("", *dest, ""),
+        [src, dest] => (*src, *dest, ""),
+        [src, dest, mode] => (*src, *dest, *mode),
+        _ => return Err(invalid()),
+    };
+    let read_only = match mode {
+        "" | "rw" => false,
+        "ro" => true,
+        _ => return Err(invalid()),
+    };
+    if !destination.starts_with('/') || destination == "/" {
+        return Err(ContainerError::InvalidFlag(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"volume\": invalid mount path: '{destination}' mount path must be absolute"
+        )));
+    }
+    if source.is_empty() {
+        let name = sys::random_hex_id().map_err(|source| ContainerError::Io {
+            path: PathBuf::from("/dev/urandom"),
+            source,
+        })?;
+        return Ok(MountRecord {
+            kind: "volume".into(),
+            source: volume_data(store_root, &name),
+            name,
+            destination: destination.into(),
+            read_only,
+            anonymous: true,
+        });
+    }
+    if source.starts_with('/') {
+        let path = PathBuf::from(source);
+        if !path.exists() {
+            return Err(ContainerError::InvalidFlag(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+            )));
+        }
+        return Ok(MountRecord {
+            kind: "bind".into(),
+            name: String::new(),
+            source: path,
+            destination: destination.into(),
+            read_only,
+            anonymous: false,
+        });
+    }
+    if !names::is_valid(source) {
+        return Err(ContainerError::InvalidFlag(format!(
+            "{source} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        )));
+    }
+    Ok(MountRecord {
+        kind: "volume".into(),
+        name: source.into(),
+        source: volume_data(store_root, source),
+        destination: destination.into(),
+        read_only,
+        anonymous: false,
+    })
+}

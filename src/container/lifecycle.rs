@@ -1,0 +1,145 @@
+//! Starting containers (through their monitor), telling what state they are really in, and
+//! removing them.
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+
+use super::ContainerError;
+use super::attach::{self, StartReply};
+use super::monitor::{self, MonitorSetup};
+use super::record::{ContainerRecord, State, Status};
+use super::store::{ContainerDir, ContainerStore};
+use crate::sys;
+
+/// A started container: its init's pid, and the stream to its monitor (the first attach
+/// client; drop it to detach).
+pub struct Started {
+    pub pid: i32,
+    pub stream: UnixStream,
+}
+
+/// Starts a created or exited container under a new monitor. Fails with the runtime's error
+/// (and Docker's exit code) when the container cannot start.
+pub fn start(store_root: &Path, dir: &ContainerDir) -> Result<Started, ContainerError> {
+    let _lock = dir.lock()?;
+    let record = dir.record()?;
+    let state = current_state(dir)?;
+    if matches!(state.status, Status::Running | Status::Paused) {
+        return Err(ContainerError::AlreadyRunning(record.id.clone()));
+    }
+    let spec = load_spec(dir)?;
+
+    let runtime_dir = dir.runtime_dir();
+    std::fs::create_dir_all(&runtime_dir).map_err(|source| ContainerError::Io {
+        path: runtime_dir.clone(),
+        source,
+    })?;
+    let socket = dir.attach_socket();
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|source| ContainerError::Io {
+        path: socket.clone(),
+        source,
+    })?;
+    let (ours, theirs) = UnixStream::pair().map_err(|source| ContainerError::Io {
+        path: socket.clone(),
+        source,
+    })?;
+    let setup = MonitorSetup {
+        store_root: store_root.to_path_buf(),
+        dir: dir.clone(),
+        record,
+        spec,
+    };
+    spawn_monitor(setup, listener, theirs)?;
+    let mut stream = ours;
+    match attach::read_start_reply(&mut stream) {
+        Ok(StartReply::Started(pid)) => Ok(Started { pid, stream }),
+        Ok(StartReply::Failed { code, message }) => Err(ContainerError::Start { code, message }),
+        Err(source) => Err(ContainerError::Io {
+            path: socket,
+            source,
+        }),
+    }
+}
+
+/// Forks the monitor as a grandchild in its own session, so it is adopted by init (or the
+/// nearest subreaper) and survives the CLI and the user's terminal session.
+fn spawn_monitor(
+    setup: MonitorSetup,
+    listener: UnixListener,
+    theirs: UnixStream,
+) -> Result<(), ContainerError> {
+    // SAFETY: the CLI is single-threaded here; the children only call async-signal-safe
+    // functions until the monitor, which then owns its own process.
+    match unsafe { libc::fork() } {
+        -1 => Err(ContainerError::Io {
+            path: setup.dir.path.clone(),
+            source: std::io::Error::last_os_error(),
+        }),
+        0 => {
+            // SAFETY: see above.
+            unsafe {
+                libc::setsid();
+                match libc::fork() {
+                    0 => monitor::run(setup, listener, theirs),
+                    _ => libc::_exit(0),
+                }
+            }
+        }
+        child => {
+            let mut status = 0;
+            // SAFETY: reaping the intermediate child we just forked.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            drop(theirs);
+            drop(listener);
+            Ok(())
+        }
+    }
+}
+
+pub fn load_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
+    let path = dir.spec_path();
+    let bytes = std::fs::read(&path).map_err(|source| ContainerError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })
+}
+
+/// The container's state as the kernel sees it: a recorded pid whose start time no longer
+/// matches, or a vanished runtime directory after a reboot, means the container has exited.
+pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
+    let mut state = dir.state()?;
+    if matches!(state.status, Status::Running | Status::Paused) {
+        let alive = state.pid > 0 && sys::process_start_time(state.pid) == Some(state.pid_start);
+        if !alive {
+            state.status = Status::Exited;
+            if state.exit_code.is_none() {
+                state.exit_code = Some(255);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Deletes a stopped container's files: its directory, runtime directory and, when asked,
+/// its anonymous volumes. Best effort, idempotent.
+pub fn remove_files(
+    store_root: &Path,
+    dir: &ContainerDir,
+    record: &ContainerRecord,
+    anonymous_volumes: bool,
+) {
+    if anonymous_volumes {
+        for mount in record.mounts.iter().filter(|m| m.anonymous) {
+            if let Some(volume_dir) = mount.source.parent() {
+                let _ = sys::remove_tree(volume_dir);
+            }
+        }
+    }
+    if let Ok(store) = ContainerStore::open(store_root) {
+        let _ = store.remove(dir);
+    }
+}

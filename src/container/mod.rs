@@ -1,0 +1,65 @@
+//! Containers: records and state files, create, the per-container monitor and attach
+//! protocol, lifecycle (start, state, removal). The OCI spec written at create is the contract
+//! with `runtime/`.
+
+pub mod attach;
+pub mod create;
+pub mod lifecycle;
+pub mod monitor;
+pub mod names;
+pub mod record;
+pub mod spec;
+pub mod store;
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::image::store::StoreError;
+use crate::runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("container file {path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("multiple containers found with provided prefix: {0}")]
+    Ambiguous(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("No command specified")]
+    NoCommand,
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameConflict { name: String, id: String },
+    #[error("{0}")]
+    InvalidFlag(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    /// The runtime could not start the container; `code` is Docker's 125/126/127.
+    #[error("{message}")]
+    Start { code: i32, message: String },
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Image(#[from] StoreError),
+}
+
+impl ContainerError {
+    /// Docker's exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ContainerError::Start { code, .. } => *code,
+            ContainerError::Runtime(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+}

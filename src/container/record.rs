@@ -1,0 +1,97 @@
+//! What is kept about a container: `container.json` (what the user asked for, written once at
+//! create and on rename) and `state.json` (what happened to it, rewritten atomically on every
+//! transition). Both live in `<root>/containers/<id>/`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::digest::Digest;
+
+/// The options given to `create`/`run` that shape the container (Docker's HostConfig and
+/// Config, flattened to what berth supports).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub created: String,
+    /// The image as the user named it (`busybox`, `127.0.0.1:5000/debian:bookworm`).
+    pub image: String,
+    pub image_id: Digest,
+    /// The command the container runs: entrypoint + cmd, resolved at create.
+    pub path: String,
+    pub args: Vec<String>,
+    pub hostname: String,
+    pub user: String,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
+    pub network_mode: String,
+    pub stop_signal: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub init: bool,
+    pub mounts: Vec<MountRecord>,
+    /// Overlay lower directories, topmost first.
+    pub layers: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountRecord {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: String,
+    /// Volume name for volumes, host path for binds, empty for tmpfs.
+    pub name: String,
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+    /// Anonymous volumes go away with `run --rm` and `rm -v`.
+    pub anonymous: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    /// Host pid of the container's init, and its start time (to spot a recycled pid).
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub pid_start: u64,
+    /// The monitor that waits for the container.
+    #[serde(default)]
+    pub monitor_pid: i32,
+    #[serde(default)]
+    pub monitor_start: u64,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
