@@ -163,6 +163,7 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
             stdin: flags.interactive,
             tty: flags.tty,
             proxy_signals_to: (!flags.tty).then_some(started.pid),
+            detach_keys: flags.tty.then(|| vec![0x10, 0x11]),
         },
     )
     .map_err(Failure::berth)?;
@@ -199,6 +200,7 @@ pub fn start(context: &Context, args: StartArgs) -> CliResult {
                         stdin: args.interactive && record.open_stdin,
                         tty: record.tty,
                         proxy_signals_to: (!record.tty).then_some(started.pid),
+                        detach_keys: record.tty.then(|| vec![0x10, 0x11]),
                     },
                 )
                 .map_err(Failure::berth)?;

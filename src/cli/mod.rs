@@ -2,6 +2,7 @@
 //! command calls into the module that owns its noun.
 
 pub mod container;
+pub mod containers;
 pub mod format;
 pub mod image;
 pub mod progress;
@@ -67,6 +68,34 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::NamesArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
+    /// Rename a container
+    Rename(containers::RenameArgs),
+    /// Display the running processes of a container
+    Top(containers::TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(containers::AttachArgs),
+    /// Execute a command in a running container
+    Exec(containers::ExecArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// Return low-level information on containers
+    Inspect(containers::InspectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +108,37 @@ pub enum ContainerCommand {
     Create(container::CreateFlags),
     /// Start one or more stopped containers
     Start(container::StartArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::NamesArgs),
+    /// Pause all processes within one or more containers
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::NamesArgs),
+    /// Rename a container
+    Rename(containers::RenameArgs),
+    /// Display the running processes of a container
+    Top(containers::TopArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(containers::AttachArgs),
+    /// Execute a command in a running container
+    Exec(containers::ExecArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// Remove all stopped containers
+    Prune(containers::PruneArgs),
+    /// Display detailed information on one or more containers
+    Inspect(containers::InspectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +179,49 @@ pub fn run(cli: Cli) -> CliResult {
         }
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
             container::start(&context, args)
+        }
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {
+            containers::ps(&context, args)
+        }
+        Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
+            containers::logs(&context, args)
+        }
+        Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
+            containers::stop(&context, args)
+        }
+        Command::Restart(args) | Command::Container(ContainerCommand::Restart(args)) => {
+            containers::restart(&context, args)
+        }
+        Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
+            containers::kill(&context, args)
+        }
+        Command::Wait(args) | Command::Container(ContainerCommand::Wait(args)) => {
+            containers::wait(&context, args)
+        }
+        Command::Pause(args) | Command::Container(ContainerCommand::Pause(args)) => {
+            containers::pause(&context, args, true)
+        }
+        Command::Unpause(args) | Command::Container(ContainerCommand::Unpause(args)) => {
+            containers::pause(&context, args, false)
+        }
+        Command::Rename(args) | Command::Container(ContainerCommand::Rename(args)) => {
+            containers::rename(&context, args)
+        }
+        Command::Top(args) | Command::Container(ContainerCommand::Top(args)) => {
+            containers::top(&context, args)
+        }
+        Command::Attach(args) | Command::Container(ContainerCommand::Attach(args)) => {
+            containers::attach(&context, args)
+        }
+        Command::Exec(args) | Command::Container(ContainerCommand::Exec(args)) => {
+            containers::exec(&context, args)
+        }
+        Command::Rm(args) | Command::Container(ContainerCommand::Rm(args)) => {
+            containers::rm(&context, args)
+        }
+        Command::Container(ContainerCommand::Prune(args)) => containers::prune(&context, args),
+        Command::Inspect(args) | Command::Container(ContainerCommand::Inspect(args)) => {
+            containers::inspect(&context, args)
         }
     }
 }

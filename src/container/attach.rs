@@ -83,6 +83,34 @@ pub struct PumpOptions {
     pub tty: bool,
     /// Forward signals we receive to this pid (Docker's sig-proxy, for non-tty containers).
     pub proxy_signals_to: Option<i32>,
+    /// Typing this sequence detaches (the container keeps running).
+    pub detach_keys: Option<Vec<u8>>,
+}
+
+/// Docker's `--detach-keys` syntax: comma-separated `ctrl-<letter>`, `ctrl-@`, `ctrl-[`, … or
+/// single characters.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+    let mut keys = Vec::new();
+    for part in spec.split(',') {
+        let key = if let Some(c) = part.strip_prefix("ctrl-") {
+            match c.as_bytes() {
+                [b] if b.is_ascii_lowercase() => b - b'a' + 1,
+                [b'@'] => 0,
+                [b'['] => 27,
+                [b'\\'] => 28,
+                [b']'] => 29,
+                [b'^'] => 30,
+                [b'_'] => 31,
+                _ => return Err(format!("Unknown character: '{c}'")),
+            }
+        } else if part.len() == 1 {
+            part.as_bytes()[0]
+        } else {
+            return Err(format!("Unknown character: '{part}'"));
+        };
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Streams between our stdio and the monitor until the container exits; returns its exit code
@@ -117,7 +145,8 @@ pub fn pump(stream: UnixStream, options: PumpOptions) -> io::Result<Option<i32>>
     }
     if options.stdin {
         let fd = stdin_fd.try_clone()?;
-        std::thread::spawn(move || forward_stdin(fd, writer));
+        let keys = options.detach_keys.clone().unwrap_or_default();
+        std::thread::spawn(move || forward_stdin(fd, writer, keys));
     } else {
         drop(writer);
     }
@@ -135,9 +164,10 @@ fn send_size(w: &mut UnixStream, fd: &OwnedFd) {
     }
 }
 
-fn forward_stdin(fd: OwnedFd, mut w: UnixStream) {
+fn forward_stdin(fd: OwnedFd, mut w: UnixStream, detach_keys: Vec<u8>) {
     let mut file = std::fs::File::from(fd);
     let mut buf = [0u8; 8192];
+    let mut matched = 0;
     loop {
         match file.read(&mut buf) {
             Ok(0) => {
@@ -145,7 +175,23 @@ fn forward_stdin(fd: OwnedFd, mut w: UnixStream) {
                 return;
             }
             Ok(n) => {
-                if write_frame(&mut w, STDIN, &buf[..n]).is_err() {
+                let mut out = Vec::with_capacity(n);
+                for &b in &buf[..n] {
+                    if !detach_keys.is_empty() && b == detach_keys[matched] {
+                        matched += 1;
+                        if matched == detach_keys.len() {
+                            // Detach: the monitor sees this client leave; the container runs on.
+                            let _ = write_frame(&mut w, STDIN, &out);
+                            let _ = w.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        continue;
+                    }
+                    out.extend_from_slice(&detach_keys[..matched]);
+                    matched = 0;
+                    out.push(b);
+                }
+                if !out.is_empty() && write_frame(&mut w, STDIN, &out).is_err() {
                     return;
                 }
             }

@@ -4,9 +4,12 @@
 
 pub mod attach;
 pub mod create;
+pub mod exec;
 pub mod lifecycle;
+pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod ops;
 pub mod record;
 pub mod spec;
 pub mod store;
@@ -44,6 +47,16 @@ pub enum ContainerError {
     InvalidFlag(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error(
+        "You cannot remove a running container {0}. Stop the container before attempting removal or force remove"
+    )]
+    RemoveRunning(String),
+    #[error("Container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("Container {0} is not paused")]
+    NotPaused(String),
     /// The runtime could not start the container; `code` is Docker's 125/126/127.
     #[error("{message}")]
     Start { code: i32, message: String },

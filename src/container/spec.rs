@@ -107,6 +107,7 @@ pub fn build(
         rlimits.retain(|r| r["type"] != json!(kind));
         rlimits.push(json!({"type": kind, "soft": ulimit.soft, "hard": ulimit.hard}));
     }
+    clamp_rlimits(&mut rlimits);
     process["rlimits"] = json!(rlimits);
 
     // Root file system: an overlay of the image's layers, mounted by the runtime inside the
@@ -249,6 +250,62 @@ pub fn build(
 
     serde_json::from_value(spec)
         .map_err(|e| ContainerError::InvalidFlag(format!("runtime spec: {e}")))
+}
+
+/// Without CAP_SYS_RESOURCE (this VM's bounding set lacks it) a hard limit cannot be raised
+/// above the current one: such limits are clamped here, once, rather than failing or warning
+/// inside every container. runtime-specs/README.md says so too.
+fn clamp_rlimits(rlimits: &mut [Value]) {
+    let can_raise = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    if can_raise {
+        return;
+    }
+    for r in rlimits.iter_mut() {
+        let Some(resource) = r["type"].as_str().and_then(rlimit_resource) else {
+            continue;
+        };
+        let mut current = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills the struct we pass.
+        if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
+            continue;
+        }
+        let max = current.rlim_max;
+        for key in ["hard", "soft"] {
+            if r[key].as_u64().is_some_and(|v| v > max) {
+                r[key] = json!(max);
+            }
+        }
+    }
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name {
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        _ => return None,
+    })
 }
 
 fn effective_caps(

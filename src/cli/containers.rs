@@ -1,0 +1,858 @@
+//! Commands on existing containers: ps, logs, stop, restart, kill, wait, pause, unpause,
+//! rename, top, attach, exec, rm, container prune, container inspect.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use super::format::{ellipsis, human_duration, human_size, seconds_since, table};
+use super::{CliResult, Context, Failure};
+use crate::container::ContainerError;
+use crate::container::attach::{self, PumpOptions};
+use crate::container::exec::{self, ExecOptions};
+use crate::container::lifecycle::{self, current_state};
+use crate::container::logs::{self, LogOptions};
+use crate::container::ops;
+use crate::container::record::{ContainerRecord, State, Status};
+use crate::container::store::{ContainerDir, ContainerStore};
+
+fn store(context: &Context) -> Result<ContainerStore, Failure> {
+    let store = ContainerStore::open(&context.root).map_err(Failure::berth)?;
+    store.sweep();
+    Ok(store)
+}
+
+/// Docker reports errors about existing objects as "Error response from daemon: …", exit 1.
+fn daemon_error(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 1,
+        message: format!("Error response from daemon: {e}"),
+    }
+}
+
+/// Runs `op` on every named container, printing each name on success (Docker's way), each
+/// error on stderr, and failing with exit 1 if any failed.
+fn each(
+    store: &ContainerStore,
+    names: &[String],
+    mut op: impl FnMut(&ContainerDir) -> Result<Option<String>, ContainerError>,
+) -> CliResult {
+    let mut failed = false;
+    for name in names {
+        match store.find(name).and_then(|dir| op(&dir)) {
+            Ok(Some(line)) => println!("{line}"),
+            Ok(None) => println!("{name}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+// ---- ps ----
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+struct Row {
+    dir: ContainerDir,
+    record: ContainerRecord,
+    state: State,
+}
+
+fn status_text(state: &State) -> String {
+    match state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            human_duration(seconds_since(state.started_at.as_deref().unwrap_or("")))
+        ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(seconds_since(state.started_at.as_deref().unwrap_or("")))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            state.exit_code.unwrap_or(0),
+            human_duration(seconds_since(state.finished_at.as_deref().unwrap_or("")))
+        ),
+    }
+}
+
+fn command_text(record: &ContainerRecord) -> String {
+    let mut cmd = record.path.clone();
+    for a in &record.args {
+        cmd.push(' ');
+        cmd.push_str(a);
+    }
+    cmd
+}
+
+fn matches_filter(row: &Row, filter: &str) -> Result<bool, Failure> {
+    let (key, value) = filter
+        .split_once('=')
+        .ok_or_else(|| Failure::berth(format!("invalid filter '{filter}'")))?;
+    Ok(match key {
+        "status" => row.state.status.as_str() == value,
+        "name" => row.record.name.contains(value.trim_start_matches('/')),
+        "id" => row.record.id.starts_with(value),
+        "ancestor" => {
+            row.record.image == value
+                || row.record.image_id.as_str() == value
+                || row.record.image_id.hex().starts_with(value)
+        }
+        "label" => match value.split_once('=') {
+            Some((k, v)) => row.record.labels.get(k).is_some_and(|x| x == v),
+            None => row.record.labels.contains_key(value),
+        },
+        "exited" => {
+            row.state.status == Status::Exited
+                && row.state.exit_code.map(|c| c.to_string()).as_deref() == Some(value)
+        }
+        _ => return Err(Failure::berth(format!("invalid filter '{key}'"))),
+    })
+}
+
+fn rows(store: &ContainerStore) -> Result<Vec<Row>, Failure> {
+    let mut rows = Vec::new();
+    for dir in store.list().map_err(Failure::berth)? {
+        let (Ok(record), Ok(state)) = (dir.record(), current_state(&dir)) else {
+            continue;
+        };
+        rows.push(Row { dir, record, state });
+    }
+    rows.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+    Ok(rows)
+}
+
+pub fn ps(context: &Context, args: PsArgs) -> CliResult {
+    let store = store(context)?;
+    let mut rows = rows(&store)?;
+    let show_all = args.all || args.latest || args.last.is_some();
+    if !show_all {
+        rows.retain(|r| matches!(r.state.status, Status::Running | Status::Paused));
+    }
+    let mut kept = Vec::new();
+    'rows: for row in rows {
+        for f in &args.filter {
+            if !matches_filter(&row, f)? {
+                continue 'rows;
+            }
+        }
+        kept.push(row);
+    }
+    let mut rows = kept;
+    if args.latest {
+        rows.truncate(1);
+    }
+    if let Some(n) = args.last {
+        rows.truncate(n);
+    }
+    if args.quiet {
+        for row in &rows {
+            if args.no_trunc {
+                println!("{}", row.record.id);
+            } else {
+                println!("{}", &row.record.id[..12]);
+            }
+        }
+        return Ok(0);
+    }
+    if let Some(format) = &args.format {
+        let mut out = String::new();
+        for row in &rows {
+            out.push_str(&render_simple(format, &ps_fields(row, args.no_trunc))?);
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(0);
+    }
+    let mut table_rows = vec![vec![
+        "CONTAINER ID".to_string(),
+        "IMAGE".into(),
+        "COMMAND".into(),
+        "CREATED".into(),
+        "STATUS".into(),
+        "PORTS".into(),
+        "NAMES".into(),
+    ]];
+    if args.size {
+        table_rows[0].push("SIZE".into());
+    }
+    for row in &rows {
+        let f = ps_fields(row, args.no_trunc);
+        let mut cells = vec![
+            f["ID"].clone(),
+            f["Image"].clone(),
+            f["Command"].clone(),
+            f["RunningFor"].clone() + " ago",
+            f["Status"].clone(),
+            String::new(),
+            f["Names"].clone(),
+        ];
+        if args.size {
+            cells.push(human_size(dir_size(&row.dir.path.join("upper")), 3));
+        }
+        table_rows.push(cells);
+    }
+    print!("{}", table(&table_rows));
+    Ok(0)
+}
+
+fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static str, String> {
+    let cmd = command_text(&row.record);
+    let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
+    let mut f = std::collections::BTreeMap::new();
+    f.insert(
+        "ID",
+        if no_trunc {
+            row.record.id.clone()
+        } else {
+            row.record.id[..12].to_string()
+        },
+    );
+    f.insert("Image", row.record.image.clone());
+    f.insert("Command", format!("\"{command}\""));
+    f.insert("CreatedAt", row.record.created.clone());
+    f.insert(
+        "RunningFor",
+        human_duration(seconds_since(&row.record.created)),
+    );
+    f.insert("Status", status_text(&row.state));
+    f.insert("State", row.state.status.as_str().to_string());
+    f.insert("Names", row.record.name.clone());
+    f.insert("Ports", String::new());
+    f.insert(
+        "Labels",
+        row.record
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    f
+}
+
+/// `{{.Field}}` substitution for `ps --format` until the Go-template engine serves it too.
+fn render_simple(
+    format: &str,
+    fields: &std::collections::BTreeMap<&'static str, String>,
+) -> Result<String, Failure> {
+    let format = format.strip_prefix("table ").unwrap_or(format);
+    let format = format.replace("\\t", "\t");
+    let mut out = String::new();
+    let mut rest = format.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| Failure::berth("template: unclosed action"))?;
+        let action = rest[start + 2..start + end].trim();
+        let field = action.strip_prefix('.').ok_or_else(|| {
+            Failure::berth(format!("template: unsupported action {{{{{action}}}}}"))
+        })?;
+        let value = fields.get(field).ok_or_else(|| {
+            Failure::berth(format!(
+                "template: can't evaluate field {field} in type container"
+            ))
+        })?;
+        out.push_str(value);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if let Ok(meta) = entry.metadata() {
+                if meta.is_dir() {
+                    total += dir_size(&entry.path());
+                } else {
+                    total += meta.len();
+                }
+            }
+        }
+    }
+    total
+}
+
+// ---- logs ----
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show logs since timestamp or relative (e.g. 42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative (e.g. 42m)
+    #[arg(long)]
+    pub until: Option<String>,
+    pub container: String,
+}
+
+pub fn logs(context: &Context, args: LogsArgs) -> CliResult {
+    let store = store(context)?;
+    let dir = store.find(&args.container).map_err(daemon_error)?;
+    let tail = match args.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse()
+                .map_err(|_| Failure::berth(format!("invalid value for --tail: {n}")))?,
+        ),
+    };
+    let bound = |v: &Option<String>, flag: &str| -> Result<Option<i64>, Failure> {
+        v.as_deref()
+            .map(|s| {
+                logs::parse_time_bound(s)
+                    .ok_or_else(|| Failure::berth(format!("invalid value for {flag}: {s}")))
+            })
+            .transpose()
+    };
+    let options = LogOptions {
+        follow: args.follow,
+        timestamps: args.timestamps,
+        tail,
+        since: bound(&args.since, "--since")?,
+        until: bound(&args.until, "--until")?,
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    logs::write_logs(&dir, &options, &mut stdout.lock(), &mut stderr.lock())
+        .map_err(daemon_error)?;
+    Ok(0)
+}
+
+// ---- stop / restart / kill / wait / pause / rename / rm ----
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait for stop before killing it
+    #[arg(short, long, default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn stop(context: &Context, args: StopArgs) -> CliResult {
+    let store = store(context)?;
+    each(&store, &args.containers, |dir| {
+        ops::stop(dir, Duration::from_secs(args.time)).map(|_| None)
+    })
+}
+
+pub fn restart(context: &Context, args: StopArgs) -> CliResult {
+    let store = store(context)?;
+    each(&store, &args.containers, |dir| {
+        ops::stop(dir, Duration::from_secs(args.time))?;
+        lifecycle::start(&context.root, dir).map(|_| None)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn kill(context: &Context, args: KillArgs) -> CliResult {
+    let store = store(context)?;
+    let signal = ops::parse_signal(&args.signal).map_err(Failure::berth)?;
+    each(&store, &args.containers, |dir| {
+        ops::kill(dir, signal).map(|_| None)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn wait(context: &Context, args: NamesArgs) -> CliResult {
+    let store = store(context)?;
+    each(&store, &args.containers, |dir| {
+        ops::wait(dir).map(|code| Some(code.to_string()))
+    })
+}
+
+pub fn pause(context: &Context, args: NamesArgs, frozen: bool) -> CliResult {
+    let store = store(context)?;
+    each(&store, &args.containers, |dir| {
+        ops::pause(dir, frozen).map(|_| None)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+pub fn rename(context: &Context, args: RenameArgs) -> CliResult {
+    let store = store(context)?;
+    let dir = store.find(&args.container).map_err(daemon_error)?;
+    ops::rename(&store, &dir, &args.new_name).map_err(daemon_error)?;
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove the specified link
+    #[arg(short, long)]
+    pub link: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn rm(context: &Context, args: RmArgs) -> CliResult {
+    if args.link {
+        return Err(daemon_error(
+            "berth has no legacy container links, so there is no link to remove",
+        ));
+    }
+    let store = store(context)?;
+    each(&store, &args.containers, |dir| {
+        ops::remove(&context.root, dir, args.force, args.volumes).map(|_| None)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. 'until=<timestamp>', 'label=<key>=<value>')
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+pub fn prune(context: &Context, args: PruneArgs) -> CliResult {
+    if !args.force
+        && !confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ",
+        )
+    {
+        return Ok(0);
+    }
+    let store = store(context)?;
+    let mut until = None;
+    let mut labels = Vec::new();
+    for f in &args.filter {
+        match f.split_once('=') {
+            Some(("until", v)) => {
+                until = Some(
+                    logs::parse_time_bound(v)
+                        .ok_or_else(|| Failure::berth(format!("invalid filter 'until={v}'")))?,
+                )
+            }
+            Some(("label", v)) => labels.push(v.to_string()),
+            _ => return Err(Failure::berth(format!("invalid filter '{f}'"))),
+        }
+    }
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for row in rows(&store)? {
+        if matches!(row.state.status, Status::Running | Status::Paused) {
+            continue;
+        }
+        if let Some(until) = until {
+            let created = crate::sys::parse_rfc3339(&row.record.created)
+                .map(|(s, _)| s)
+                .unwrap_or(0);
+            if created >= until {
+                continue;
+            }
+        }
+        if !labels.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => row.record.labels.get(k).is_some_and(|x| x == v),
+            None => row.record.labels.contains_key(l),
+        }) {
+            continue;
+        }
+        let size = dir_size(&row.dir.path.join("upper"));
+        if ops::remove(&context.root, &row.dir, false, false).is_ok() {
+            reclaimed += size;
+            deleted.push(row.record.id.clone());
+        }
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(reclaimed, 3));
+    Ok(0)
+}
+
+fn confirm(prompt: &str) -> bool {
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+}
+
+// ---- top ----
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+    /// ps options
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+pub fn top(context: &Context, args: TopArgs) -> CliResult {
+    let store = store(context)?;
+    let dir = store.find(&args.container).map_err(daemon_error)?;
+    let pids = ops::pids(&dir).map_err(daemon_error)?;
+    let ps_args = if args.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_args.clone()
+    };
+    let output = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .map_err(|e| daemon_error(format!("running ps: {e}")))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Err(daemon_error("ps printed nothing"));
+    };
+    let pid_column = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| daemon_error("Couldn't find PID field in ps output"))?;
+    let mut rows = vec![
+        header
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+    ];
+    let columns = rows[0].len();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_column).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pids.contains(&pid) {
+            let mut row: Vec<String> = fields[..columns.min(fields.len()) - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            row.push(fields[columns.min(fields.len()) - 1..].join(" "));
+            rows.push(row);
+        }
+    }
+    print!("{}", table(&rows));
+    Ok(0)
+}
+
+// ---- attach / exec ----
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    pub container: String,
+}
+
+pub fn attach(context: &Context, args: AttachArgs) -> CliResult {
+    let store = store(context)?;
+    let dir = store.find(&args.container).map_err(daemon_error)?;
+    let record = dir.record().map_err(daemon_error)?;
+    let state = current_state(&dir).map_err(daemon_error)?;
+    if state.status != Status::Running {
+        return Err(daemon_error(
+            "You cannot attach to a stopped container, start it first",
+        ));
+    }
+    let detach_keys = attach::parse_detach_keys(&args.detach_keys).map_err(Failure::berth)?;
+    let stream = std::os::unix::net::UnixStream::connect(dir.attach_socket())
+        .map_err(|e| daemon_error(format!("attach to {}: {e}", record.name)))?;
+    let code = attach::pump(
+        stream,
+        PumpOptions {
+            stdin: !args.no_stdin && record.open_stdin,
+            tty: record.tty,
+            proxy_signals_to: (args.sig_proxy && !record.tty).then_some(state.pid),
+            detach_keys: Some(detach_keys),
+        },
+    )
+    .map_err(Failure::berth)?;
+    match code {
+        Some(code) => Ok(code),
+        // Detached with the key sequence: the container keeps running.
+        None => Ok(0),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn exec(context: &Context, args: ExecArgs) -> CliResult {
+    let store = store(context)?;
+    let dir = store.find(&args.container).map_err(daemon_error)?;
+    let options = ExecOptions {
+        args: args.command,
+        env: args.env,
+        workdir: args.workdir,
+        user: args.user,
+        tty: args.tty,
+        interactive: args.interactive,
+        privileged: args.privileged,
+        detach: args.detach,
+    };
+    match exec::exec(&context.root, &dir, &options) {
+        Ok(code) => Ok(code),
+        Err(e @ ContainerError::NotRunning(_)) => Err(daemon_error(e)),
+        Err(e) => Err(Failure {
+            code: e.exit_code(),
+            message: format!("OCI runtime exec failed: {e}"),
+        }),
+    }
+}
+
+// ---- inspect ----
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Docker's container JSON, as far as berth has the fields.
+pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerError> {
+    let record = dir.record()?;
+    let state = current_state(dir)?;
+    let running = matches!(state.status, Status::Running | Status::Paused);
+    let mounts: Vec<serde_json::Value> = record
+        .mounts
+        .iter()
+        .map(|m| {
+            json!({
+                "Type": m.kind,
+                "Name": if m.kind == "volume" { json!(m.name) } else { json!(null) },
+                "Source": m.source,
+                "Destination": m.destination,
+                "RW": !m.read_only,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "Id": record.id,
+        "Created": record.created,
+        "Path": record.path,
+        "Args": record.args,
+        "State": {
+            "Status": state.status.as_str(),
+            "Running": running,
+            "Paused": state.status == Status::Paused,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": if running { state.pid } else { 0 },
+            "ExitCode": state.exit_code.unwrap_or(0),
+            "Error": state.error.clone().unwrap_or_default(),
+            "StartedAt": state.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": state.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        },
+        "Image": record.image_id,
+        "LogPath": dir.log_path(),
+        "Name": format!("/{}", record.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": record.auto_remove,
+            "NetworkMode": record.network_mode,
+            "Init": record.init,
+            "Binds": record.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source.display(), m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": record.layers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                "UpperDir": dir.path.join("upper"),
+                "WorkDir": dir.path.join("work"),
+                "MergedDir": dir.rootfs(),
+            }
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": record.hostname,
+            "User": record.user,
+            "Tty": record.tty,
+            "OpenStdin": record.open_stdin,
+            "Env": record.env,
+            "Cmd": record.args,
+            "Image": record.image,
+            "WorkingDir": record.working_dir,
+            "Entrypoint": [record.path.clone()],
+            "Labels": record.labels,
+            "StopSignal": record.stop_signal,
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "Ports": {},
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "Networks": {},
+        },
+    }))
+}
+
+pub fn inspect(context: &Context, args: InspectArgs) -> CliResult {
+    let store = store(context)?;
+    let mut values = Vec::new();
+    let mut failed = false;
+    for name in &args.containers {
+        match store.find(name).and_then(|d| inspect_json(&d)) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    match &args.format {
+        Some(format) => {
+            for v in &values {
+                println!("{}", render_json_path(format, v)?);
+            }
+        }
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(&values).expect("json serialises")
+        ),
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `{{.State.Pid}}`-style field paths for `inspect -f`, until the Go-template engine serves it.
+fn render_json_path(format: &str, value: &serde_json::Value) -> Result<String, Failure> {
+    let mut out = String::new();
+    let mut rest = format;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| Failure::berth("template: unclosed action"))?;
+        let action = rest[start + 2..start + end].trim().trim_matches('"');
+        let (json, path) = match action.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, action),
+        };
+        let mut v = value;
+        for part in path
+            .trim_start_matches('.')
+            .split('.')
+            .filter(|p| !p.is_empty())
+        {
+            v = v
+                .get(part)
+                .ok_or_else(|| Failure::berth(format!("template: can't evaluate field {part}")))?;
+        }
+        match v {
+            serde_json::Value::String(s) if !json => out.push_str(s),
+            serde_json::Value::Null if !json => out.push_str("<no value>"),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

@@ -1,0 +1,247 @@
+//! Operations on existing containers: stop, kill, wait, remove, pause, rename, the pids in a
+//! container. Each takes the container's lock, so concurrent commands on one container
+//! serialise; state is always re-derived from the kernel first.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::ContainerError;
+use super::lifecycle::{self, current_state, load_spec};
+use super::record::{State, Status};
+use super::store::{ContainerDir, ContainerStore};
+use crate::runtime;
+
+/// Parses `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(ContainerError::InvalidFlag(format!("Invalid signal: {s}")));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| ContainerError::InvalidFlag(format!("Invalid signal: {s}")))
+}
+
+fn is_running(state: &State) -> bool {
+    matches!(state.status, Status::Running | Status::Paused)
+}
+
+/// Sends `signal` to the container's init.
+pub fn kill(dir: &ContainerDir, signal: i32) -> Result<(), ContainerError> {
+    let _lock = dir.lock()?;
+    let state = current_state(dir)?;
+    if !is_running(&state) {
+        return Err(ContainerError::NotRunning(dir.id.clone()));
+    }
+    send(state.pid, signal);
+    if state.status == Status::Paused && signal == libc::SIGKILL {
+        // A frozen process cannot die; thaw so the kill lands.
+        let _ = load_spec(dir).map(|spec| runtime::freeze(&spec, false));
+    }
+    Ok(())
+}
+
+fn send(pid: i32, signal: i32) {
+    // SAFETY: kill(2); the pid was checked against its start time just before.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Docker's stop: the image's STOPSIGNAL (default SIGTERM), then SIGKILL after `timeout`.
+/// Killing PID 1 of a pid namespace takes every process of the container with it.
+pub fn stop(dir: &ContainerDir, timeout: Duration) -> Result<(), ContainerError> {
+    let _lock = dir.lock()?;
+    let state = current_state(dir)?;
+    if !is_running(&state) {
+        return Ok(());
+    }
+    let record = dir.record()?;
+    let signal = record
+        .stop_signal
+        .as_deref()
+        .map(parse_signal)
+        .transpose()?
+        .unwrap_or(libc::SIGTERM);
+    if state.status == Status::Paused {
+        let _ = load_spec(dir).map(|spec| runtime::freeze(&spec, false));
+    }
+    send(state.pid, signal);
+    if !wait_for_exit(dir, &state, timeout) {
+        send(state.pid, libc::SIGKILL);
+        wait_for_exit(dir, &state, Duration::from_secs(10));
+    }
+    settle(dir, &state);
+    Ok(())
+}
+
+/// Waits until the container's init has exited and its monitor has recorded it (or is gone).
+fn wait_for_exit(dir: &ContainerDir, state: &State, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let container = pidfd(state.pid, state.pid_start);
+    let monitor = pidfd(state.monitor_pid, state.monitor_start);
+    // The monitor records the exit after the container dies; waiting for the monitor (when
+    // it lives) means the state file is final when we return.
+    let target = monitor.or(container);
+    let Some(fd) = target else {
+        return true;
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if poll_readable(&fd, left) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            let _ = dir;
+            return false;
+        }
+    }
+}
+
+/// After the container died: if no monitor recorded it (the monitor was killed), clean up in
+/// its place so nothing is left running or mounted.
+fn settle(dir: &ContainerDir, before: &State) {
+    let mut state = dir.state().unwrap_or_default();
+    if is_running(&state) {
+        let monitor_alive = crate::sys::process_start_time(before.monitor_pid)
+            == Some(before.monitor_start)
+            && before.monitor_pid > 0;
+        if !monitor_alive {
+            if let Ok(spec) = load_spec(dir) {
+                let _ = runtime::cleanup(&spec);
+            }
+            state.status = Status::Exited;
+            state.exit_code = state.exit_code.or(Some(137));
+            state.finished_at = Some(crate::sys::now_rfc3339());
+            let _ = dir.write_state(&state);
+            let _ = std::fs::remove_dir_all(dir.runtime_dir());
+        }
+    }
+}
+
+/// Blocks until the container is not running; returns its exit code.
+pub fn wait(dir: &ContainerDir) -> Result<i32, ContainerError> {
+    loop {
+        let state = current_state(dir)?;
+        if !is_running(&state) {
+            return Ok(state.exit_code.unwrap_or(0));
+        }
+        wait_for_exit(dir, &state, Duration::from_secs(3600));
+        settle(dir, &state);
+    }
+}
+
+/// Removes a container; a running one only with `force` (killed first).
+pub fn remove(
+    store_root: &Path,
+    dir: &ContainerDir,
+    force: bool,
+    volumes: bool,
+) -> Result<(), ContainerError> {
+    let record = dir.record()?;
+    {
+        let _lock = dir.lock()?;
+        let state = current_state(dir)?;
+        if is_running(&state) {
+            if !force {
+                return Err(ContainerError::RemoveRunning(dir.id.clone()));
+            }
+            if state.status == Status::Paused {
+                let _ = load_spec(dir).map(|spec| runtime::freeze(&spec, false));
+            }
+            send(state.pid, libc::SIGKILL);
+            wait_for_exit(dir, &state, Duration::from_secs(10));
+            settle(dir, &state);
+        }
+        if let Ok(spec) = load_spec(dir) {
+            let _ = runtime::cleanup(&spec);
+        }
+    }
+    lifecycle::remove_files(store_root, dir, &record, volumes);
+    Ok(())
+}
+
+pub fn pause(dir: &ContainerDir, frozen: bool) -> Result<(), ContainerError> {
+    let _lock = dir.lock()?;
+    let mut state = current_state(dir)?;
+    match (state.status, frozen) {
+        (Status::Running, true) | (Status::Paused, false) => {}
+        (Status::Paused, true) => return Err(ContainerError::AlreadyPaused(dir.id.clone())),
+        (Status::Running, false) => return Err(ContainerError::NotPaused(dir.id.clone())),
+        _ => return Err(ContainerError::NotRunning(dir.id.clone())),
+    }
+    runtime::freeze(&load_spec(dir)?, frozen)?;
+    state.status = if frozen {
+        Status::Paused
+    } else {
+        Status::Running
+    };
+    dir.write_state(&state)
+}
+
+pub fn rename(store: &ContainerStore, dir: &ContainerDir, new: &str) -> Result<(), ContainerError> {
+    let new = new.trim_start_matches('/');
+    if !super::names::is_valid(new) {
+        return Err(ContainerError::InvalidName(new.to_string()));
+    }
+    let _lock = store.lock()?;
+    if let Some(owner) = store.name_owner(new)? {
+        return Err(ContainerError::NameConflict {
+            name: new.to_string(),
+            id: owner,
+        });
+    }
+    let mut record = dir.record()?;
+    record.name = new.to_string();
+    dir.write_record(&record)
+}
+
+/// Host pids of every process in the container (through its cgroup).
+pub fn pids(dir: &ContainerDir) -> Result<Vec<i32>, ContainerError> {
+    let state = current_state(dir)?;
+    if !is_running(&state) {
+        return Err(ContainerError::NotRunning(dir.id.clone()));
+    }
+    let spec = load_spec(dir)?;
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_default();
+    let cgroup = runtime::cgroups::for_path(&path)?;
+    Ok(cgroup.pids()?.into_iter().map(|p| p.as_raw()).collect())
+}
+
+fn pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
+    if pid <= 0 || crate::sys::process_start_time(pid) != Some(start) {
+        return None;
+    }
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // The pid could have been recycled between the check and the open: check again.
+    (crate::sys::process_start_time(pid) == Some(start)).then_some(fd)
+}
+
+fn poll_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0
+}
