@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `run --rm busybox true` with --network none, and `exec c true` into a running container:
+# berth beside docker and podman when installed. Medians of $RUNS runs in one session.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./lib.sh
+RUNS=${RUNS:-21}
+IMAGE=${IMAGE:-127.0.0.1:5000/busybox:latest}
+ROOT=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
+B="$BERTH --root $ROOT"
+cleanup() { $B rm -f bench-exec >/dev/null 2>&1 || true; rm -rf "$ROOT"; }
+trap cleanup EXIT
+$B pull -q "$IMAGE" >/dev/null
+
+b=$(median_ms : "$B run --rm --network none $IMAGE true")
+echo "berth run --rm --network none busybox true: median ${b} ms over $RUNS runs"
+$B run -d --name bench-exec --network none "$IMAGE" sleep 1000 >/dev/null
+e=$(median_ms : "$B exec bench-exec true")
+echo "berth exec c true: median ${e} ms"
+state="$ROOT/containers/$($B inspect -f '{{.Id}}' bench-exec)/state.json"
+monitor=$(sed -n 's/.*"monitor_pid": \([0-9]*\).*/\1/p' "$state")
+echo "berth monitor RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/"$monitor"/status)"
+
+if have_docker; then
+  docker pull -q "$IMAGE" >/dev/null
+  d=$(median_ms : "docker run --rm --network none $IMAGE true")
+  report "run --rm true (vs docker)" "$b" docker "$d"
+  docker rm -f bench-exec >/dev/null 2>&1 || true
+  docker run -d --name bench-exec "$IMAGE" sleep 1000 >/dev/null
+  de=$(median_ms : "docker exec bench-exec true")
+  report "exec true (vs docker)" "$e" docker "$de"
+  shim=$(pgrep -f "containerd-shim.*$(docker inspect -f '{{.Id}}' bench-exec)" | head -1 || true)
+  [ -n "$shim" ] && echo "docker containerd-shim RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/"$shim"/status)"
+  docker rm -f bench-exec >/dev/null
+fi
+if have_podman; then
+  $PODMAN pull -q --tls-verify=false "$IMAGE" >/dev/null
+  p=$(median_ms : "$PODMAN run --rm --runtime runc --network none $IMAGE true")
+  report "run --rm true (vs podman)" "$b" podman "$p"
+fi
