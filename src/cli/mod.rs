@@ -6,6 +6,7 @@ pub mod containers;
 pub mod format;
 pub mod image;
 pub mod progress;
+pub mod transfer;
 
 use std::path::PathBuf;
 
@@ -96,6 +97,22 @@ pub enum Command {
     Rm(containers::RmArgs),
     /// Return low-level information on containers
     Inspect(containers::InspectArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(transfer::ExportArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(transfer::ImportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(transfer::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(transfer::CommitArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// Search for images (Docker Hub, or a registry's catalog)
+    Search(transfer::SearchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,12 +156,26 @@ pub enum ContainerCommand {
     Prune(containers::PruneArgs),
     /// Display detailed information on one or more containers
     Inspect(containers::InspectArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(transfer::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(transfer::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(transfer::CommitArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Download an image from a registry
     Pull(image::PullArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(transfer::ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
 }
 
 /// What every command needs: the configuration and where the store lives.
@@ -223,5 +254,27 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Inspect(args) | Command::Container(ContainerCommand::Inspect(args)) => {
             containers::inspect(&context, args)
         }
+        Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
+            transfer::export(&context, args)
+        }
+        Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
+            transfer::diff(&context, args)
+        }
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            transfer::commit(&context, args)
+        }
+        Command::Import(args) | Command::Image(ImageCommand::Import(args)) => {
+            transfer::import(&context, args)
+        }
+        Command::Save(args) | Command::Image(ImageCommand::Save(args)) => {
+            transfer::save(&context, args)
+        }
+        Command::Load(args) | Command::Image(ImageCommand::Load(args)) => {
+            transfer::load(&context, args)
+        }
+        Command::Push(args) | Command::Image(ImageCommand::Push(args)) => {
+            transfer::push(&context, args)
+        }
+        Command::Search(args) => transfer::search(&context, args),
     }
 }

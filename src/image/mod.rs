@@ -1,13 +1,19 @@
 //! Images: reference grammar, digests, the registry client, manifests, pull, and the local
 //! content-addressed store.
 
+pub mod assemble;
+pub mod changes;
+pub mod commit;
 pub mod config;
 pub mod digest;
+pub mod import;
 pub mod lookup;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod search;
 pub mod store;
 
 use self::manifest::ManifestError;
@@ -38,6 +44,10 @@ pub enum ImageError {
     InvalidManifest(String),
     #[error("invalid image config: {0}")]
     InvalidConfig(String),
+    #[error("layer diffID mismatch: expected {expected}, got {actual}")]
+    LayerMismatch { expected: String, actual: String },
+    #[error(transparent)]
+    Change(#[from] changes::ChangeError),
 }
 
 impl ImageError {

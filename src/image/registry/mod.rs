@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::io::Read;

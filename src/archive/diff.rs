@@ -1,0 +1,200 @@
+//! A container's changes, read from its overlay upper directory the way Docker's
+//! `archive.OverlayChanges` does: a 0/0 character device is a deletion, an opaque directory that
+//! exists below is a deletion (its new contents are additions), anything else is an addition
+//! unless some lower layer has the path (then a modification; a directory whose size, mode and
+//! mtime match the lower one is not reported). The parent of an addition or deletion is always
+//! reported as modified.
+//!
+//! The runtime creates mountpoints (`/proc`, `/etc/hostname`, …) in the upper directory where
+//! Docker puts them in a separate init layer; those stubs, and directories that hold nothing
+//! else, are invisible here and in commits.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::ArchiveError;
+use super::tarwrite::is_opaque;
+
+/// What Docker's init layer holds: mountpoints the runtime needs in every container.
+pub const INIT_PATHS: &[&str] = &[
+    "/.dockerenv",
+    "/dev",
+    "/dev/console",
+    "/dev/pts",
+    "/dev/shm",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/sys",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Modify,
+    Add,
+    Delete,
+}
+
+impl ChangeKind {
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Modify => 'C',
+            ChangeKind::Add => 'A',
+            ChangeKind::Delete => 'D',
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub path: PathBuf,
+}
+
+/// True for a runtime-created mountpoint stub: an init path that is an empty file, an empty
+/// directory or a symlink.
+pub fn is_stub(path: &Path, meta: &fs::Metadata) -> bool {
+    if !INIT_PATHS.iter().any(|p| Path::new(p) == path) {
+        return false;
+    }
+    let ft = meta.file_type();
+    (ft.is_file() && meta.len() == 0) || ft.is_symlink() || ft.is_dir()
+}
+
+/// Decides which upper-directory entries are the runtime's and not the container's.
+pub struct StubFilter {
+    upper: PathBuf,
+}
+
+impl StubFilter {
+    pub fn new(upper: &Path) -> StubFilter {
+        StubFilter {
+            upper: upper.to_path_buf(),
+        }
+    }
+
+    /// `path` is absolute inside the container ("/etc").
+    pub fn hidden(&self, path: &Path, meta: &fs::Metadata) -> bool {
+        if is_stub(path, meta) && (!meta.is_dir() || self.stub_only(path, true)) {
+            return true;
+        }
+        meta.is_dir() && self.stub_only(path, false)
+    }
+
+    /// A directory whose upper contents are all stubs (at least one, unless `allow_empty`).
+    fn stub_only(&self, dir: &Path, allow_empty: bool) -> bool {
+        let host = self.upper.join(dir.strip_prefix("/").unwrap_or(dir));
+        let Ok(entries) = fs::read_dir(&host) else {
+            return false;
+        };
+        let mut any = false;
+        for entry in entries.flatten() {
+            any = true;
+            let child = dir.join(entry.file_name());
+            let Ok(meta) = entry.metadata() else {
+                return false;
+            };
+            if !self.hidden(&child, &meta) {
+                return false;
+            }
+        }
+        any || allow_empty
+    }
+}
+
+/// The changes recorded in `upper` over `lowers` (topmost first), in walk order: lexical, each
+/// parent before its children.
+pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, ArchiveError> {
+    let filter = StubFilter::new(upper);
+    let mut out = Vec::new();
+    let mut changed_dirs = HashSet::new();
+    walk(
+        upper,
+        lowers,
+        Path::new("/"),
+        &filter,
+        &mut out,
+        &mut changed_dirs,
+    )?;
+    Ok(out)
+}
+
+fn walk(
+    upper: &Path,
+    lowers: &[PathBuf],
+    dir: &Path,
+    filter: &StubFilter,
+    out: &mut Vec<Change>,
+    changed_dirs: &mut HashSet<PathBuf>,
+) -> Result<(), ArchiveError> {
+    let host_dir = upper.join(dir.strip_prefix("/").unwrap_or(dir));
+    let mut names: Vec<_> = match fs::read_dir(&host_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ArchiveError::io(&host_dir, e)),
+    };
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let path = dir.join(&name);
+        let host = host_dir.join(&name);
+        let meta = match fs::symlink_metadata(&host) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ArchiveError::io(&host, e)),
+        };
+        if filter.hidden(&path, &meta) {
+            continue;
+        }
+        let rel = path.strip_prefix("/").unwrap_or(&path);
+        let in_lower = |layer: &PathBuf| fs::metadata(layer.join(rel)).ok();
+        let deleted = (meta.file_type().is_char_device() && meta.rdev() == 0)
+            || (meta.is_dir() && is_opaque(&host) && lowers.iter().any(|l| in_lower(l).is_some()));
+        let kind = if deleted {
+            Some(ChangeKind::Delete)
+        } else {
+            match lowers.iter().find_map(in_lower) {
+                None => Some(ChangeKind::Add),
+                Some(lower) => {
+                    let same_dir = lower.is_dir()
+                        && meta.is_dir()
+                        && lower.len() == meta.len()
+                        && lower.mode() == meta.mode()
+                        && lower.mtime() == meta.mtime()
+                        && lower.mtime_nsec() == meta.mtime_nsec();
+                    (!same_dir).then_some(ChangeKind::Modify)
+                }
+            }
+        };
+        if let Some(kind) = kind {
+            if meta.is_dir() {
+                changed_dirs.insert(path.clone());
+            }
+            if matches!(kind, ChangeKind::Add | ChangeKind::Delete) {
+                let parent = dir.to_path_buf();
+                if parent != Path::new("/") && !changed_dirs.contains(&parent) {
+                    out.push(Change {
+                        kind: ChangeKind::Modify,
+                        path: parent.clone(),
+                    });
+                    changed_dirs.insert(parent);
+                }
+            }
+            out.push(Change {
+                kind,
+                path: path.clone(),
+            });
+        }
+        if meta.is_dir() {
+            walk(upper, lowers, &path, filter, out, changed_dirs)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! `push`: uploads an image's blobs and manifest to its registry. Each layer is first checked
+//! with HEAD (`Layer already exists`), then mounted from another repository of the same
+//! registry the image came from when possible (`Mounted from …`), else uploaded — in one PUT
+//! when small, in PATCH chunks when large. The manifest the image was pulled with is pushed
+//! byte for byte when all its blobs are here, so the digest survives a pull/push round trip.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+
+use super::ImageError;
+use super::assemble;
+use super::digest::Digest;
+use super::manifest::{self, DOCKER_MANIFEST, Document};
+use super::reference::Reference;
+use super::registry::{Registry, RegistryError};
+use super::store::Store;
+
+/// Blobs up to this size go up in one PUT; larger ones in chunks of this size.
+pub const CHUNK_BYTES: u64 = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("An image does not exist locally with the tag: {0}")]
+    NoSuchImage(String),
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] super::store::StoreError),
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("registry did not say where to upload {0} (no Location header)")]
+    NoLocation(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerStatus {
+    Preparing,
+    Pushing,
+    Pushed,
+    AlreadyExists,
+    MountedFrom(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum PushEvent {
+    Layer { id: String, status: LayerStatus },
+}
+
+pub struct Pushed {
+    pub tag: String,
+    pub digest: Digest,
+    pub size: usize,
+}
+
+/// The tagged references of `repository` (all local tags, for `push -a`).
+pub fn local_tags(store: &Store, named: &Reference) -> Result<Vec<Reference>, PushError> {
+    let prefix = format!("{}:", named.repository());
+    Ok(store
+        .repositories()?
+        .tags
+        .keys()
+        .filter_map(|k| k.strip_prefix(&prefix).map(|t| named.with_tag(t)))
+        .collect())
+}
+
+pub fn push(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+    progress: &dyn Fn(PushEvent),
+) -> Result<Pushed, PushError> {
+    let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
+    let reference = reference.with_tag(&tag);
+    let id = store
+        .repositories()?
+        .tags
+        .get(&reference.to_string())
+        .cloned()
+        .ok_or_else(|| PushError::NoSuchImage(reference.familiar_repository()))?;
+    let record = store
+        .image(&id)?
+        .ok_or_else(|| PushError::NoSuchImage(reference.familiar_repository()))?;
+    let path = reference.path.clone();
+    let scope = format!("repository:{path}:pull,push");
+
+    // The manifest: the original one when every blob it names is here.
+    let original = record
+        .manifest
+        .as_ref()
+        .filter(|d| store.has_blob(d))
+        .and_then(|d| store.read_blob(d).ok())
+        .and_then(|bytes| match manifest::parse(&bytes, None) {
+            Ok(Document::Manifest(m))
+                if m.config.digest == id
+                    && m.layers.len() == record.layers.len()
+                    && m.layers.iter().all(|l| store.has_blob(&l.digest)) =>
+            {
+                Some((bytes, m))
+            }
+            _ => None,
+        });
+    let (manifest_bytes, manifest) = match original {
+        Some(found) => found,
+        None => {
+            let config = store.image_config(&id)?;
+            let bytes = assemble::manifest_for(&config, &record.layers)?;
+            let Document::Manifest(m) = manifest::parse(&bytes, None).map_err(ImageError::from)?
+            else {
+                return Err(ImageError::InvalidManifest("built manifest".into()).into());
+            };
+            (bytes, m)
+        }
+    };
+    // Repositories of this registry the image is known in: candidates for a blob mount.
+    let mount_sources: Vec<String> = record
+        .repo_digests
+        .iter()
+        .filter_map(|rd| rd.split_once('@').map(|(repo, _)| repo))
+        .filter_map(|repo| repo.strip_prefix(&format!("{}/", reference.domain)))
+        .filter(|p| *p != path)
+        .map(str::to_string)
+        .collect();
+
+    let ids: Vec<String> = record
+        .layers
+        .iter()
+        .map(|l| l.diff_id.short().to_string())
+        .collect();
+    for id in ids.iter().rev() {
+        progress(PushEvent::Layer {
+            id: id.clone(),
+            status: LayerStatus::Preparing,
+        });
+    }
+    for (layer, id) in manifest.layers.iter().zip(&ids).rev() {
+        let status = push_blob(
+            store,
+            registry,
+            &path,
+            &scope,
+            &layer.digest,
+            layer.size,
+            &mount_sources,
+            &|s| {
+                progress(PushEvent::Layer {
+                    id: id.clone(),
+                    status: s,
+                })
+            },
+        )?;
+        progress(PushEvent::Layer {
+            id: id.clone(),
+            status,
+        });
+    }
+    push_blob(
+        store,
+        registry,
+        &path,
+        &scope,
+        &manifest.config.digest,
+        manifest.config.size,
+        &[],
+        &|_| {},
+    )?;
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| DOCKER_MANIFEST.to_string());
+    let body = manifest_bytes.clone();
+    let make =
+        move || -> io::Result<Box<dyn Read + Send>> { Ok(Box::new(io::Cursor::new(body.clone()))) };
+    registry.send(
+        "PUT",
+        &format!("/v2/{path}/manifests/{tag}"),
+        &scope,
+        &[("Content-Type", media_type)],
+        Some((&make, manifest_bytes.len() as u64)),
+    )?;
+    let digest = Digest::of_bytes(&manifest_bytes);
+
+    // Like Docker, remember the digest the image now has in this repository.
+    let repo_digest = format!("{}@{}", reference.repository(), digest);
+    let _lock = store.lock()?;
+    if let Some(mut record) = store.image(&id)?
+        && !record.repo_digests.contains(&repo_digest)
+    {
+        let prefix = format!("{}@", reference.repository());
+        record.repo_digests.retain(|d| !d.starts_with(&prefix));
+        record.repo_digests.push(repo_digest);
+        store.write_image(&record)?;
+    }
+    Ok(Pushed {
+        tag,
+        digest,
+        size: manifest_bytes.len(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_blob(
+    store: &Store,
+    registry: &Registry,
+    path: &str,
+    scope: &str,
+    digest: &Digest,
+    size: u64,
+    mount_sources: &[String],
+    progress: &dyn Fn(LayerStatus),
+) -> Result<LayerStatus, PushError> {
+    match registry.send(
+        "HEAD",
+        &format!("/v2/{path}/blobs/{digest}"),
+        scope,
+        &[],
+        None,
+    ) {
+        Ok(_) => return Ok(LayerStatus::AlreadyExists),
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut location = None;
+    if let Some(from) = mount_sources.first() {
+        let sent = registry.send(
+            "POST",
+            &format!("/v2/{path}/blobs/uploads/?mount={digest}&from={from}"),
+            scope,
+            &[],
+            Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read + Send>), 0)),
+        )?;
+        if sent.status == 201 {
+            return Ok(LayerStatus::MountedFrom(from.clone()));
+        }
+        // 202: the registry started an ordinary upload instead.
+        location = sent.location;
+    }
+    let location = match location {
+        Some(l) => l,
+        None => registry
+            .send(
+                "POST",
+                &format!("/v2/{path}/blobs/uploads/"),
+                scope,
+                &[],
+                Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read + Send>), 0)),
+            )?
+            .location
+            .ok_or_else(|| PushError::NoLocation(digest.to_string()))?,
+    };
+    progress(LayerStatus::Pushing);
+    let blob_path = store.blob_path(digest);
+    let shown = blob_path.display().to_string();
+    let open_at = |offset: u64, len: u64| {
+        let shown = shown.clone();
+        let blob_path = blob_path.clone();
+        move || -> io::Result<Box<dyn Read + Send>> {
+            let mut file = File::open(&blob_path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(Box::new(file.take(len)))
+        }
+    };
+    if !blob_path.exists() {
+        return Err(PushError::Io {
+            path: shown,
+            source: io::Error::from(io::ErrorKind::NotFound),
+        });
+    }
+    let octet = || ("Content-Type", "application/octet-stream".to_string());
+    let mut location = registry.resolve_url(&location);
+    if size > CHUNK_BYTES {
+        let mut offset = 0;
+        while offset < size {
+            let len = CHUNK_BYTES.min(size - offset);
+            let make = open_at(offset, len);
+            let sent = registry.send(
+                "PATCH",
+                &location,
+                scope,
+                &[
+                    octet(),
+                    ("Content-Range", format!("{}-{}", offset, offset + len - 1)),
+                ],
+                Some((&make, len)),
+            )?;
+            location = registry.resolve_url(
+                &sent
+                    .location
+                    .ok_or_else(|| PushError::NoLocation(digest.to_string()))?,
+            );
+            offset += len;
+        }
+        let url = with_digest(&location, digest);
+        registry.send(
+            "PUT",
+            &url,
+            scope,
+            &[octet()],
+            Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read + Send>), 0)),
+        )?;
+    } else {
+        let make = open_at(0, size);
+        let url = with_digest(&location, digest);
+        registry.send("PUT", &url, scope, &[octet()], Some((&make, size)))?;
+    }
+    Ok(LayerStatus::Pushed)
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    match url::Url::parse(location) {
+        Ok(mut u) => {
+            u.query_pairs_mut().append_pair("digest", digest.as_str());
+            u.to_string()
+        }
+        Err(_) => {
+            let sep = if location.contains('?') { '&' } else { '?' };
+            format!("{location}{sep}digest={digest}")
+        }
+    }
+}
