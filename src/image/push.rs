@@ -113,16 +113,31 @@ pub fn push(
             (bytes, m)
         }
     };
-    // Repositories of this registry the image is known in: candidates for a blob mount.
-    let mount_sources: Vec<String> = record
-        .repo_digests
-        .iter()
-        .filter_map(|rd| rd.split_once('@').map(|(repo, _)| repo))
-        .filter_map(|repo| repo.strip_prefix(&format!("{}/", reference.domain)))
-        .filter(|p| *p != path)
-        .map(str::to_string)
-        .collect();
-
+    // Repositories of this registry each layer is known in (from the images holding it):
+    // candidates for a cross-repository mount.
+    let domain_prefix = format!("{}/", reference.domain);
+    let mut mount_sources: std::collections::HashMap<Digest, Vec<String>> = Default::default();
+    for other in store.image_ids()? {
+        let Some(other) = store.image(&other)? else {
+            continue;
+        };
+        let repos: Vec<String> = other
+            .repo_digests
+            .iter()
+            .filter_map(|rd| rd.split_once('@').map(|(repo, _)| repo))
+            .filter_map(|repo| repo.strip_prefix(&domain_prefix))
+            .filter(|p| *p != path)
+            .map(str::to_string)
+            .collect();
+        for layer in &other.layers {
+            let entry = mount_sources.entry(layer.diff_id.clone()).or_default();
+            for r in &repos {
+                if !entry.contains(r) {
+                    entry.push(r.clone());
+                }
+            }
+        }
+    }
     let ids: Vec<String> = record
         .layers
         .iter()
@@ -134,7 +149,11 @@ pub fn push(
             status: LayerStatus::Preparing,
         });
     }
-    for (layer, id) in manifest.layers.iter().zip(&ids).rev() {
+    for ((layer, id), local) in manifest.layers.iter().zip(&ids).zip(&record.layers).rev() {
+        let sources = mount_sources
+            .get(&local.diff_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let status = push_blob(
             store,
             registry,
@@ -142,7 +161,7 @@ pub fn push(
             &scope,
             &layer.digest,
             layer.size,
-            &mount_sources,
+            sources,
             &|s| {
                 progress(PushEvent::Layer {
                     id: id.clone(),
