@@ -121,6 +121,26 @@ fn diff_matches_docker() {
         "true",
     ]);
     assert_eq!(root.ok(&["container", "diff", "d2"]), "");
+    // A directory removed and re-created: overlay makes it opaque; Docker reports the lower
+    // entries it hides as deleted. Committed, only the new contents remain.
+    root.ok(&[
+        "run",
+        "--name",
+        "d3",
+        &format!("{ANON}/busybox:latest"),
+        "sh",
+        "-c",
+        "rm -rf /var; mkdir /var; echo y > /var/x",
+    ]);
+    assert_eq!(
+        root.ok(&["diff", "d3"]),
+        "C /var\nD /var/run\nD /var/tmp\nA /var/x\n"
+    );
+    root.ok(&["commit", "d3", "opaque:1"]);
+    assert_eq!(
+        root.ok(&["run", "--rm", "opaque:1", "find", "/var"]),
+        "/var\n/var/x\n"
+    );
     let err = root.fails(&["diff", "nosuch"], 1);
     assert!(err.contains("No such container: nosuch"), "{err}");
 }

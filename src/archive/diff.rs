@@ -1,6 +1,7 @@
 //! A container's changes, read from its overlay upper directory the way Docker's
 //! `archive.OverlayChanges` does: a 0/0 character device is a deletion, an opaque directory that
-//! exists below is a deletion (its new contents are additions), anything else is an addition
+//! exists below is a modification whose hidden lower entries are deletions (what Docker prints,
+//! through its naive diff, on kernels with redirect_dir), anything else is an addition
 //! unless some lower layer has the path (then a modification; a directory whose size, mode and
 //! mtime match the lower one is not reported). The parent of an addition or deletion is always
 //! reported as modified.
@@ -9,7 +10,8 @@
 //! Docker puts them in a separate init layer; those stubs, and directories that hold nothing
 //! else, are invisible here and in commits.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -121,8 +123,40 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, ArchiveE
         &filter,
         &mut out,
         &mut changed_dirs,
+        &BTreeSet::new(),
     )?;
     Ok(out)
+}
+
+/// The names `dir` has in the merged lower layers (topmost first): a whiteout or an opaque
+/// directory in a higher layer hides what lies below it.
+fn lower_names(lowers: &[PathBuf], dir: &Path) -> BTreeSet<OsString> {
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    let mut seen: BTreeSet<OsString> = BTreeSet::new();
+    let mut present = BTreeSet::new();
+    for layer in lowers {
+        let host = layer.join(rel);
+        let Ok(entries) = fs::read_dir(&host) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let whiteout = entry
+                .metadata()
+                .map(|m| m.file_type().is_char_device() && m.rdev() == 0)
+                .unwrap_or(false);
+            if !whiteout {
+                present.insert(name);
+            }
+        }
+        if is_opaque(&host) {
+            break;
+        }
+    }
+    present
 }
 
 fn walk(
@@ -132,22 +166,34 @@ fn walk(
     filter: &StubFilter,
     out: &mut Vec<Change>,
     changed_dirs: &mut HashSet<PathBuf>,
+    hidden_lower: &BTreeSet<OsString>,
 ) -> Result<(), ArchiveError> {
     let host_dir = upper.join(dir.strip_prefix("/").unwrap_or(dir));
-    let mut names: Vec<_> = match fs::read_dir(&host_dir) {
+    let mut names: BTreeSet<OsString> = match fs::read_dir(&host_dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(ArchiveError::io(&host_dir, e)),
     };
+    names.extend(hidden_lower.iter().cloned());
+    let mut names: Vec<OsString> = names.into_iter().collect();
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     for name in names {
         let path = dir.join(&name);
         let host = host_dir.join(&name);
         let meta = match fs::symlink_metadata(&host) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if hidden_lower.contains(&name) {
+                    // Below an opaque directory and not re-created: deleted.
+                    out.push(Change {
+                        kind: ChangeKind::Delete,
+                        path,
+                    });
+                }
+                continue;
+            }
             Err(e) => return Err(ArchiveError::io(&host, e)),
         };
         if filter.hidden(&path, &meta) {
@@ -155,10 +201,15 @@ fn walk(
         }
         let rel = path.strip_prefix("/").unwrap_or(&path);
         let in_lower = |layer: &PathBuf| fs::metadata(layer.join(rel)).ok();
-        let deleted = (meta.file_type().is_char_device() && meta.rdev() == 0)
-            || (meta.is_dir() && is_opaque(&host) && lowers.iter().any(|l| in_lower(l).is_some()));
+        // An opaque directory replacing a lower one is reported as Docker's naive diff does:
+        // modified, with the lower entries it hides as deletions.
+        let opaque_over_lower =
+            meta.is_dir() && is_opaque(&host) && lowers.iter().any(|l| in_lower(l).is_some());
+        let deleted = meta.file_type().is_char_device() && meta.rdev() == 0;
         let kind = if deleted {
             Some(ChangeKind::Delete)
+        } else if opaque_over_lower {
+            Some(ChangeKind::Modify)
         } else {
             match lowers.iter().find_map(in_lower) {
                 None => Some(ChangeKind::Add),
@@ -193,7 +244,12 @@ fn walk(
             });
         }
         if meta.is_dir() {
-            walk(upper, lowers, &path, filter, out, changed_dirs)?;
+            let hidden = if opaque_over_lower {
+                lower_names(lowers, &path)
+            } else {
+                BTreeSet::new()
+            };
+            walk(upper, lowers, &path, filter, out, changed_dirs, &hidden)?;
         }
     }
     Ok(())
