@@ -261,6 +261,23 @@ impl<W: Write> TreeWriter<'_, W> {
         data: impl Read,
         host: &Path,
     ) -> Result<(), ArchiveError> {
+        // Go's archive/tar (so Docker) keeps the file type bits in the mode field, except on
+        // whiteout markers.
+        let perm = header.mode().unwrap_or(0) & 0o7777;
+        let is_marker = name
+            .rsplit(|b| *b == b'/')
+            .next()
+            .is_some_and(|base| base.starts_with(WHITEOUT_PREFIX.as_bytes()));
+        let type_bits = match header.entry_type() {
+            _ if is_marker => 0,
+            tar::EntryType::Directory => 0o040000,
+            tar::EntryType::Symlink => 0o120000,
+            tar::EntryType::Char => 0o020000,
+            tar::EntryType::Block => 0o060000,
+            tar::EntryType::Fifo => 0o010000,
+            _ => 0o100000,
+        };
+        header.set_mode(perm | type_bits);
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         if !set_field(&mut header.as_old_mut().name, name) {
             pax.push(("path".into(), name.to_vec()));
