@@ -885,3 +885,23 @@ fn search_catalog_and_hub() {
     ]);
     assert_eq!(out, "nginx 19000 [OK]\n");
 }
+
+#[test]
+fn save_by_id_loads_untagged() {
+    fixtures();
+    let root = TestRoot::new("xfer-save-id");
+    let name = format!("{ANON}/busybox:latest");
+    root.ok(&["pull", "-q", &name]);
+    let id = image_id(&root, &name);
+    let archive = root.dir.join("by-id.tar");
+    root.ok(&["save", "-o", archive.to_str().unwrap(), &id[7..19]]);
+    let fresh = TestRoot::new("xfer-save-id-load");
+    let out = fresh.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out, format!("Loaded image ID: {id}\n"));
+    assert_eq!(fresh.ok(&["run", "--rm", &id[7..19], "echo", "ok"]), "ok\n");
+    // Unknown images are refused before anything is written.
+    let out = root.dir.join("none.tar");
+    let err = root.fails(&["save", "-o", out.to_str().unwrap(), "nosuch:1"], 1);
+    assert!(err.contains("No such image: nosuch:1"), "{err}");
+    assert!(!out.exists());
+}

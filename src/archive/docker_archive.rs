@@ -74,7 +74,10 @@ pub fn resolve_save_items(store: &Store, names: &[String]) -> Result<Vec<SaveIte
     for name in names {
         let id = lookup::find_image(store, name)?;
         let mut tags = Vec::new();
-        if let Ok(named) = Reference::parse_named(name)
+        // Named by ID: saved without tags, like Docker.
+        let by_id = id.hex().starts_with(name.trim_start_matches("sha256:"));
+        if !by_id
+            && let Ok(named) = Reference::parse_named(name)
             && named.digest.is_none()
         {
             match &named.tag {
