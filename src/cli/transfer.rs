@@ -323,7 +323,7 @@ pub fn push(context: &Context, args: PushArgs) -> CliResult {
     let references = if args.all_tags {
         let tags = push::local_tags(&store, &named).map_err(daemon)?;
         if tags.is_empty() {
-            return Err(daemon(format!(
+            return Err(client(format!(
                 "An image does not exist locally with the tag: {}",
                 named.familiar_repository()
             )));
@@ -358,7 +358,8 @@ pub fn push(context: &Context, args: PushArgs) -> CliResult {
             };
             println!("{id}: {text}");
         };
-        let pushed = push::push(&store, &registry, reference, &printer).map_err(daemon)?;
+        // Docker prints push failures bare, as they come from its progress stream.
+        let pushed = push::push(&store, &registry, reference, &printer).map_err(client)?;
         if quiet {
             println!("{}", reference.familiar());
         } else {

@@ -32,6 +32,28 @@ pub enum PushError {
     Io { path: String, source: io::Error },
     #[error("registry did not say where to upload {0} (no Location header)")]
     NoLocation(String),
+    #[error("denied: requested access to the resource is denied")]
+    Denied,
+    #[error("no basic auth credentials")]
+    NoBasicAuth,
+}
+
+/// Docker's words for a refused push: the registry itself turning our token or credentials
+/// away is `denied`; a Basic-auth registry and no stored credentials is `no basic auth
+/// credentials`; a token server refusing the credentials stays `unauthorized`.
+fn refused(e: PushError, registry: &Registry) -> PushError {
+    match e {
+        PushError::Registry(RegistryError::NoBasicCredentials { .. }) => PushError::NoBasicAuth,
+        PushError::Registry(RegistryError::Unauthorized { ref url, .. })
+            if url.starts_with(registry.base()) =>
+        {
+            PushError::Denied
+        }
+        PushError::Registry(ref r) if r.status() == Some(403) || r.has_code("DENIED") => {
+            PushError::Denied
+        }
+        other => other,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +88,15 @@ pub fn local_tags(store: &Store, named: &Reference) -> Result<Vec<Reference>, Pu
 }
 
 pub fn push(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+    progress: &dyn Fn(PushEvent),
+) -> Result<Pushed, PushError> {
+    push_inner(store, registry, reference, progress).map_err(|e| refused(e, registry))
+}
+
+fn push_inner(
     store: &Store,
     registry: &Registry,
     reference: &Reference,
