@@ -901,6 +901,21 @@ fn save_by_id_loads_untagged() {
     let out = fresh.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     assert_eq!(out, format!("Loaded image ID: {id}\n"));
     assert_eq!(fresh.ok(&["run", "--rm", &id[7..19], "echo", "ok"]), "ok\n");
+    // Loading a tag that names another image here: Docker's rename notice.
+    let tagged = root.dir.join("tagged.tar");
+    root.ok(&["save", "-o", tagged.to_str().unwrap(), &name]);
+    let other = fresh
+        .ok(&["import", BUSYBOX_LAYER, &name])
+        .trim()
+        .to_string();
+    let out = fresh.ok(&["load", "-i", tagged.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "The image {name} already exists, renaming the old one with ID {other} to empty string\nLoaded image: {name}\n"
+        )
+    );
+    assert_eq!(image_id(&fresh, &name), id);
     // Unknown images are refused before anything is written.
     let out = root.dir.join("none.tar");
     let err = root.fails(&["save", "-o", out.to_str().unwrap(), "nosuch:1"], 1);

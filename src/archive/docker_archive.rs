@@ -332,6 +332,8 @@ fn append_layer<W: Write>(
 pub struct Loaded {
     pub id: Digest,
     pub tags: Vec<Reference>,
+    /// Tags that pointed at another image before (Docker says it renames that one).
+    pub replaced: Vec<(Reference, Digest)>,
 }
 
 pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>, TransferError> {
@@ -376,10 +378,24 @@ pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>, TransferEr
                 None => layers.push(existing_layer(store, diff_id)?),
             }
         }
+        let new_id = Digest::of_bytes(&image.config);
+        let before = store.repositories()?;
+        let replaced = image
+            .tags
+            .iter()
+            .filter_map(|t| {
+                before
+                    .tags
+                    .get(&t.to_string())
+                    .filter(|old| **old != new_id)
+                    .map(|old| (t.clone(), old.clone()))
+            })
+            .collect();
         let id = assemble::write_image(store, &image.config, layers, &image.tags)?;
         out.push(Loaded {
             id,
             tags: image.tags,
+            replaced,
         });
     }
     drop(work);

@@ -287,6 +287,12 @@ pub fn load(context: &Context, args: LoadArgs) -> CliResult {
     }
     .map_err(daemon)?;
     for image in loaded {
+        for (tag, old) in &image.replaced {
+            println!(
+                "The image {} already exists, renaming the old one with ID {old} to empty string",
+                tag.familiar()
+            );
+        }
         if image.tags.is_empty() {
             println!("Loaded image ID: {}", image.id);
         }
