@@ -745,6 +745,18 @@ fn push_to_every_fixture_registry_and_pull_back() {
         assert!(out.contains(&format!("latest: digest: {d} ")), "{out}");
     }
 
+    // -a: every local tag of the repository.
+    let all = format!("{ANON}/{unique}/all");
+    root.ok(&["commit", "p1", &format!("{all}:one")]);
+    root.ok(&["commit", "p1", &format!("{all}:two")]);
+    let out = root.ok(&["push", "-a", &all]);
+    assert!(
+        out.contains("\none: digest: sha256:") && out.contains("\ntwo: digest: sha256:"),
+        "{out}"
+    );
+    let err = root.fails(&["push", "-a", &format!("{all}:one")], 1);
+    assert_eq!(err.trim(), "tag can't be used with --all-tags/-a");
+
     // Unknown image.
     let err = root.fails(&["push", &format!("{ANON}/{unique}/nothing:v1")], 1);
     assert!(
@@ -876,6 +888,11 @@ fn search_catalog_and_hub() {
     assert_eq!(
         out,
         "bitnami/nginx: Bitnami container image for NGINX, a very long description that goes on\n"
+    );
+    let err = root.fails(&["search", "--limit", "0", "nginx"], 1);
+    assert!(
+        err.contains("Limit 0 is outside the range of [1, 100]"),
+        "{err}"
     );
     let out = run(&[
         "search",

@@ -17,9 +17,9 @@ pub enum SearchError {
     Registry(#[from] RegistryError),
     #[error("malformed search results from {url}: {message}")]
     Malformed { url: String, message: String },
-    #[error("invalid filter '{0}'")]
+    #[error("Invalid filter '{0}'")]
     BadFilter(String),
-    #[error("invalid limit {0}: must be between 1 and 100")]
+    #[error("Limit {0} is outside the range of [1, 100]")]
     BadLimit(usize),
 }
 
