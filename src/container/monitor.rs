@@ -162,6 +162,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         cache_dir: setup.store_root.join("cache"),
         init: record.init,
     };
+    sys::trace("monitor-spawn");
     let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
         Ok(s) => s,
         Err(e) => {
@@ -182,6 +183,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }
     };
     let pid = spawned.pid.as_raw();
+    sys::trace("monitor-spawned");
     let mut state = State {
         status: Status::Running,
         pid,
@@ -276,6 +278,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }
         if fds[0].revents != 0 && exit_code.is_none() {
             exit_code = reap(pid);
+            sys::trace("monitor-reaped");
             if exit_code.is_some() {
                 exited_at = Some(Instant::now());
             }
@@ -339,7 +342,9 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     if !setup.record.auto_remove {
         let _ = setup.dir.write_state(&state);
     }
+    sys::trace("monitor-outputs-closed");
     finish_cleanup(setup);
+    sys::trace("monitor-cleaned");
     let exit = attach::encode(EXIT, &code.to_be_bytes());
     for c in clients.iter_mut() {
         let _ = c.stream.set_nonblocking(false);
