@@ -630,15 +630,58 @@ fn start_time_of_true() {
     // --network none: just the empty namespace.
     b.args(&["true"]);
     b.run(); // warm the seccomp cache
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        assert_eq!(b.run().0, 0);
-        times.push(t.elapsed());
+    let (mut spawn_t, mut exit_t, mut clean_t, mut total) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..7 {
+        let t0 = Instant::now();
+        let s = b
+            .spawn(
+                Stdio::Fds {
+                    stdin: None,
+                    stdout: nix::unistd::pipe().unwrap().1,
+                    stderr: nix::unistd::pipe().unwrap().1,
+                },
+                false,
+            )
+            .unwrap();
+        let t1 = Instant::now();
+        assert_eq!(wait(&s), 0);
+        let t2 = Instant::now();
+        runtime::cleanup(&b.spec).unwrap();
+        let t3 = Instant::now();
+        spawn_t.push(t1 - t0);
+        exit_t.push(t2 - t1);
+        clean_t.push(t3 - t2);
+        total.push(t3 - t0);
     }
-    times.sort();
-    eprintln!("spawn → exit of `true` (incl. cgroup cleanup): {times:?}");
-    assert!(times[2] < Duration::from_millis(500));
+    let med = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    // The pieces on their own.
+    let sc = b.spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
+    let t = Instant::now();
+    runtime::seccomp::compile(&sc).unwrap();
+    let compile = t.elapsed();
+    let t = Instant::now();
+    runtime::seccomp::load_or_compile(&sc, &scratch().join("cache")).unwrap();
+    let cached = t.elapsed();
+    let cg = runtime::cgroups::for_path(Path::new("/berth-test/timing-cg")).unwrap();
+    let t = Instant::now();
+    cg.create().unwrap();
+    let cg_create = t.elapsed();
+    let t = Instant::now();
+    cg.destroy().unwrap();
+    let cg_destroy = t.elapsed();
+    eprintln!(
+        "median of 7: spawn() {:?}, spawn→exit {:?}, cleanup {:?}, total {:?}; \
+         seccomp compile {compile:?} vs cached load {cached:?}; cgroup create {cg_create:?}, \
+         destroy {cg_destroy:?}",
+        med(&mut spawn_t),
+        med(&mut exit_t),
+        med(&mut clean_t),
+        med(&mut total)
+    );
+    assert!(med(&mut total) < Duration::from_millis(500));
 }
 
 #[test]
@@ -718,4 +761,89 @@ fn cgroup_v2_device_filter() {
     let _ = fs::remove_dir(&dir);
     assert_eq!(String::from_utf8_lossy(&outside.stdout), "KMSG\nZERO\n");
     assert_eq!(String::from_utf8_lossy(&inside.stdout), "ZERO\n");
+}
+
+/// Where the start time goes: `cargo test --release --test runtime -- --ignored
+/// timing_variants --nocapture`.
+#[test]
+#[ignore]
+fn timing_variants() {
+    type Variant = (&'static str, fn(&mut Spec));
+    let variants: [Variant; 5] = [
+        ("default", |_| {}),
+        ("no /sys/fs/cgroup mount", |s| {
+            let m = s.mounts().clone().unwrap();
+            s.set_mounts(Some(
+                m.into_iter()
+                    .filter(|m| m.destination() != Path::new("/sys/fs/cgroup"))
+                    .collect(),
+            ));
+        }),
+        ("no network namespace", |s| {
+            let l = s.linux_mut().as_mut().unwrap();
+            let ns = l.namespaces().clone().unwrap();
+            l.set_namespaces(Some(
+                ns.into_iter()
+                    .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network)
+                    .collect(),
+            ));
+        }),
+        ("no seccomp", |s| {
+            s.linux_mut().as_mut().unwrap().set_seccomp(None);
+        }),
+        ("no cgroup", |s| {
+            s.linux_mut().as_mut().unwrap().set_cgroups_path(None);
+        }),
+    ];
+    for (name, f) in variants {
+        let mut b = Bundle::new("variants");
+        b.args(&["true"]);
+        f(&mut b.spec);
+        b.run();
+        let mut v = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            b.run();
+            v.push(t.elapsed());
+        }
+        v.sort();
+        eprintln!("{name}: median {:?}", v[v.len() / 2]);
+    }
+}
+
+#[test]
+fn bind_mounts_files_and_volumes() {
+    let mut b = Bundle::new("binds");
+    let host = scratch().join("binds-host");
+    let _ = fs::remove_dir_all(&host);
+    fs::create_dir_all(host.join("vol")).unwrap();
+    fs::create_dir_all(host.join("ro")).unwrap();
+    fs::write(host.join("hostname"), "fromhost\n").unwrap();
+    fs::write(host.join("ro/f"), "ro\n").unwrap();
+    let bind = |src: &Path, dst: &str, opts: &[&str]| {
+        oci_spec::runtime::MountBuilder::default()
+            .destination(dst)
+            .typ("bind")
+            .source(src)
+            .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .build()
+            .unwrap()
+    };
+    let mut mounts = b.spec.mounts().clone().unwrap();
+    mounts.push(bind(
+        &host.join("hostname"),
+        "/etc/hostname",
+        &["rbind", "ro"],
+    ));
+    mounts.push(bind(&host.join("vol"), "/data/vol", &["rbind", "rw"]));
+    mounts.push(bind(&host.join("ro"), "/ro", &["rbind", "ro"]));
+    b.spec.set_mounts(Some(mounts));
+    b.args(&[
+        "sh",
+        "-c",
+        "cat /etc/hostname; echo hi > /data/vol/new; cat /ro/f; echo x > /ro/g 2>/dev/null || echo RO",
+    ]);
+    let (code, out, err) = b.run();
+    assert_eq!((code, out.as_str()), (0, "fromhost\nro\nRO\n"), "{err}");
+    assert_eq!(fs::read_to_string(host.join("vol/new")).unwrap(), "hi\n");
 }

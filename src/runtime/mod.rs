@@ -128,6 +128,42 @@ fn child_stdio(
     })
 }
 
+/// Phase timings of `spawn`, printed to stderr when BERTH_TRACE_SPAWN is set.
+struct Trace {
+    on: bool,
+    last: std::time::Instant,
+    marks: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Trace {
+    fn new() -> Self {
+        Trace {
+            on: std::env::var_os("BERTH_TRACE_SPAWN").is_some(),
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.marks.push((what, now - self.last));
+            self.last = now;
+        }
+    }
+
+    fn print(&self) {
+        if self.on {
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(w, d)| format!("{w} {}µs", d.as_micros()))
+                .collect();
+            eprintln!("berth: spawn: {}", parts.join(", "));
+        }
+    }
+}
+
 fn reap(pid: Pid) {
     let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
@@ -141,6 +177,7 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         .process()
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidSpec("process is missing".into()))?;
+    let mut trace = Trace::new();
     let ns = Namespaces::from_spec(spec)?;
     let size = process
         .console_size()
@@ -160,6 +197,7 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
         _ => None,
     };
+    trace.mark("plan");
     let cg = cgroup_of(spec)?;
     if let Some(cg) = &cg {
         cg.create()?;
@@ -186,7 +224,9 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         proc_: &proc_,
         stdio,
     };
+    trace.mark("cgroup create+apply");
     let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
+    trace.mark("clone");
     // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
     // the pipes and the pty would never come.
     drop(child);
@@ -212,12 +252,17 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         reap(pid);
         return Err(fail_cg(e));
     }
+    trace.mark("cgroup join");
     match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => Ok(Spawned {
-            pid,
-            pty_master,
-            cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
-        }),
+        Ok(()) => {
+            trace.mark("child setup until execve");
+            trace.print();
+            Ok(Spawned {
+                pid,
+                pty_master,
+                cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+            })
+        }
         Err(f) => {
             reap(pid);
             let e = match f {

@@ -829,6 +829,11 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         }
         restore_pid_ns = Some(OwnedFd::from(own));
     }
+    // Non-dumpable before the clone, not just first thing in the child: the child copies
+    // the flag, so it is never visible dumpable in a namespace it joins (exec).
+    // SAFETY: prctl get/set of the dumpable flag.
+    let was_dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let r = clone_raw(c.ns.clone_flags);
     if let Ok(0) = r {
         // Child.
@@ -839,6 +844,18 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         }
         let f = child_run(c, p.sync_r.as_raw_fd(), p.err_w.as_raw_fd());
         report(p.err_w.as_raw_fd(), f);
+    }
+    if was_dumpable > 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_DUMPABLE,
+                was_dumpable as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
     }
     if let Some(own) = restore_pid_ns {
         // SAFETY: back to the pid namespace this thread had.
