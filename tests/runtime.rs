@@ -847,3 +847,124 @@ fn bind_mounts_files_and_volumes() {
     assert_eq!((code, out.as_str()), (0, "fromhost\nro\nRO\n"), "{err}");
     assert_eq!(fs::read_to_string(host.join("vol/new")).unwrap(), "hi\n");
 }
+
+/// Syscalls only the seccomp profile refuses (argument filters, errnoRet), checked with
+/// a tiny static C program when gcc is available.
+#[test]
+fn seccomp_argument_rules() {
+    let dir = scratch().join("sc-helper");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    let src = dir.join("probe.c");
+    fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void r(const char *what, long rc) { printf("%s %s\n", what, rc < 0 ? (errno == EPERM ? "EPERM" : errno == ENOSYS ? "ENOSYS" : "ERR") : "OK"); }
+int main(void) {
+    r("personality-query", syscall(SYS_personality, 0xffffffffUL));
+    r("personality-addr-no-randomize", syscall(SYS_personality, 0x0040000UL));
+    r("keyctl", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -1 /* thread */, 0));
+    r("socket-unix", socket(AF_UNIX, SOCK_STREAM, 0));
+    r("socket-vsock", socket(40, SOCK_STREAM, 0));
+    r("clone3", syscall(SYS_clone3, NULL, 0));
+    long pid = syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    r("clone-plain", pid);
+    pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUTS | SIGCHLD), 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    r("clone-newuts", pid);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let built = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(dir.join("bin/probe"))
+        .arg(&src)
+        .status();
+    if !matches!(built, Ok(s) if s.success()) {
+        eprintln!("gcc -static not available: skipped");
+        return;
+    }
+    fs::remove_file(&src).unwrap();
+    let mut b = Bundle::overlay("scargs", &[&dir, base_layer()]);
+    // With CAP_SYS_ADMIN, so only the filter (built for Docker's default caps) refuses.
+    let p = b.spec.process_mut().as_mut().unwrap();
+    let mut c = p.capabilities().clone().unwrap();
+    let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+        let mut s = s.clone().unwrap();
+        s.insert(Capability::SysAdmin);
+        Some(s)
+    };
+    let (bnd, eff, prm) = (add(c.bounding()), add(c.effective()), add(c.permitted()));
+    c.set_bounding(bnd);
+    c.set_effective(eff);
+    c.set_permitted(prm);
+    p.set_capabilities(Some(c));
+    b.args(&["/bin/probe"]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "personality-query OK\npersonality-addr-no-randomize EPERM\nkeyctl EPERM\nsocket-unix OK\n\
+         socket-vsock EPERM\nclone3 ENOSYS\nclone-plain OK\nclone-newuts EPERM\n"
+    );
+}
+
+#[test]
+fn no_new_privileges() {
+    let mut b = Bundle::new("nnp");
+    b.spec
+        .process_mut()
+        .as_mut()
+        .unwrap()
+        .set_no_new_privileges(Some(true));
+    b.args(&["grep", "-E", "NoNewPrivs|Seccomp:", "/proc/self/status"]);
+    assert_eq!(b.run().1, "NoNewPrivs:\t1\nSeccomp:\t2\n");
+}
+
+#[test]
+fn freeze_and_thaw() {
+    let mut b = Bundle::new("freeze");
+    b.args(&["sleep", "10"]);
+    let (_o, ow) = nix::unistd::pipe().unwrap();
+    let (_e, ew) = nix::unistd::pipe().unwrap();
+    let s = b
+        .spawn(
+            Stdio::Fds {
+                stdin: None,
+                stdout: ow,
+                stderr: ew,
+            },
+            false,
+        )
+        .unwrap();
+    let state = || {
+        fs::read_to_string(format!("/proc/{}/stat", s.pid))
+            .unwrap()
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    runtime::freeze(&b.spec, true).unwrap();
+    assert_eq!(state(), "D", "a frozen task sleeps uninterruptibly");
+    runtime::freeze(&b.spec, false).unwrap();
+    assert_eq!(state(), "S");
+    // cleanup kills what is left, even a container that was frozen.
+    runtime::freeze(&b.spec, true).unwrap();
+    runtime::cleanup(&b.spec).unwrap();
+    assert_eq!(wait(&s), 128 + libc::SIGKILL);
+    runtime::cleanup(&b.spec).unwrap();
+}
