@@ -545,7 +545,7 @@ fn pty_is_controlling_terminal() {
             .build()
             .unwrap(),
     ));
-    b.args(&["sh", "-c", "tty; stty size; ls -l /dev/ptmx"]);
+    b.args(&["sh", "-c", "tty; stty size; ls -l /dev/ptmx; cat /proc/self/stat | cut -d' ' -f7; echo hi > /dev/console"]);
     let s = b.spawn(Stdio::Pty, false).unwrap();
     let master = s.pty_master.as_ref().unwrap();
     let mut out = Vec::new();
@@ -558,8 +558,13 @@ fn pty_is_controlling_terminal() {
     }
     assert_eq!(wait(&s), 0);
     let out = String::from_utf8_lossy(&out);
-    assert!(out.contains("/dev/console\r\n33 101\r\n"), "{out:?}");
+    // The pty lives in the container's own devpts, as under Docker: /dev/pts/0 = 136:0.
+    assert!(out.starts_with("/dev/pts/0\r\n33 101\r\n"), "{out:?}");
     assert!(out.contains("/dev/ptmx -> pts/ptmx"), "{out:?}");
+    assert!(
+        out.contains(&format!("\r\n{}\r\nhi\r\n", 136 << 8)),
+        "tty_nr: {out:?}"
+    );
     let _ = master.as_raw_fd();
 }
 
@@ -967,4 +972,47 @@ fn freeze_and_thaw() {
     runtime::cleanup(&b.spec).unwrap();
     assert_eq!(wait(&s), 128 + libc::SIGKILL);
     runtime::cleanup(&b.spec).unwrap();
+}
+
+#[test]
+fn exec_with_pty_and_user() {
+    let mut b = Bundle::new("execpty");
+    b.args(&["sleep", "10"]);
+    let (_o, ow) = nix::unistd::pipe().unwrap();
+    let (_e, ew) = nix::unistd::pipe().unwrap();
+    let s = b
+        .spawn(
+            Stdio::Fds {
+                stdin: None,
+                stdout: ow,
+                stderr: ew,
+            },
+            false,
+        )
+        .unwrap();
+    let mut p = b.spec.process().clone().unwrap();
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "tty; id -u; echo $$".into(),
+    ]));
+    let mut user = p.user().clone();
+    user.set_uid(65534);
+    user.set_gid(65534);
+    p.set_user(user);
+    let e = runtime::exec(s.pid, &b.spec, &p, b.opts(Stdio::Pty, false)).unwrap();
+    let master = e.pty_master.as_ref().unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = nix::unistd::read(master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(wait(&e), 0);
+    let out = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = out.split("\r\n").collect();
+    assert_eq!(lines[..2], ["/dev/pts/0", "65534"], "{out:?}");
+    let pid_in_ns: i32 = lines[2].parse().unwrap();
+    assert!(pid_in_ns > 1 && pid_in_ns < 100, "{out:?}");
+    nix::sys::signal::kill(s.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait(&s);
 }

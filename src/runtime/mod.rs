@@ -20,7 +20,7 @@ mod spawn;
 pub mod tty;
 pub mod user;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
@@ -98,15 +98,9 @@ fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeErr
     }
 }
 
-fn child_stdio(
-    stdio: Stdio,
-    console_size: Option<(u16, u16)>,
-) -> Result<(ChildStdio, Option<OwnedFd>), RuntimeError> {
+fn child_stdio(stdio: Stdio, console_size: Option<(u16, u16)>) -> Result<ChildStdio, RuntimeError> {
     Ok(match stdio {
-        Stdio::Pty => {
-            let (master, slave) = tty::open_pair(console_size)?;
-            (ChildStdio::Pty(slave), Some(master))
-        }
+        Stdio::Pty => ChildStdio::Pty(console_size),
         Stdio::Fds {
             stdin,
             stdout,
@@ -116,14 +110,11 @@ fn child_stdio(
                 Some(fd) => fd,
                 None => spawn::dev_null()?,
             };
-            (
-                ChildStdio::Fds {
-                    stdin,
-                    stdout,
-                    stderr,
-                },
-                None,
-            )
+            ChildStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }
         }
     })
 }
@@ -183,15 +174,8 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
-    let console = match &stdio {
-        ChildStdio::Pty(slave) => {
-            let link = format!("/proc/self/fd/{}", slave.as_raw_fd());
-            Some(std::fs::read_link(&link).map_err(|e| RuntimeError::io("readlink", link, e))?)
-        }
-        ChildStdio::Fds { .. } => None,
-    };
-    let rootfs = rootfs::plan(bundle, spec, console.as_deref())?;
+    let stdio = child_stdio(opts.stdio, size)?;
+    let rootfs = rootfs::plan(bundle, spec)?;
     let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
@@ -253,8 +237,8 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         return Err(fail_cg(e));
     }
     trace.mark("cgroup join");
-    match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => {
+    match spawn::release_and_wait(sync_w, err_r) {
+        Ok(pty_master) => {
             trace.mark("child setup until execve");
             trace.print();
             Ok(Spawned {
@@ -294,7 +278,7 @@ pub fn exec(
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
+    let stdio = child_stdio(opts.stdio, size)?;
     let pipes = spawn::pipes()?;
     let child = ChildPlan {
         ns: &ns,
@@ -319,8 +303,8 @@ pub fn exec(
         reap(pid);
         return Err(e);
     }
-    match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => Ok(Spawned {
+    match spawn::release_and_wait(sync_w, err_r) {
+        Ok(pty_master) => Ok(Spawned {
             pid,
             pty_master,
             cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),

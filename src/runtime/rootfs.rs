@@ -80,9 +80,6 @@ pub(crate) struct RootfsPlan {
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_root: bool,
-    /// The pty slave's path in the host's devpts, bound onto /dev/console. A path, not
-    /// /proc/self/fd/0: bind sources must be mounts of our own (copied) namespace.
-    pub console: Option<CString>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RuntimeError> {
@@ -188,11 +185,7 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> 
     })
 }
 
-pub(crate) fn plan(
-    bundle: &Path,
-    spec: &Spec,
-    console: Option<&Path>,
-) -> Result<RootfsPlan, RuntimeError> {
+pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeError> {
     let rootfs = rootfs_path(bundle, spec)?;
     let rootfs =
         std::fs::canonicalize(&rootfs).map_err(|e| RuntimeError::io("open rootfs", &rootfs, e))?;
@@ -333,9 +326,6 @@ pub(crate) fn plan(
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false),
-        console: console
-            .map(|p| cstr(p.as_os_str().as_bytes(), "pty path"))
-            .transpose()?,
     })
 }
 
@@ -878,17 +868,6 @@ fn setup_dev(root: &OwnedFd, p: &RootfsPlan) -> Result<(), Fail> {
         if r < 0 && Errno::last() != Errno::EEXIST {
             return Err(Fail::new(Step::DevSymlinks, Errno::last_raw(), 0));
         }
-    }
-    if let Some(pty) = &p.console {
-        let console = ensure_in_root(root, c"dev/console", true).map_err(fail(Step::Console, 0))?;
-        mount_raw(
-            Some(pty),
-            FdPath::new(console.as_raw_fd()).as_cstr(),
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )
-        .map_err(fail(Step::Console, 0))?;
     }
     Ok(())
 }
