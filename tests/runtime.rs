@@ -127,6 +127,7 @@ impl Bundle {
             stdio,
             cache_dir: scratch().join("cache"),
             init,
+            prestart: None,
         }
     }
 
@@ -1015,4 +1016,54 @@ fn exec_with_pty_and_user() {
     assert!(pid_in_ns > 1 && pid_in_ns < 100, "{out:?}");
     nix::sys::signal::kill(s.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     wait(&s);
+}
+
+#[test]
+fn sysctl_and_prestart_hook() {
+    let mut b = Bundle::new("sysctl");
+    let mut sc = HashMap::new();
+    sc.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
+    b.spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sc));
+    b.args(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    let (_er, err_w) = nix::unistd::pipe().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen2 = seen.clone();
+    let mut opts = b.opts(
+        Stdio::Fds {
+            stdin: None,
+            stdout: out_w,
+            stderr: err_w,
+        },
+        false,
+    );
+    opts.prestart = Some(Box::new(move |pid| {
+        // The container exists (its namespaces can be configured) but runs nothing yet.
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
+        *seen2.lock().unwrap() = Some((pid, comm));
+        Ok(())
+    }));
+    let s = runtime::spawn(&b.dir, &b.spec, opts).unwrap();
+    assert_eq!(read_all(out_r), "1\n");
+    assert_eq!(wait(&s), 0);
+    let (pid, comm) = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(pid, s.pid);
+    assert_ne!(comm.trim(), "cat");
+    // A failing hook aborts the start and leaves no cgroup behind.
+    let mut opts = b.opts(
+        Stdio::Fds {
+            stdin: None,
+            stdout: nix::unistd::pipe().unwrap().1,
+            stderr: nix::unistd::pipe().unwrap().1,
+        },
+        false,
+    );
+    opts.prestart = Some(Box::new(|_| Err("no network".into())));
+    let e = runtime::spawn(&b.dir, &b.spec, opts).unwrap_err();
+    assert_eq!(e.to_string(), "prestart: no network");
+    let cg = format!(
+        "/sys/fs/cgroup/pids/berth-test/sysctl-{}",
+        std::process::id()
+    );
+    assert!(!Path::new(&cg).exists());
 }

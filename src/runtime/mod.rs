@@ -54,6 +54,25 @@ pub struct SpawnOptions {
     pub cache_dir: PathBuf,
     /// Run berth's minimal init as PID 1 (`--init`).
     pub init: bool,
+    /// Called with the container's pid once it is in its namespaces and cgroup, before
+    /// anything in the container runs (e.g. to move a veth into its network namespace
+    /// via /proc/<pid>/ns/net). An error aborts the start.
+    pub prestart: Option<Prestart>,
+}
+
+/// See `SpawnOptions::prestart`.
+pub type Prestart =
+    Box<dyn FnOnce(Pid) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+impl SpawnOptions {
+    pub fn new(stdio: Stdio, cache_dir: impl Into<PathBuf>) -> Self {
+        SpawnOptions {
+            stdio,
+            cache_dir: cache_dir.into(),
+            init: false,
+            prestart: None,
+        }
+    }
 }
 
 /// A started container process (or exec'd process).
@@ -230,6 +249,10 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
     let placed = placed.and_then(|()| match process.oom_score_adj() {
         Some(adj) => std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| RuntimeError::io("write", format!("/proc/{pid}/oom_score_adj"), e)),
+        None => Ok(()),
+    });
+    let placed = placed.and_then(|()| match opts.prestart {
+        Some(hook) => hook(pid).map_err(RuntimeError::Prestart),
         None => Ok(()),
     });
     if let Err(e) = placed {

@@ -80,6 +80,8 @@ pub(crate) struct RootfsPlan {
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_root: bool,
+    /// (/proc/sys/... path, value) from `linux.sysctl`.
+    pub sysctls: Vec<(CString, CString)>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RuntimeError> {
@@ -305,6 +307,16 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
             display: path.display().to_string(),
         });
     }
+    let mut sysctls = Vec::new();
+    let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+    keys.sort();
+    for (k, v) in keys {
+        if k.is_empty() || k.contains("..") || k.contains('/') || k.contains('\0') {
+            return Err(RuntimeError::InvalidSpec(format!("invalid sysctl {k}")));
+        }
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        sysctls.push((cstr(path, "sysctl")?, cstr(v, "sysctl value")?));
+    }
     let abs = |v: &Option<Vec<String>>| -> Result<Vec<CString>, RuntimeError> {
         v.iter()
             .flatten()
@@ -326,6 +338,7 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false),
+        sysctls,
     })
 }
 
@@ -905,8 +918,25 @@ pub(crate) fn child_pivot(p: &RootfsPlan) -> Result<(), Fail> {
     Ok(())
 }
 
-/// After pivot_root: masked paths, read-only paths, read-only root.
+/// After pivot_root: sysctls (while /proc/sys is still writable), masked paths,
+/// read-only paths, read-only root.
 pub(crate) fn child_finish(p: &RootfsPlan) -> Result<(), Fail> {
+    for (i, (path, value)) in p.sysctls.iter().enumerate() {
+        // SAFETY: open/write/close on prepared strings.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(Fail::new(Step::Sysctl, Errno::last_raw(), i));
+            }
+            let b = value.as_bytes();
+            let r = libc::write(fd, b.as_ptr() as *const libc::c_void, b.len());
+            let e = Errno::last_raw();
+            libc::close(fd);
+            if r < 0 {
+                return Err(Fail::new(Step::Sysctl, e, i));
+            }
+        }
+    }
     for (i, path) in p.masked.iter().enumerate() {
         // SAFETY: stat into a zeroed buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };

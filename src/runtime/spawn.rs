@@ -74,12 +74,13 @@ pub(crate) enum Step {
     Fork,
     Dumpable,
     Pty,
+    Sysctl,
 }
 
 impl Step {
     fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 35] = [
+        const ALL: [Step; 36] = [
             Sync,
             Stdio,
             Setsid,
@@ -115,6 +116,7 @@ impl Step {
             Fork,
             Dumpable,
             Pty,
+            Sysctl,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -1134,6 +1136,12 @@ pub(crate) fn describe(
         Step::Fork => ("fork", "init child".into()),
         Step::Dumpable => ("prctl", "PR_SET_DUMPABLE".into()),
         Step::Pty => ("allocate pty", "/dev/ptmx".into()),
+        Step::Sysctl => (
+            "write sysctl",
+            r.and_then(|r| r.sysctls.get(idx))
+                .map(|s| s.0.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
         Step::ExecNotFound | Step::Exec => unreachable_step(),
     };
     RuntimeError::ContainerSetup {
