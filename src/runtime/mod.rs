@@ -20,7 +20,7 @@ mod spawn;
 pub mod tty;
 pub mod user;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
@@ -54,6 +54,25 @@ pub struct SpawnOptions {
     pub cache_dir: PathBuf,
     /// Run berth's minimal init as PID 1 (`--init`).
     pub init: bool,
+    /// Called with the container's pid once it is in its namespaces and cgroup, before
+    /// anything in the container runs (e.g. to move a veth into its network namespace
+    /// via /proc/<pid>/ns/net). An error aborts the start.
+    pub prestart: Option<Prestart>,
+}
+
+/// See `SpawnOptions::prestart`.
+pub type Prestart =
+    Box<dyn FnOnce(Pid) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+impl SpawnOptions {
+    pub fn new(stdio: Stdio, cache_dir: impl Into<PathBuf>) -> Self {
+        SpawnOptions {
+            stdio,
+            cache_dir: cache_dir.into(),
+            init: false,
+            prestart: None,
+        }
+    }
 }
 
 /// A started container process (or exec'd process).
@@ -98,15 +117,9 @@ fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeErr
     }
 }
 
-fn child_stdio(
-    stdio: Stdio,
-    console_size: Option<(u16, u16)>,
-) -> Result<(ChildStdio, Option<OwnedFd>), RuntimeError> {
+fn child_stdio(stdio: Stdio, console_size: Option<(u16, u16)>) -> Result<ChildStdio, RuntimeError> {
     Ok(match stdio {
-        Stdio::Pty => {
-            let (master, slave) = tty::open_pair(console_size)?;
-            (ChildStdio::Pty(slave), Some(master))
-        }
+        Stdio::Pty => ChildStdio::Pty(console_size),
         Stdio::Fds {
             stdin,
             stdout,
@@ -116,16 +129,49 @@ fn child_stdio(
                 Some(fd) => fd,
                 None => spawn::dev_null()?,
             };
-            (
-                ChildStdio::Fds {
-                    stdin,
-                    stdout,
-                    stderr,
-                },
-                None,
-            )
+            ChildStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }
         }
     })
+}
+
+/// Phase timings of `spawn`, printed to stderr when BERTH_TRACE_SPAWN is set.
+struct Trace {
+    on: bool,
+    last: std::time::Instant,
+    marks: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Trace {
+    fn new() -> Self {
+        Trace {
+            on: std::env::var_os("BERTH_TRACE_SPAWN").is_some(),
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.marks.push((what, now - self.last));
+            self.last = now;
+        }
+    }
+
+    fn print(&self) {
+        if self.on {
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(w, d)| format!("{w} {}µs", d.as_micros()))
+                .collect();
+            eprintln!("berth: spawn: {}", parts.join(", "));
+        }
+    }
 }
 
 fn reap(pid: Pid) {
@@ -141,25 +187,20 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         .process()
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidSpec("process is missing".into()))?;
+    let mut trace = Trace::new();
     let ns = Namespaces::from_spec(spec)?;
     let size = process
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
-    let console = match &stdio {
-        ChildStdio::Pty(slave) => {
-            let link = format!("/proc/self/fd/{}", slave.as_raw_fd());
-            Some(std::fs::read_link(&link).map_err(|e| RuntimeError::io("readlink", link, e))?)
-        }
-        ChildStdio::Fds { .. } => None,
-    };
-    let rootfs = rootfs::plan(bundle, spec, console.as_deref())?;
+    let stdio = child_stdio(opts.stdio, size)?;
+    let rootfs = rootfs::plan(bundle, spec)?;
     let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
         _ => None,
     };
+    trace.mark("plan");
     let cg = cgroup_of(spec)?;
     if let Some(cg) = &cg {
         cg.create()?;
@@ -186,7 +227,9 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         proc_: &proc_,
         stdio,
     };
+    trace.mark("cgroup create+apply");
     let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
+    trace.mark("clone");
     // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
     // the pipes and the pty would never come.
     drop(child);
@@ -208,16 +251,25 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
             .map_err(|e| RuntimeError::io("write", format!("/proc/{pid}/oom_score_adj"), e)),
         None => Ok(()),
     });
+    let placed = placed.and_then(|()| match opts.prestart {
+        Some(hook) => hook(pid).map_err(RuntimeError::Prestart),
+        None => Ok(()),
+    });
     if let Err(e) = placed {
         reap(pid);
         return Err(fail_cg(e));
     }
-    match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => Ok(Spawned {
-            pid,
-            pty_master,
-            cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
-        }),
+    trace.mark("cgroup join");
+    match spawn::release_and_wait(sync_w, err_r) {
+        Ok(pty_master) => {
+            trace.mark("child setup until execve");
+            trace.print();
+            Ok(Spawned {
+                pid,
+                pty_master,
+                cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+            })
+        }
         Err(f) => {
             reap(pid);
             let e = match f {
@@ -249,7 +301,7 @@ pub fn exec(
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
+    let stdio = child_stdio(opts.stdio, size)?;
     let pipes = spawn::pipes()?;
     let child = ChildPlan {
         ns: &ns,
@@ -274,8 +326,8 @@ pub fn exec(
         reap(pid);
         return Err(e);
     }
-    match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => Ok(Spawned {
+    match spawn::release_and_wait(sync_w, err_r) {
+        Ok(pty_master) => Ok(Spawned {
             pid,
             pty_master,
             cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),

@@ -80,9 +80,8 @@ pub(crate) struct RootfsPlan {
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_root: bool,
-    /// The pty slave's path in the host's devpts, bound onto /dev/console. A path, not
-    /// /proc/self/fd/0: bind sources must be mounts of our own (copied) namespace.
-    pub console: Option<CString>,
+    /// (/proc/sys/... path, value) from `linux.sysctl`.
+    pub sysctls: Vec<(CString, CString)>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RuntimeError> {
@@ -188,11 +187,7 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> 
     })
 }
 
-pub(crate) fn plan(
-    bundle: &Path,
-    spec: &Spec,
-    console: Option<&Path>,
-) -> Result<RootfsPlan, RuntimeError> {
+pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeError> {
     let rootfs = rootfs_path(bundle, spec)?;
     let rootfs =
         std::fs::canonicalize(&rootfs).map_err(|e| RuntimeError::io("open rootfs", &rootfs, e))?;
@@ -312,6 +307,16 @@ pub(crate) fn plan(
             display: path.display().to_string(),
         });
     }
+    let mut sysctls = Vec::new();
+    let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+    keys.sort();
+    for (k, v) in keys {
+        if k.is_empty() || k.contains("..") || k.contains('/') || k.contains('\0') {
+            return Err(RuntimeError::InvalidSpec(format!("invalid sysctl {k}")));
+        }
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        sysctls.push((cstr(path, "sysctl")?, cstr(v, "sysctl value")?));
+    }
     let abs = |v: &Option<Vec<String>>| -> Result<Vec<CString>, RuntimeError> {
         v.iter()
             .flatten()
@@ -333,9 +338,7 @@ pub(crate) fn plan(
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false),
-        console: console
-            .map(|p| cstr(p.as_os_str().as_bytes(), "pty path"))
-            .transpose()?,
+        sysctls,
     })
 }
 
@@ -879,17 +882,6 @@ fn setup_dev(root: &OwnedFd, p: &RootfsPlan) -> Result<(), Fail> {
             return Err(Fail::new(Step::DevSymlinks, Errno::last_raw(), 0));
         }
     }
-    if let Some(pty) = &p.console {
-        let console = ensure_in_root(root, c"dev/console", true).map_err(fail(Step::Console, 0))?;
-        mount_raw(
-            Some(pty),
-            FdPath::new(console.as_raw_fd()).as_cstr(),
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )
-        .map_err(fail(Step::Console, 0))?;
-    }
     Ok(())
 }
 
@@ -926,8 +918,25 @@ pub(crate) fn child_pivot(p: &RootfsPlan) -> Result<(), Fail> {
     Ok(())
 }
 
-/// After pivot_root: masked paths, read-only paths, read-only root.
+/// After pivot_root: sysctls (while /proc/sys is still writable), masked paths,
+/// read-only paths, read-only root.
 pub(crate) fn child_finish(p: &RootfsPlan) -> Result<(), Fail> {
+    for (i, (path, value)) in p.sysctls.iter().enumerate() {
+        // SAFETY: open/write/close on prepared strings.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(Fail::new(Step::Sysctl, Errno::last_raw(), i));
+            }
+            let b = value.as_bytes();
+            let r = libc::write(fd, b.as_ptr() as *const libc::c_void, b.len());
+            let e = Errno::last_raw();
+            libc::close(fd);
+            if r < 0 {
+                return Err(Fail::new(Step::Sysctl, e, i));
+            }
+        }
+    }
     for (i, path) in p.masked.iter().enumerate() {
         // SAFETY: stat into a zeroed buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
