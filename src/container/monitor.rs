@@ -161,6 +161,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         stdio,
         cache_dir: setup.store_root.join("cache"),
         init: record.init,
+        prestart: None,
     };
     sys::trace("monitor-spawn");
     let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
