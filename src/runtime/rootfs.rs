@@ -616,14 +616,32 @@ fn fail(step: Step, idx: usize) -> impl Fn(Errno) -> Fail {
     move |e| Fail::new(step, e as i32, idx)
 }
 
+/// The kernel's `struct statfs` on 64-bit targets (libc's hides `f_flags`).
+#[repr(C)]
+#[derive(Default)]
+struct KStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
 /// Bind-remounts the mount at `target` with `flags` (ro, nosuid, ...) on top of the flags
 /// it already has, so remounting never clears nosuid/nodev/noexec by accident.
 fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
-    // SAFETY: statvfs writes one struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let mut st = KStatfs::default();
     let mut have = MsFlags::empty();
-    // SAFETY: valid path and buffer.
-    if unsafe { libc::statvfs(target.as_ptr(), &mut st) } == 0 {
+    // Raw statfs(2): glibc's statvfs may fall back to parsing /proc/mounts (malloc).
+    // SAFETY: valid path and a buffer of the kernel's struct statfs layout.
+    if unsafe { libc::syscall(libc::SYS_statfs, target.as_ptr(), &mut st as *mut KStatfs) } == 0 {
         for (st_bit, ms) in [
             (libc::ST_NOSUID, MsFlags::MS_NOSUID),
             (libc::ST_NODEV, MsFlags::MS_NODEV),
@@ -632,7 +650,7 @@ fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
             (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
             (libc::ST_RELATIME, MsFlags::MS_RELATIME),
         ] {
-            if st.f_flag & st_bit != 0 {
+            if st.f_flags as u64 & st_bit != 0 {
                 have |= ms;
             }
         }

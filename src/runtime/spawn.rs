@@ -419,13 +419,17 @@ impl ProcPlan {
             if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
-            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) < 0 {
+            // Raw syscalls, not glibc's wrappers: those broadcast the change to every
+            // thread glibc believes exists (nptl "setxid"), and in this single-threaded
+            // copy of a multi-threaded process they wait forever for threads that are
+            // not there.
+            if libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr()) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
-            if libc::setresgid(self.gid, self.gid, self.gid) < 0 {
+            if libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid) < 0 {
                 return Err(Fail::errno(Step::SetUser, 1));
             }
-            if libc::setresuid(self.uid, self.uid, self.uid) < 0 {
+            if libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid) < 0 {
                 return Err(Fail::errno(Step::SetUser, 2));
             }
             if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
