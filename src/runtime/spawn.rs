@@ -828,6 +828,11 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     if let Err(f) = setup_stdio(&c.stdio) {
         return f;
     }
+    // Everything else inherited from the caller (other containers' pipes, store files)
+    // goes now rather than at exec, so no setup step can use or leak it.
+    if let Err(f) = close_fds_except(err_fd) {
+        return f;
+    }
     if c.ns.new_net
         && let Err(f) = loopback_up()
     {
