@@ -1076,3 +1076,68 @@ fn sysctl_and_prestart_hook() {
     );
     assert!(!Path::new(&cg).exists());
 }
+
+#[test]
+fn cpu_quota_is_applied() {
+    let mut b = Bundle::new("cpu");
+    let r = b
+        .spec
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .resources_mut()
+        .get_or_insert_with(Default::default);
+    r.set_cpu(Some(
+        oci_spec::runtime::LinuxCpuBuilder::default()
+            .quota(50_000i64)
+            .period(100_000u64)
+            .build()
+            .unwrap(),
+    ));
+    b.args(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null \
+         || cat /sys/fs/cgroup/cpu.max",
+    ]);
+    let out = b.run().1;
+    assert!(out == "50000\n100000\n" || out == "50000 100000\n", "{out}");
+}
+
+#[test]
+fn init_reports_exec_failure() {
+    let mut b = Bundle::new("initnope");
+    b.args(&["nope"]);
+    let e = b.run_with(true).unwrap_err();
+    assert_eq!(e.exit_code(), 127, "{e}");
+}
+
+#[test]
+fn raw_mode_guard_restores_the_terminal() {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    use std::os::fd::AsFd;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let before = tcgetattr(&pty.slave).unwrap();
+    assert!(
+        before
+            .local_flags
+            .contains(LocalFlags::ECHO | LocalFlags::ICANON)
+    );
+    {
+        let _g = runtime::tty::RawModeGuard::new(pty.slave.as_fd()).unwrap();
+        let raw = tcgetattr(&pty.slave).unwrap();
+        assert!(
+            !raw.local_flags
+                .intersects(LocalFlags::ECHO | LocalFlags::ICANON)
+        );
+    }
+    assert_eq!(
+        tcgetattr(&pty.slave).unwrap().local_flags,
+        before.local_flags
+    );
+    runtime::tty::set_window_size(pty.master.as_fd(), 40, 120).unwrap();
+    assert_eq!(
+        runtime::tty::window_size(pty.slave.as_fd()).unwrap(),
+        (40, 120)
+    );
+}

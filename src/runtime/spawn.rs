@@ -225,10 +225,13 @@ impl ExecPlan {
     /// Only returns on failure.
     pub(crate) fn exec(&self) -> Fail {
         if !self.search {
+            let Some(path) = self.candidates.first() else {
+                return Fail::new(Step::ExecNotFound, libc::ENOENT, 0);
+            };
             // SAFETY: NUL-terminated arrays of C strings that outlive the call.
             unsafe {
                 libc::execve(
-                    self.candidates[0].as_ptr(),
+                    path.as_ptr(),
                     self.argv_ptrs.as_ptr(),
                     self.envp_ptrs.as_ptr(),
                 )
@@ -1051,9 +1054,12 @@ pub(crate) fn describe(
         Step::ExecNotFound => return RuntimeError::CommandNotFound(arg0),
         Step::Exec if errno == Errno::ENOENT => return RuntimeError::NoSuchFile(arg0),
         Step::Exec => {
-            let d = errno.desc();
-            let mut reason = d[..1].to_lowercase();
-            reason.push_str(&d[1..]);
+            // Docker's wording: "permission denied", "exec format error".
+            let mut chars = errno.desc().chars();
+            let reason = chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default();
             return RuntimeError::CannotExecute { cmd: arg0, reason };
         }
         _ => {}
