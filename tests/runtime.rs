@@ -1180,3 +1180,49 @@ fn cgroup_v2_manager_lifecycle() {
     cg.destroy().unwrap();
     let _ = fs::remove_dir(root.join("berth-test-v2"));
 }
+
+/// glibc programs (bash, procps, apt, python, perl) under the default seccomp profile and
+/// capabilities. The image is the host's merged /usr as a lower layer (Debian 12 keeps
+/// /bin, /lib, /lib64 in it) plus a small layer with `usr -> /` and /etc files.
+#[test]
+fn host_programs_run_under_default_profile() {
+    if !Path::new("/usr/bin/bash").exists()
+        || fs::symlink_metadata("/bin")
+            .map(|m| !m.is_symlink())
+            .unwrap_or(true)
+    {
+        eprintln!("needs a merged-/usr host: skipped");
+        return;
+    }
+    let top = scratch().join("hostusr-top");
+    let _ = fs::remove_dir_all(&top);
+    fs::create_dir_all(top.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/", top.join("usr")).unwrap();
+    fs::write(top.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    fs::write(top.join("etc/group"), "root:x:0:\n").unwrap();
+    let mut b = Bundle::overlay("hostusr", &[&top, Path::new("/usr")]);
+    let mut script = String::from("set -e; echo bash $BASH_VERSION | cut -c1-6");
+    for (bin, cmd) in [
+        ("/usr/bin/ps", "ps -e -o pid=,comm= | head -2"),
+        (
+            "/usr/bin/apt-get",
+            "apt-get --version | head -1 | cut -d' ' -f1",
+        ),
+        ("/usr/bin/perl", "perl -e 'print \"perl ok\\n\"'"),
+        (
+            "/usr/bin/python3",
+            "python3 -c 'import threading; t=threading.Thread(target=print, args=(\"py ok\",)); t.start(); t.join()'",
+        ),
+    ] {
+        if Path::new(bin).exists() {
+            script.push_str("; ");
+            script.push_str(cmd);
+        }
+    }
+    b.args(&["/bin/bash", "-c", &script]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "out: {out}\nerr: {err}");
+    assert!(out.starts_with("bash 5"), "{out}");
+    assert!(out.contains("      1 bash\n"), "{out}");
+    eprintln!("{out}");
+}
