@@ -793,17 +793,16 @@ fn mount_one(root: &OwnedFd, m: &MountOp) -> Result<(), Errno> {
                 }
                 let sub = openat2_raw(now.as_raw_fd(), name, libc::O_PATH)?;
                 let sp = FdPath::new(sub.as_raw_fd());
+                // A v1 hierarchy's superblock is shared with the host's mount: MS_RDONLY
+                // here only makes this mount read-only (the super options stay rw), so
+                // no separate remount is needed.
                 mount_raw(
                     Some(c"cgroup"),
                     sp.as_cstr(),
                     Some(c"cgroup"),
-                    base,
+                    m.flags,
                     Some(opts),
                 )?;
-                if m.flags.contains(MsFlags::MS_RDONLY) {
-                    let mounted = openat2_raw(now.as_raw_fd(), name, libc::O_PATH)?;
-                    remount_bind(FdPath::new(mounted.as_raw_fd()).as_cstr(), m.flags)?;
-                }
             }
             if m.flags.contains(MsFlags::MS_RDONLY) {
                 let fp = FdPath::new(now.as_raw_fd());
