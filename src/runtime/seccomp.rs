@@ -44,6 +44,11 @@ const ARCH_NAME: &str = "amd64";
 const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
 #[cfg(target_arch = "aarch64")]
 const ARCH_NAME: &str = "arm64";
+// Other architectures: no syscall table yet, so `compile` refuses (see below).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const AUDIT_ARCH_NATIVE: u32 = 0;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const ARCH_NAME: &str = std::env::consts::ARCH;
 
 /// One compiled classic-BPF instruction, laid out as the kernel's `struct sock_filter`.
 pub type Insn = libc::sock_filter;
@@ -170,6 +175,8 @@ fn syscall_nr(name: &str) -> Option<u32> {
     let table = seccomp_table::X86_64;
     #[cfg(target_arch = "aarch64")]
     let table = seccomp_table::AARCH64;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let table: &[(&str, u32)] = &[];
     table.iter().find(|(n, _)| *n == name).map(|&(_, nr)| nr)
 }
 
@@ -310,6 +317,12 @@ fn lower_rule(conds: &[LinuxSeccompArg], ret: u32) -> Result<Vec<Insn>, RuntimeE
 
 /// Compiles an OCI seccomp section into a BPF program.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
+    if AUDIT_ARCH_NATIVE == 0 {
+        return Err(RuntimeError::Seccomp(format!(
+            "no syscall table for {}: run with seccomp=unconfined",
+            std::env::consts::ARCH
+        )));
+    }
     let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
     let mut by_nr: BTreeMap<u32, Vec<(Vec<LinuxSeccompArg>, u32)>> = BTreeMap::new();
     for sc in seccomp.syscalls().iter().flatten() {
@@ -483,4 +496,64 @@ pub(crate) fn install(c: &Compiled) -> Result<(), nix::Error> {
         return Err(nix::Error::last());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_profile_compiles_and_round_trips_through_the_cache() {
+        let caps: Vec<String> = ["CAP_CHOWN", "CAP_KILL"].map(String::from).to_vec();
+        let sc = default_seccomp(&caps).unwrap();
+        let c = compile(&sc).unwrap();
+        assert!(c.program.len() > 300 && c.program.len() < 4096);
+        let dir = std::env::temp_dir().join(format!("berth-seccomp-unit-{}", std::process::id()));
+        let a = load_or_compile(&sc, &dir).unwrap();
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        let b = load_or_compile(&sc, &dir).unwrap();
+        assert_eq!(a.program.len(), b.program.len());
+        assert!(
+            a.program
+                .iter()
+                .zip(&b.program)
+                .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k))
+        );
+        // A corrupt cache file is recompiled, not trusted.
+        let f = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        fs::write(&f, b"junk").unwrap();
+        assert_eq!(
+            load_or_compile(&sc, &dir).unwrap().program.len(),
+            a.program.len()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn capabilities_select_rules() {
+        let names = |caps: &[&str]| -> Vec<String> {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            default_seccomp(&caps)
+                .unwrap()
+                .syscalls()
+                .iter()
+                .flatten()
+                .flat_map(|s| s.names().clone())
+                .collect()
+        };
+        assert!(!names(&[]).contains(&"mount".to_string()));
+        assert!(names(&["CAP_SYS_ADMIN"]).contains(&"mount".to_string()));
+        assert!(
+            !names(&["CAP_SYS_ADMIN"]).contains(&"clone3".to_string()) || {
+                // With CAP_SYS_ADMIN clone3 is allowed outright, not answered with ENOSYS.
+                default_seccomp(&["CAP_SYS_ADMIN".to_string()])
+                    .unwrap()
+                    .syscalls()
+                    .iter()
+                    .flatten()
+                    .filter(|s| s.names().contains(&"clone3".to_string()))
+                    .all(|s| s.action() == LinuxSeccompAction::ScmpActAllow)
+            }
+        );
+    }
 }
