@@ -17,6 +17,7 @@ pub mod rootfs;
 pub mod seccomp;
 mod seccomp_table;
 mod spawn;
+pub mod spec;
 pub mod tty;
 pub mod user;
 
@@ -30,11 +31,10 @@ use oci_spec::runtime::{Process, Spec};
 
 pub use error::RuntimeError;
 pub use seccomp::{default_seccomp, docker_profile_to_oci};
+pub use spec::{default_spec, load_spec};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in_layers};
 
 use spawn::{ChildPlan, ChildStdio, Namespaces, ProcPlan};
-
-const DEFAULT_SPEC: &str = include_str!("../../runtime-specs/default-spec.json");
 
 /// How the container's stdio is wired.
 pub enum Stdio {
@@ -83,27 +83,6 @@ pub struct Spawned {
     pub pty_master: Option<OwnedFd>,
     /// The cgroup path (relative to the hierarchy roots) the process was put in.
     pub cgroup_path: Option<PathBuf>,
-}
-
-/// The default spec template (runtime-specs/default-spec.json) with the default seccomp
-/// profile resolved for its capabilities. The caller adds the image config and flags.
-pub fn default_spec() -> Result<Spec, RuntimeError> {
-    let mut spec: Spec = serde_json::from_str(DEFAULT_SPEC).map_err(|e| RuntimeError::Parse {
-        what: "runtime-specs/default-spec.json".into(),
-        source: e,
-    })?;
-    let caps = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .map(caps::names)
-        .unwrap_or_default();
-    let sc = default_seccomp(&caps)?;
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_seccomp(Some(sc));
-    }
-    Ok(spec)
 }
 
 fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeError> {
@@ -183,6 +162,7 @@ fn reap(pid: Pid) {
 /// and execs `spec.process.args`. Returns once the user's command has been exec'd, or
 /// the failure as an error (`exit_code()` gives Docker's 125/126/127).
 pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
+    spec::validate(spec)?;
     let process = spec
         .process()
         .as_ref()
