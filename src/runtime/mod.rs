@@ -38,7 +38,9 @@ use spawn::{ChildPlan, ChildStdio, Namespaces, ProcPlan};
 
 /// How the container's stdio is wired.
 pub enum Stdio {
-    /// A new pty pair; the master is returned in `Spawned::pty_master`.
+    /// A new pty from the container's own devpts (`tty` prints /dev/pts/0, as under
+    /// Docker); it is the controlling terminal, fds 0-2 and /dev/console. The master is
+    /// returned in `Spawned::pty_master`; `process.consoleSize` sets its initial size.
     Pty,
     /// Given pipes/files; `stdin: None` → /dev/null.
     Fds {
