@@ -1260,3 +1260,45 @@ fn cwd_through_leaked_fd_is_refused() {
         }
     }
 }
+
+/// `--network container:<id>`-style joining: a namespace with a path is entered, not
+/// created.
+#[test]
+fn join_another_containers_network_namespace() {
+    let mut a = Bundle::new("netns-a");
+    a.args(&["sleep", "10"]);
+    let (_o, ow) = nix::unistd::pipe().unwrap();
+    let (_e, ew) = nix::unistd::pipe().unwrap();
+    let sa = a
+        .spawn(
+            Stdio::Fds {
+                stdin: None,
+                stdout: ow,
+                stderr: ew,
+            },
+            false,
+        )
+        .unwrap();
+    let theirs = fs::read_link(format!("/proc/{}/ns/net", sa.pid)).unwrap();
+    let mut b = Bundle::new("netns-b");
+    let l = b.spec.linux_mut().as_mut().unwrap();
+    let ns: Vec<_> = l
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|mut n| {
+            if n.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                n.set_path(Some(format!("/proc/{}/ns/net", sa.pid).into()));
+            }
+            n
+        })
+        .collect();
+    l.set_namespaces(Some(ns));
+    b.args(&["readlink", "/proc/self/ns/net"]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), theirs.to_str().unwrap());
+    nix::sys::signal::kill(sa.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait(&sa);
+}
