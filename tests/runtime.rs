@@ -1302,3 +1302,32 @@ fn join_another_containers_network_namespace() {
     nix::sys::signal::kill(sa.pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     wait(&sa);
 }
+
+#[test]
+fn host_network_keeps_host_sysfs_writable() {
+    let mut b = Bundle::new("hostnet");
+    let l = b.spec.linux_mut().as_mut().unwrap();
+    let ns: Vec<_> = l
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network)
+        .collect();
+    l.set_namespaces(Some(ns));
+    b.args(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; touch /sys/x 2>/dev/null || echo RO",
+    ]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let ours = fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(out, format!("{}\nRO\n", ours.display()));
+    let host_sys = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = host_sys
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/sys"))
+        .unwrap();
+    assert!(line.split(' ').nth(5).unwrap().starts_with("rw"), "{line}");
+}
