@@ -20,6 +20,22 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use oci_spec::runtime::{Capability, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
 
 fn scratch() -> PathBuf {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| {
+        // Earlier runs' directories (their test process is gone) would pile up in /tmp.
+        for e in fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("berth-rt-tests-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    });
     let p = std::env::temp_dir().join(format!("berth-rt-tests-{}", std::process::id()));
     fs::create_dir_all(&p).unwrap();
     p
