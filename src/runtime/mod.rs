@@ -58,7 +58,7 @@ pub struct SpawnOptions {
     pub init: bool,
     /// Called with the container's pid once it is in its namespaces and cgroup, before
     /// anything in the container runs (e.g. to move a veth into its network namespace
-    /// via /proc/<pid>/ns/net). An error aborts the start.
+    /// via /proc/PID/ns/net). An error aborts the start.
     pub prestart: Option<Prestart>,
 }
 

@@ -6,18 +6,21 @@
 //! `err`: the child writes a fixed-size `Fail` record if a step fails; a successful
 //! execve closes the write end, so the parent seeing EOF means "the command is running".
 //!
-//! No re-exec: the child is a copy of berth until execve. Two things follow.
+//! No re-exec: the child is a copy of berth until execve. Three things follow.
 //! 1. It must not allocate: clone() copies the address space of a possibly multi-threaded
 //!    process, and another thread may hold the allocator lock forever in the copy. All
 //!    strings, paths and pointer arrays are prepared in the parent (`ProcPlan`,
 //!    `RootfsPlan`); the child only makes syscalls.
-//! 2. CVE-2019-5736: a container process that can open /proc/<pid>/exe of a process that is
-//!    still berth could write to the host's berth binary. The child makes itself
-//!    non-dumpable (PR_SET_DUMPABLE 0) first thing, which makes /proc/<pid>/exe, /mem,
-//!    /fd etc. unreachable for other processes, including those already in the container's
-//!    namespaces (`exec`). execve of the user's binary replaces the image, so after it
-//!    /proc/<pid>/exe is the container's own file. Nothing in the container ever runs
-//!    while the process image is berth's.
+//! 2. Nor may it call glibc functions that coordinate threads: set*id/setgroups wrappers
+//!    signal every thread glibc believes exists and wait for them (raw syscalls instead).
+//! 3. CVE-2019-5736: a container process that can open /proc/PID/exe of a process that is
+//!    still berth could write to the host's berth binary. The parent makes itself
+//!    non-dumpable right before clone() (restoring it after), so the child is never
+//!    dumpable, not even for an instant in a namespace it joined (`exec`): /proc/PID/exe,
+//!    /mem, /fd etc. are then unreachable for container processes lacking CAP_SYS_PTRACE.
+//!    execve of the user's binary replaces the image, so after it /proc/PID/exe is the
+//!    container's own file; nothing in the container runs while the image is berth's,
+//!    except the `--init` PID 1 (see init.rs).
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
