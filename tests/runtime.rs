@@ -1347,3 +1347,18 @@ fn host_network_keeps_host_sysfs_writable() {
         .unwrap();
     assert!(line.split(' ').nth(5).unwrap().starts_with("rw"), "{line}");
 }
+
+#[test]
+fn dev_looks_like_dockers() {
+    let mut b = Bundle::new("devls");
+    b.args(&["ls", "/dev"]);
+    let mut want = vec![
+        "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+        "stdout", "tty", "urandom", "zero",
+    ];
+    if Path::new("/proc/kcore").exists() {
+        want.insert(0, "core");
+    }
+    let out = b.run().1;
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+}

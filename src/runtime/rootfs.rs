@@ -76,6 +76,8 @@ pub(crate) struct RootfsPlan {
     pub propagation: MsFlags,
     pub mounts: Vec<MountOp>,
     pub dev_tmpfs: bool,
+    /// The host has /proc/kcore, so /dev/core -> /proc/kcore is created.
+    pub dev_core: bool,
     pub devices: Vec<DeviceOp>,
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
@@ -330,6 +332,7 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
         propagation,
         mounts,
         dev_tmpfs,
+        dev_core: Path::new("/proc/kcore").exists(),
         devices,
         masked: abs(linux.masked_paths())?,
         readonly: abs(linux.readonly_paths())?,
@@ -885,14 +888,19 @@ fn setup_dev(root: &OwnedFd, p: &RootfsPlan) -> Result<(), Fail> {
         }
     }
     let dev = ensure_in_root(root, c"dev", false).map_err(fail(Step::DevSymlinks, 0))?;
-    let links: [(&CStr, &CStr); 5] = [
+    let links: [(&CStr, &CStr); 6] = [
         (c"/proc/self/fd", c"fd"),
         (c"/proc/self/fd/0", c"stdin"),
         (c"/proc/self/fd/1", c"stdout"),
         (c"/proc/self/fd/2", c"stderr"),
         (c"pts/ptmx", c"ptmx"),
+        // As runc: only where the kernel has /proc/kcore (which is masked anyway).
+        (c"/proc/kcore", c"core"),
     ];
     for (target, name) in links {
+        if name == c"core" && !p.dev_core {
+            continue;
+        }
         // SAFETY: valid fd and strings.
         let r = unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), name.as_ptr()) };
         if r < 0 && Errno::last() != Errno::EEXIST {
