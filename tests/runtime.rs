@@ -1362,3 +1362,21 @@ fn dev_looks_like_dockers() {
     let out = b.run().1;
     assert_eq!(out.lines().collect::<Vec<_>>(), want);
 }
+
+#[test]
+fn init_with_pty_gives_the_command_the_foreground() {
+    let mut b = Bundle::new("initpty");
+    // stat fields 5 and 8 of `cut` (in sh's process group): pgrp and the terminal's
+    // foreground group.
+    b.args(&["sh", "-c", "echo $$; cut -d' ' -f5,8 /proc/self/stat"]);
+    let s = b.spawn(Stdio::Pty, true).unwrap();
+    let master = s.pty_master.as_ref().unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = nix::unistd::read(master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(wait(&s), 0);
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out, "2\r\n2 2\r\n");
+}

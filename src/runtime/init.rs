@@ -41,6 +41,16 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
         Err(e) => return Fail::new(Step::Fork, e as i32, 0),
     };
     if child == 0 {
+        // Own process group, in the foreground of the terminal if there is one: ^C on
+        // the pty then reaches the command once (from the kernel), not a second time
+        // through init's forwarding. Signals are still blocked here, so taking the
+        // foreground cannot stop us with SIGTTOU.
+        // SAFETY: setpgid/getpid/ioctl on our own fds.
+        unsafe {
+            libc::setpgid(0, 0);
+            let me = libc::getpid();
+            libc::ioctl(0, libc::TIOCSPGRP, &me);
+        }
         spawn::reset_signals();
         let f = p.exec.exec();
         spawn::report(err_fd, f);
