@@ -8,6 +8,30 @@
 //! process) and does those.
 //!
 //! The defaults every container starts from live in `runtime-specs/` as data.
+//!
+//! ```no_run
+//! use berth::runtime::{self, SpawnOptions, Stdio};
+//! use nix::sys::wait::waitpid;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bundle = std::path::Path::new("/var/lib/berth/containers/abc");
+//! let mut spec = runtime::default_spec()?;
+//! // ... image config and flags: args, env, user, mounts, cgroupsPath, overlay annotations
+//! let (r, w) = nix::unistd::pipe()?;
+//! let opts = SpawnOptions::new(
+//!     Stdio::Fds { stdin: None, stdout: w.try_clone()?, stderr: w },
+//!     "/var/lib/berth/cache",
+//! );
+//! let started = match runtime::spawn(bundle, &spec, opts) {
+//!     Ok(s) => s,
+//!     Err(e) => {
+//!         eprintln!("docker: Error response from daemon: {e}.");
+//!         std::process::exit(e.exit_code());
+//!     }
+//! };
+//! let status = waitpid(started.pid, None)?; // the caller owns waiting and the pipes
+//! runtime::cleanup(&spec)?;
+//! # let _ = (r, status, &mut spec); Ok(()) }
+//! ```
 
 pub mod caps;
 pub mod cgroups;
