@@ -1380,3 +1380,61 @@ fn init_with_pty_gives_the_command_the_foreground() {
     let out = String::from_utf8_lossy(&out);
     assert_eq!(out, "2\r\n2 2\r\n");
 }
+
+/// A detached supervisor may have closed fds 0-2, so spawn's own pipes get those
+/// numbers; the container's stdio must still be what was asked for.
+#[test]
+fn spawn_from_a_process_without_stdio() {
+    if let Some(result) = std::env::var_os("BERTH_RT_NO_STDIO_RESULT") {
+        // Child run: fds 0-2 are closed. Open the output file and move it up so 0-2 stay
+        // free for spawn's pipes.
+        let f = fs::File::create(&result).unwrap();
+        let high = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).unwrap();
+        drop(f);
+        // Rust's runtime reopened 0-2 on /dev/null at startup; close them for real.
+        for fd in 0..3 {
+            // SAFETY: nothing in this test process uses its stdio from here on.
+            unsafe { libc::close(fd) };
+        }
+        // SAFETY: fresh fd from F_DUPFD.
+        let out: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(high) };
+        let err = out.try_clone().unwrap();
+        let err = {
+            let fd = nix::fcntl::fcntl(&err, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).unwrap();
+            // SAFETY: as above.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        };
+        let mut b = Bundle::new("nostdio");
+        b.args(&[
+            "sh",
+            "-c",
+            "echo out; echo err >&2; ls /proc/self/fd | wc -l",
+        ]);
+        let s = b
+            .spawn(
+                Stdio::Fds {
+                    stdin: None,
+                    stdout: out,
+                    stderr: err,
+                },
+                false,
+            )
+            .unwrap();
+        assert_eq!(wait(&s), 0);
+        return;
+    }
+    let result = scratch().join("nostdio.out");
+    let _ = fs::remove_file(&result);
+    let st = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "spawn_from_a_process_without_stdio",
+            "--test-threads=1",
+        ])
+        .env("BERTH_RT_NO_STDIO_RESULT", &result)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(fs::read_to_string(&result).unwrap(), "out\nerr\n4\n");
+}

@@ -917,11 +917,23 @@ pub(crate) fn pipes() -> Result<Pipes, RuntimeError> {
     )
     .map_err(|e| RuntimeError::sys("socketpair", "sync", e))?;
     Ok(Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
+        sync_r: above_stdio(sync_r)?,
+        sync_w: above_stdio(sync_w)?,
+        err_r: above_stdio(err_r)?,
+        err_w: above_stdio(err_w)?,
     })
+}
+
+/// A caller that closed its stdio (a detached supervisor) gets fds 0-2 for new pipes;
+/// the child would overwrite those with the container's stdio. Move them up.
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let new = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| RuntimeError::sys("fcntl", "sync pipe", e))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Clones the child (blocking signals around it so no handler of ours runs in the copy)
