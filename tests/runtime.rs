@@ -1438,3 +1438,40 @@ fn spawn_from_a_process_without_stdio() {
     assert!(st.success(), "{st:?}");
     assert_eq!(fs::read_to_string(&result).unwrap(), "out\nerr\n4\n");
 }
+
+/// 32-bit x86 binaries use other syscall numbers: the filter has an i386 section.
+/// Built from assembly (`as --32`, `ld -m elf_i386`), so no multilib libc is needed.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn seccomp_covers_i386_binaries() {
+    let dir = scratch().join("i386-layer");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    // write(1, "ok\n", 3); r = keyctl(0, -1, 0); exit(-r)  → exit 1 when seccomp says EPERM
+    let src = ".globl _start\n_start:\n mov $4, %eax\n mov $1, %ebx\n mov $msg, %ecx\n \
+               mov $3, %edx\n int $0x80\n mov $288, %eax\n xor %ebx, %ebx\n mov $-1, %ecx\n \
+               int $0x80\n mov %eax, %ebx\n neg %ebx\n mov $1, %eax\n int $0x80\n\
+               .data\nmsg: .ascii \"ok\\n\"\n";
+    fs::write(dir.join("t.s"), src).unwrap();
+    let ok = Command::new("as")
+        .args(["--32", "-o"])
+        .arg(dir.join("t.o"))
+        .arg(dir.join("t.s"))
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("ld")
+            .args(["-m", "elf_i386", "-static", "-o"])
+            .arg(dir.join("bin/t32"))
+            .arg(dir.join("t.o"))
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("binutils with i386 support not available: skipped");
+        return;
+    }
+    fs::remove_file(dir.join("t.s")).unwrap();
+    fs::remove_file(dir.join("t.o")).unwrap();
+    let mut b = Bundle::overlay("i386", &[&dir, base_layer()]);
+    b.args(&["/bin/t32"]);
+    assert_eq!(b.run(), (1, "ok\n".into(), String::new()));
+}

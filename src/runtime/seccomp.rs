@@ -170,16 +170,6 @@ fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, R
     }
 }
 
-fn syscall_nr(name: &str) -> Option<u32> {
-    #[cfg(target_arch = "x86_64")]
-    let table = seccomp_table::X86_64;
-    #[cfg(target_arch = "aarch64")]
-    let table = seccomp_table::AARCH64;
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    let table: &[(&str, u32)] = &[];
-    table.iter().find(|(n, _)| *n == name).map(|&(_, nr)| nr)
-}
-
 fn stmt(code: u16, k: u32) -> Insn {
     Insn {
         code,
@@ -315,49 +305,65 @@ fn lower_rule(conds: &[LinuxSeccompArg], ret: u32) -> Result<Vec<Insn>, RuntimeE
     Ok(out)
 }
 
-/// Compiles an OCI seccomp section into a BPF program.
-pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
-    if AUDIT_ARCH_NATIVE == 0 {
-        return Err(RuntimeError::Seccomp(format!(
-            "no syscall table for {}: run with seccomp=unconfined",
-            std::env::consts::ARCH
-        )));
-    }
-    let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
-    let mut by_nr: BTreeMap<u32, Vec<(Vec<LinuxSeccompArg>, u32)>> = BTreeMap::new();
-    for sc in seccomp.syscalls().iter().flatten() {
-        let ret = action_value(sc.action(), sc.errno_ret())?;
-        let args = sc.args().clone().unwrap_or_default();
-        if ret == default && args.is_empty() {
-            continue;
-        }
-        for name in sc.names() {
-            let Some(nr) = syscall_nr(name) else {
-                continue;
-            };
-            let rules = by_nr.entry(nr).or_default();
-            // A rule without conditions already decides the syscall: later ones are dead.
-            if rules.iter().any(|(a, _)| a.is_empty()) {
-                continue;
-            }
-            rules.push((args.clone(), ret));
-        }
-    }
+struct Abi {
+    audit_arch: u32,
+    table: &'static [(&'static str, u32)],
+    /// x86_64: numbers with the x32 bit are another ABI sharing the audit arch.
+    x32_bit: bool,
+}
 
-    let mut prog = vec![
-        stmt(BPF_LD_W_ABS, SECCOMP_DATA_ARCH),
-        Insn {
-            code: BPF_JEQ_K,
-            jt: 1,
-            jf: 0,
-            k: AUDIT_ARCH_NATIVE,
-        },
-        // Other ABIs (i386, x32 on x86_64) use other numbers: nothing is allowed there.
-        stmt(BPF_RET_K, default),
-        stmt(BPF_LD_W_ABS, SECCOMP_DATA_NR),
-    ];
+fn abis() -> Vec<Abi> {
     #[cfg(target_arch = "x86_64")]
     {
+        vec![
+            Abi {
+                audit_arch: AUDIT_ARCH_NATIVE,
+                table: seccomp_table::X86_64,
+                x32_bit: true,
+            },
+            // 32-bit x86 binaries (int 0x80), which Docker's profile also allows.
+            Abi {
+                audit_arch: 0x4000_0003,
+                table: seccomp_table::I386,
+                x32_bit: false,
+            },
+        ]
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        vec![Abi {
+            audit_arch: AUDIT_ARCH_NATIVE,
+            table: seccomp_table::AARCH64,
+            x32_bit: false,
+        }]
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        Vec::new()
+    }
+}
+
+/// The rules of one ABI: load the syscall number, then a jump chain over the syscalls
+/// that have rules, ending in the default action.
+fn compile_section(
+    abi: &Abi,
+    rules: &[(&str, Vec<LinuxSeccompArg>, u32)],
+    default: u32,
+) -> Result<Vec<Insn>, RuntimeError> {
+    let mut by_nr: BTreeMap<u32, Vec<(&[LinuxSeccompArg], u32)>> = BTreeMap::new();
+    for (name, args, ret) in rules {
+        let Some(nr) = abi.table.iter().find(|(n, _)| n == name).map(|&(_, nr)| nr) else {
+            continue;
+        };
+        let list = by_nr.entry(nr).or_default();
+        // A rule without conditions already decides the syscall: later ones are dead.
+        if list.iter().any(|(a, _)| a.is_empty()) {
+            continue;
+        }
+        list.push((args, *ret));
+    }
+    let mut prog = vec![stmt(BPF_LD_W_ABS, SECCOMP_DATA_NR)];
+    if abi.x32_bit {
         const X32_SYSCALL_BIT: u32 = 0x4000_0000;
         prog.push(Insn {
             code: BPF_JGE_K,
@@ -367,13 +373,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
         });
         prog.push(stmt(BPF_RET_K, default));
     }
-    for (nr, rules) in by_nr {
+    for (nr, list) in by_nr {
         let mut block = Vec::new();
-        for (args, ret) in &rules {
+        for (args, ret) in &list {
             block.extend(lower_rule(args, *ret)?);
         }
         // Argument tests clobbered the accumulator; no rule matched → default action.
-        if rules.iter().all(|(a, _)| !a.is_empty()) {
+        if list.iter().all(|(a, _)| !a.is_empty()) {
             block.push(stmt(BPF_RET_K, default));
         }
         prog.push(Insn {
@@ -384,6 +390,45 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
         });
         prog.push(stmt(BPF_JMP_JA, block.len() as u32));
         prog.extend(block);
+    }
+    prog.push(stmt(BPF_RET_K, default));
+    Ok(prog)
+}
+
+/// Compiles an OCI seccomp section into a BPF program.
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
+    if AUDIT_ARCH_NATIVE == 0 {
+        return Err(RuntimeError::Seccomp(format!(
+            "no syscall table for {}: run with seccomp=unconfined",
+            std::env::consts::ARCH
+        )));
+    }
+    let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let mut rules: Vec<(&str, Vec<LinuxSeccompArg>, u32)> = Vec::new();
+    for sc in seccomp.syscalls().iter().flatten() {
+        let ret = action_value(sc.action(), sc.errno_ret())?;
+        let args = sc.args().clone().unwrap_or_default();
+        if ret == default && args.is_empty() {
+            continue;
+        }
+        for name in sc.names() {
+            rules.push((name, args.clone(), ret));
+        }
+    }
+
+    // One section per ABI this machine runs (its syscall numbers differ); any other
+    // audit arch gets the default action for everything.
+    let mut prog = vec![stmt(BPF_LD_W_ABS, SECCOMP_DATA_ARCH)];
+    for abi in abis() {
+        let section = compile_section(&abi, &rules, default)?;
+        prog.push(Insn {
+            code: BPF_JEQ_K,
+            jt: 1,
+            jf: 0,
+            k: abi.audit_arch,
+        });
+        prog.push(stmt(BPF_JMP_JA, section.len() as u32));
+        prog.extend(section);
     }
     prog.push(stmt(BPF_RET_K, default));
     if prog.len() > 4096 {
