@@ -50,6 +50,9 @@ const AUDIT_ARCH_NATIVE: u32 = 0;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const ARCH_NAME: &str = std::env::consts::ARCH;
 
+/// Bump whenever `compile` changes its output for the same input.
+const COMPILER_VERSION: u32 = 2;
+
 /// One compiled classic-BPF instruction, laid out as the kernel's `struct sock_filter`.
 pub type Insn = libc::sock_filter;
 
@@ -456,13 +459,17 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
 }
 
 /// Returns the compiled filter for `seccomp`, from `cache_dir` when this exact profile
-/// was compiled before (keyed by sha256 of its JSON and the architecture).
+/// was compiled before (keyed by sha256 of its JSON, the architecture and the compiler
+/// version).
 pub fn load_or_compile(seccomp: &LinuxSeccomp, cache_dir: &Path) -> Result<Compiled, RuntimeError> {
     let json = serde_json::to_vec(seccomp).map_err(|e| RuntimeError::Parse {
         what: "seccomp section".into(),
         source: e,
     })?;
     let mut h = Sha256::new();
+    // The compiler's own version is part of the key: a newer berth must not reuse a
+    // filter an older one compiled differently from the same JSON.
+    h.update(COMPILER_VERSION.to_le_bytes());
     h.update(std::env::consts::ARCH.as_bytes());
     h.update([0]);
     h.update(&json);
