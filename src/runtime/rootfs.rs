@@ -33,7 +33,11 @@ pub(crate) enum MountKind {
     /// A bind mount of a host path; `file` when the source is not a directory.
     Bind { file: bool },
     /// `type: cgroup` on a v1 host: a tmpfs with one v1 hierarchy per sub-directory.
-    CgroupV1 { subs: Vec<(CString, CString)> },
+    /// (directory, mount options, symlinks to the directory): a combined hierarchy such
+    /// as `cpu,cpuacct` also appears as `cpu` and `cpuacct`, as on the host.
+    CgroupV1 {
+        subs: Vec<(CString, CString, Vec<CString>)>,
+    },
     /// `type: cgroup` on a v2 host.
     Cgroup2,
 }
@@ -241,9 +245,18 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
                     if ctrls.iter().all(|c| c.starts_with("name=") || c == "xattr") {
                         o = format!("none,{o}");
                     }
+                    let dir = name.to_string_lossy();
+                    let aliases = ctrls
+                        .iter()
+                        .filter(|c| {
+                            ctrls.len() > 1 && !c.contains('=') && **c != dir && *c != "xattr"
+                        })
+                        .map(|c| cstr(c.as_bytes(), "cgroup controller"))
+                        .collect::<Result<Vec<_>, _>>()?;
                     subs.push((
                         cstr(name.as_bytes(), "cgroup name")?,
                         cstr(o, "cgroup options")?,
+                        aliases,
                     ));
                 }
                 MountKind::CgroupV1 { subs }
@@ -788,7 +801,15 @@ fn mount_one(root: &OwnedFd, m: &MountOp) -> Result<(), Errno> {
             let base = m.flags & !MsFlags::MS_RDONLY;
             mount_raw(Some(c"tmpfs"), t, Some(c"tmpfs"), base, Some(c"mode=755"))?;
             let now = openat2_in_root(root, &m.dest, libc::O_PATH)?;
-            for (name, opts) in subs {
+            for (name, opts, aliases) in subs {
+                for alias in aliases {
+                    // SAFETY: valid fd and names.
+                    let r =
+                        unsafe { libc::symlinkat(name.as_ptr(), now.as_raw_fd(), alias.as_ptr()) };
+                    if r < 0 && Errno::last() != Errno::EEXIST {
+                        return Err(Errno::last());
+                    }
+                }
                 // SAFETY: valid fd and names.
                 let r = unsafe { libc::mkdirat(now.as_raw_fd(), name.as_ptr(), 0o755) };
                 if r < 0 && Errno::last() != Errno::EEXIST {
