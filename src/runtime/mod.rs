@@ -8,6 +8,30 @@
 //! process) and does those.
 //!
 //! The defaults every container starts from live in `runtime-specs/` as data.
+//!
+//! ```no_run
+//! use berth::runtime::{self, SpawnOptions, Stdio};
+//! use nix::sys::wait::waitpid;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bundle = std::path::Path::new("/var/lib/berth/containers/abc");
+//! let mut spec = runtime::default_spec()?;
+//! // ... image config and flags: args, env, user, mounts, cgroupsPath, overlay annotations
+//! let (r, w) = nix::unistd::pipe()?;
+//! let opts = SpawnOptions::new(
+//!     Stdio::Fds { stdin: None, stdout: w.try_clone()?, stderr: w },
+//!     "/var/lib/berth/cache",
+//! );
+//! let started = match runtime::spawn(bundle, &spec, opts) {
+//!     Ok(s) => s,
+//!     Err(e) => {
+//!         eprintln!("docker: Error response from daemon: {e}.");
+//!         std::process::exit(e.exit_code());
+//!     }
+//! };
+//! let status = waitpid(started.pid, None)?; // the caller owns waiting and the pipes
+//! runtime::cleanup(&spec)?;
+//! # let _ = (r, status, &mut spec); Ok(()) }
+//! ```
 
 pub mod caps;
 pub mod cgroups;
@@ -17,6 +41,7 @@ pub mod rootfs;
 pub mod seccomp;
 mod seccomp_table;
 mod spawn;
+pub mod spec;
 pub mod tty;
 pub mod user;
 
@@ -30,15 +55,16 @@ use oci_spec::runtime::{Process, Spec};
 
 pub use error::RuntimeError;
 pub use seccomp::{default_seccomp, docker_profile_to_oci};
+pub use spec::{default_spec, load_spec};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in_layers};
 
 use spawn::{ChildPlan, ChildStdio, Namespaces, ProcPlan};
 
-const DEFAULT_SPEC: &str = include_str!("../../runtime-specs/default-spec.json");
-
 /// How the container's stdio is wired.
 pub enum Stdio {
-    /// A new pty pair; the master is returned in `Spawned::pty_master`.
+    /// A new pty from the container's own devpts (`tty` prints /dev/pts/0, as under
+    /// Docker); it is the controlling terminal, fds 0-2 and /dev/console. The master is
+    /// returned in `Spawned::pty_master`; `process.consoleSize` sets its initial size.
     Pty,
     /// Given pipes/files; `stdin: None` → /dev/null.
     Fds {
@@ -56,7 +82,7 @@ pub struct SpawnOptions {
     pub init: bool,
     /// Called with the container's pid once it is in its namespaces and cgroup, before
     /// anything in the container runs (e.g. to move a veth into its network namespace
-    /// via /proc/<pid>/ns/net). An error aborts the start.
+    /// via /proc/PID/ns/net). An error aborts the start.
     pub prestart: Option<Prestart>,
 }
 
@@ -83,27 +109,6 @@ pub struct Spawned {
     pub pty_master: Option<OwnedFd>,
     /// The cgroup path (relative to the hierarchy roots) the process was put in.
     pub cgroup_path: Option<PathBuf>,
-}
-
-/// The default spec template (runtime-specs/default-spec.json) with the default seccomp
-/// profile resolved for its capabilities. The caller adds the image config and flags.
-pub fn default_spec() -> Result<Spec, RuntimeError> {
-    let mut spec: Spec = serde_json::from_str(DEFAULT_SPEC).map_err(|e| RuntimeError::Parse {
-        what: "runtime-specs/default-spec.json".into(),
-        source: e,
-    })?;
-    let caps = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .map(caps::names)
-        .unwrap_or_default();
-    let sc = default_seccomp(&caps)?;
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_seccomp(Some(sc));
-    }
-    Ok(spec)
 }
 
 fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeError> {
@@ -183,6 +188,7 @@ fn reap(pid: Pid) {
 /// and execs `spec.process.args`. Returns once the user's command has been exec'd, or
 /// the failure as an error (`exit_code()` gives Docker's 125/126/127).
 pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
+    spec::validate(spec)?;
     let process = spec
         .process()
         .as_ref()

@@ -6,18 +6,21 @@
 //! `err`: the child writes a fixed-size `Fail` record if a step fails; a successful
 //! execve closes the write end, so the parent seeing EOF means "the command is running".
 //!
-//! No re-exec: the child is a copy of berth until execve. Two things follow.
+//! No re-exec: the child is a copy of berth until execve. Three things follow.
 //! 1. It must not allocate: clone() copies the address space of a possibly multi-threaded
 //!    process, and another thread may hold the allocator lock forever in the copy. All
 //!    strings, paths and pointer arrays are prepared in the parent (`ProcPlan`,
 //!    `RootfsPlan`); the child only makes syscalls.
-//! 2. CVE-2019-5736: a container process that can open /proc/<pid>/exe of a process that is
-//!    still berth could write to the host's berth binary. The child makes itself
-//!    non-dumpable (PR_SET_DUMPABLE 0) first thing, which makes /proc/<pid>/exe, /mem,
-//!    /fd etc. unreachable for other processes, including those already in the container's
-//!    namespaces (`exec`). execve of the user's binary replaces the image, so after it
-//!    /proc/<pid>/exe is the container's own file. Nothing in the container ever runs
-//!    while the process image is berth's.
+//! 2. Nor may it call glibc functions that coordinate threads: set*id/setgroups wrappers
+//!    signal every thread glibc believes exists and wait for them (raw syscalls instead).
+//! 3. CVE-2019-5736: a container process that can open /proc/PID/exe of a process that is
+//!    still berth could write to the host's berth binary. The parent makes itself
+//!    non-dumpable right before clone() (restoring it after), so the child is never
+//!    dumpable, not even for an instant in a namespace it joined (`exec`): /proc/PID/exe,
+//!    /mem, /fd etc. are then unreachable for container processes lacking CAP_SYS_PTRACE.
+//!    execve of the user's binary replaces the image, so after it /proc/PID/exe is the
+//!    container's own file; nothing in the container runs while the image is berth's,
+//!    except the `--init` PID 1 (see init.rs).
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
@@ -225,10 +228,13 @@ impl ExecPlan {
     /// Only returns on failure.
     pub(crate) fn exec(&self) -> Fail {
         if !self.search {
+            let Some(path) = self.candidates.first() else {
+                return Fail::new(Step::ExecNotFound, libc::ENOENT, 0);
+            };
             // SAFETY: NUL-terminated arrays of C strings that outlive the call.
             unsafe {
                 libc::execve(
-                    self.candidates[0].as_ptr(),
+                    path.as_ptr(),
                     self.argv_ptrs.as_ptr(),
                     self.envp_ptrs.as_ptr(),
                 )
@@ -419,13 +425,17 @@ impl ProcPlan {
             if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
-            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) < 0 {
+            // Raw syscalls, not glibc's wrappers: those broadcast the change to every
+            // thread glibc believes exists (nptl "setxid"), and in this single-threaded
+            // copy of a multi-threaded process they wait forever for threads that are
+            // not there.
+            if libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr()) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
-            if libc::setresgid(self.gid, self.gid, self.gid) < 0 {
+            if libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid) < 0 {
                 return Err(Fail::errno(Step::SetUser, 1));
             }
-            if libc::setresuid(self.uid, self.uid, self.uid) < 0 {
+            if libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid) < 0 {
                 return Err(Fail::errno(Step::SetUser, 2));
             }
             if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
@@ -824,6 +834,11 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     if let Err(f) = setup_stdio(&c.stdio) {
         return f;
     }
+    // Everything else inherited from the caller (other containers' pipes, store files)
+    // goes now rather than at exec, so no setup step can use or leak it.
+    if let Err(f) = close_fds_except(err_fd) {
+        return f;
+    }
     if c.ns.new_net
         && let Err(f) = loopback_up()
     {
@@ -902,11 +917,23 @@ pub(crate) fn pipes() -> Result<Pipes, RuntimeError> {
     )
     .map_err(|e| RuntimeError::sys("socketpair", "sync", e))?;
     Ok(Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
+        sync_r: above_stdio(sync_r)?,
+        sync_w: above_stdio(sync_w)?,
+        err_r: above_stdio(err_r)?,
+        err_w: above_stdio(err_w)?,
     })
+}
+
+/// A caller that closed its stdio (a detached supervisor) gets fds 0-2 for new pipes;
+/// the child would overwrite those with the container's stdio. Move them up.
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let new = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| RuntimeError::sys("fcntl", "sync pipe", e))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Clones the child (blocking signals around it so no handler of ours runs in the copy)
@@ -1042,9 +1069,12 @@ pub(crate) fn describe(
         Step::ExecNotFound => return RuntimeError::CommandNotFound(arg0),
         Step::Exec if errno == Errno::ENOENT => return RuntimeError::NoSuchFile(arg0),
         Step::Exec => {
-            let d = errno.desc();
-            let mut reason = d[..1].to_lowercase();
-            reason.push_str(&d[1..]);
+            // Docker's wording: "permission denied", "exec format error".
+            let mut chars = errno.desc().chars();
+            let reason = chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default();
             return RuntimeError::CannotExecute { cmd: arg0, reason };
         }
         _ => {}
