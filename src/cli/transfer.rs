@@ -5,8 +5,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::format::human_size;
 use super::{CliResult, Context, Failure};
 use crate::archive::diff;
 use crate::archive::docker_archive;
@@ -350,22 +355,12 @@ pub fn push(context: &Context, args: PushArgs) -> CliResult {
         );
     }
     for reference in &references {
-        let printer = |event: PushEvent| {
-            if quiet {
-                return;
-            }
-            let PushEvent::Layer { id, status } = event;
-            let text = match status {
-                LayerStatus::Preparing => "Preparing".to_string(),
-                LayerStatus::Pushing => return,
-                LayerStatus::Pushed => "Pushed".to_string(),
-                LayerStatus::AlreadyExists => "Layer already exists".to_string(),
-                LayerStatus::MountedFrom(from) => format!("Mounted from {from}"),
-            };
-            println!("{id}: {text}");
-        };
+        let printer = PushPrinter::new(quiet, io::stdout().is_terminal());
+        let on_event = |event: PushEvent| printer.event(event);
         // Docker prints push failures bare, as they come from its progress stream.
-        let pushed = push::push(&store, &registry, reference, &printer).map_err(client)?;
+        let pushed = push::push(&store, &registry, reference, &on_event);
+        printer.finish();
+        let pushed = pushed.map_err(client)?;
         if quiet {
             println!("{}", reference.familiar());
         } else {
@@ -376,6 +371,86 @@ pub fn push(context: &Context, args: PushArgs) -> CliResult {
         }
     }
     Ok(0)
+}
+
+/// Docker's push output: on a terminal a live line per layer with a progress bar while it
+/// uploads; otherwise one plain line per status change.
+struct PushPrinter {
+    quiet: bool,
+    live: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl PushPrinter {
+    fn new(quiet: bool, terminal: bool) -> PushPrinter {
+        PushPrinter {
+            quiet,
+            live: (!quiet && terminal)
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10))),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn event(&self, event: PushEvent) {
+        if self.quiet {
+            return;
+        }
+        let PushEvent::Layer { id, status } = event;
+        let text = match &status {
+            LayerStatus::Preparing => "Preparing".to_string(),
+            LayerStatus::Pushing { current, total } => {
+                format!("Pushing {}", bar_text(*current, *total))
+            }
+            LayerStatus::Pushed => "Pushed".to_string(),
+            LayerStatus::AlreadyExists => "Layer already exists".to_string(),
+            LayerStatus::MountedFrom(from) => format!("Mounted from {from}"),
+        };
+        let Some(live) = &self.live else {
+            if !matches!(status, LayerStatus::Pushing { .. }) {
+                println!("{id}: {text}");
+            }
+            return;
+        };
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(id.clone()).or_insert_with(|| {
+            let bar = live.add(ProgressBar::new_spinner());
+            if let Ok(style) = ProgressStyle::with_template("{prefix}: {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar.set_prefix(id.clone());
+            bar
+        });
+        bar.set_message(text);
+    }
+
+    fn finish(&self) {
+        if let Ok(bars) = self.bars.lock() {
+            for bar in bars.values() {
+                bar.finish();
+            }
+        }
+    }
+}
+
+/// `[=========>        ]  12.3MB/81.8MB`, 50 columns like Docker's.
+fn bar_text(current: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
+    let mut bar = "=".repeat(filled);
+    if filled < WIDTH as usize {
+        bar.push('>');
+        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
+    } else {
+        bar.pop();
+        bar.push('>');
+    }
+    format!(
+        "[{bar}] {:>8}/{}",
+        human_size(current, 4),
+        human_size(total, 4)
+    )
 }
 
 // ---------------------------------------------------------------- search

@@ -59,7 +59,7 @@ fn refused(e: PushError, registry: &Registry) -> PushError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerStatus {
     Preparing,
-    Pushing,
+    Pushing { current: u64, total: u64 },
     Pushed,
     AlreadyExists,
     MountedFrom(String),
@@ -220,8 +220,7 @@ fn push_inner(
         .clone()
         .unwrap_or_else(|| DOCKER_MANIFEST.to_string());
     let body = manifest_bytes.clone();
-    let make =
-        move || -> io::Result<Box<dyn Read + Send>> { Ok(Box::new(io::Cursor::new(body.clone()))) };
+    let make = move || -> io::Result<Box<dyn Read>> { Ok(Box::new(io::Cursor::new(body.clone()))) };
     registry.send(
         "PUT",
         &format!("/v2/{path}/manifests/{tag}"),
@@ -278,7 +277,7 @@ fn push_blob(
             &format!("/v2/{path}/blobs/uploads/?mount={digest}&from={from}"),
             scope,
             &[],
-            Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read + Send>), 0)),
+            Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read>), 0)),
         )?;
         if sent.status == 201 {
             return Ok(LayerStatus::MountedFrom(from.clone()));
@@ -294,22 +293,30 @@ fn push_blob(
                 &format!("/v2/{path}/blobs/uploads/"),
                 scope,
                 &[],
-                Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read + Send>), 0)),
+                Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read>), 0)),
             )?
             .location
             .ok_or_else(|| PushError::NoLocation(digest.to_string()))?,
     };
-    progress(LayerStatus::Pushing);
+    progress(LayerStatus::Pushing {
+        current: 0,
+        total: size,
+    });
     let blob_path = store.blob_path(digest);
     let shown = blob_path.display().to_string();
     let open_at = |offset: u64, len: u64| {
         let shown = shown.clone();
         let blob_path = blob_path.clone();
-        move || -> io::Result<Box<dyn Read + Send>> {
+        move || -> io::Result<Box<dyn Read + '_>> {
             let mut file = File::open(&blob_path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{shown}: {e}")))?;
             file.seek(SeekFrom::Start(offset))?;
-            Ok(Box::new(file.take(len)))
+            Ok(Box::new(Counting {
+                inner: file.take(len),
+                done: offset,
+                total: size,
+                report: progress,
+            }))
         }
     };
     if !blob_path.exists() {
@@ -348,7 +355,7 @@ fn push_blob(
             &url,
             scope,
             &[octet()],
-            Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read + Send>), 0)),
+            Some((&|| Ok(Box::new(io::empty()) as Box<dyn Read>), 0)),
         )?;
     } else {
         let make = open_at(0, size);
@@ -356,6 +363,26 @@ fn push_blob(
         registry.send("PUT", &url, scope, &[octet()], Some((&make, size)))?;
     }
     Ok(LayerStatus::Pushed)
+}
+
+/// Reports the bytes of a blob sent so far.
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    report: &'a dyn Fn(LayerStatus),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.report)(LayerStatus::Pushing {
+            current: self.done,
+            total: self.total,
+        });
+        Ok(n)
+    }
 }
 
 fn with_digest(location: &str, digest: &Digest) -> String {

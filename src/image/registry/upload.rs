@@ -9,7 +9,7 @@ use super::{MAX_DOCUMENT_BYTES, MAX_TRIES, Registry, RegistryError, backoff, ret
 use crate::config::Config;
 
 /// Produces a fresh body for each attempt.
-pub type BodyFn<'a> = &'a dyn Fn() -> io::Result<Box<dyn Read + Send>>;
+pub type BodyFn<'a, 'b> = &'a dyn Fn() -> io::Result<Box<dyn Read + 'b>>;
 
 /// The parts of an answer push looks at.
 #[derive(Debug)]
@@ -47,7 +47,7 @@ impl Registry {
         path_or_url: &str,
         scope: &str,
         headers: &[(&str, String)],
-        body: Option<(BodyFn<'_>, u64)>,
+        body: Option<(BodyFn<'_, '_>, u64)>,
     ) -> Result<Sent, RegistryError> {
         let url = if path_or_url.starts_with('/') {
             format!("{}{}", self.base, path_or_url)
@@ -89,7 +89,7 @@ impl Registry {
         url: &str,
         headers: &[(&str, String)],
         authorization: Option<&str>,
-        body: Option<(BodyFn<'_>, u64)>,
+        body: Option<(BodyFn<'_, '_>, u64)>,
     ) -> Result<Attempt, RegistryError> {
         let transport = |message: String| RegistryError::Transport {
             url: url.to_string(),
