@@ -6,6 +6,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::ImageError;
 use super::assemble;
@@ -17,6 +19,8 @@ use super::store::Store;
 
 /// Blobs up to this size go up in one PUT; larger ones in chunks of this size.
 pub const CHUNK_BYTES: u64 = 16 << 20;
+/// Layers uploaded at the same time (Docker's default is 5).
+pub const PARALLEL_UPLOADS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -91,7 +95,7 @@ pub fn push(
     store: &Store,
     registry: &Registry,
     reference: &Reference,
-    progress: &dyn Fn(PushEvent),
+    progress: &(dyn Fn(PushEvent) + Sync),
 ) -> Result<Pushed, PushError> {
     push_inner(store, registry, reference, progress).map_err(|e| refused(e, registry))
 }
@@ -100,7 +104,7 @@ fn push_inner(
     store: &Store,
     registry: &Registry,
     reference: &Reference,
-    progress: &dyn Fn(PushEvent),
+    progress: &(dyn Fn(PushEvent) + Sync),
 ) -> Result<Pushed, PushError> {
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
     let reference = reference.with_tag(&tag);
@@ -180,30 +184,54 @@ fn push_inner(
             status: LayerStatus::Preparing,
         });
     }
-    for ((layer, id), local) in manifest.layers.iter().zip(&ids).zip(&record.layers).rev() {
-        let sources = mount_sources
-            .get(&local.diff_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let status = push_blob(
-            store,
-            registry,
-            &path,
-            &scope,
-            &layer.digest,
-            layer.size,
-            sources,
-            &|s| {
-                progress(PushEvent::Layer {
-                    id: id.clone(),
-                    status: s,
-                })
-            },
-        )?;
-        progress(PushEvent::Layer {
-            id: id.clone(),
-            status,
-        });
+    // Layers go up PARALLEL_UPLOADS at a time, topmost first, as Docker's do.
+    let jobs: Vec<usize> = (0..manifest.layers.len()).rev().collect();
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<PushError>> = Mutex::new(None);
+    std::thread::scope(|threads| {
+        for _ in 0..PARALLEL_UPLOADS.min(jobs.len()) {
+            threads.spawn(|| {
+                loop {
+                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = jobs.get(n) else { return };
+                    let (layer, id, local) = (&manifest.layers[i], &ids[i], &record.layers[i]);
+                    let sources = mount_sources
+                        .get(&local.diff_id)
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]);
+                    let report = |s| {
+                        progress(PushEvent::Layer {
+                            id: id.clone(),
+                            status: s,
+                        })
+                    };
+                    match push_blob(
+                        store,
+                        registry,
+                        &path,
+                        &scope,
+                        &layer.digest,
+                        layer.size,
+                        sources,
+                        &report,
+                    ) {
+                        Ok(status) => report(status),
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
     }
     push_blob(
         store,
