@@ -18,7 +18,7 @@ TAG=interop-$$
 PASS=0 FAIL=0 SKIP=0
 cleanup() {
     if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-        docker rm -f "$TAG-c" >/dev/null 2>&1
+        docker rm -f "$TAG-c" "$TAG-d" >/dev/null 2>&1
         docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "$TAG|^berth-interop" |
             xargs -r docker rmi -f >/dev/null 2>&1
     fi
@@ -117,6 +117,17 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
         diff <(docker diff "$TAG-c" | sort) <(b diff c1 | sort)
     }
     check "diff: same changes as docker diff after the same steps" same_diff
+
+    same_diff_debian() {
+        local steps='echo a > /root/f; ln /root/f /root/g; rm -rf /usr/share/doc; mkdir -p /usr/share/doc/x; rm /etc/issue; mkfifo /tmp/ff; chown 1000:1000 /tmp/ff; chmod 700 /srv'
+        docker pull -q $REG/debian:bookworm >/dev/null && b pull -q $REG/debian:bookworm >/dev/null &&
+            docker run --name "$TAG-d" $REG/debian:bookworm bash -c "$steps" &&
+            b run --name d1 $REG/debian:bookworm bash -c "$steps" &&
+            diff <(docker diff "$TAG-d" | sort) <(b diff d1 | sort) &&
+            docker export -o "$WORK/dd.tar" "$TAG-d" && b export -o "$WORK/bd.tar" d1 &&
+            diff <(listing "$WORK/dd.tar") <(listing "$WORK/bd.tar")
+    }
+    check "diff and export of nested changes in debian equal docker's" same_diff_debian
 
     same_export() {
         docker export -o "$WORK/d-export.tar" "$TAG-c" && b export -o "$WORK/b-export.tar" c1 &&

@@ -145,6 +145,47 @@ fn diff_matches_docker() {
     assert!(err.contains("No such container: nosuch"), "{err}");
 }
 
+/// Deeper changes in a bigger image: every directory holding a change is reported, hardlinks,
+/// fifos and owners count, a re-created directory hides nothing that was not there. The
+/// expected lines are `docker diff | sort` after the same steps (dockerd 20.10, overlay2).
+#[test]
+fn diff_of_nested_changes_matches_docker() {
+    fixtures();
+    let root = TestRoot::new("xfer-diff-deb");
+    let image = format!("{ANON}/debian:bookworm");
+    root.ok(&["pull", "-q", &image]);
+    root.ok(&[
+        "run",
+        "--name",
+        "n1",
+        &image,
+        "bash",
+        "-c",
+        "echo a > /root/f; ln /root/f /root/g; rm -rf /usr/share/doc; mkdir -p /usr/share/doc/x; \
+         rm /etc/issue; mkfifo /tmp/ff; chown 1000:1000 /tmp/ff",
+    ]);
+    let mut got: Vec<String> = root
+        .ok(&["diff", "n1"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    let want = [
+        "A /root/f",
+        "A /root/g",
+        "A /tmp/ff",
+        "A /usr/share/doc/x",
+        "C /etc",
+        "C /root",
+        "C /tmp",
+        "C /usr",
+        "C /usr/share",
+        "C /usr/share/doc",
+        "D /etc/issue",
+    ];
+    assert_eq!(got, want);
+}
+
 #[test]
 fn export_is_image_plus_init_layer_plus_changes() {
     fixtures();

@@ -1,10 +1,10 @@
-//! A container's changes, read from its overlay upper directory the way Docker's
-//! `archive.OverlayChanges` does: a 0/0 character device is a deletion, an opaque directory that
-//! exists below is a modification whose hidden lower entries are deletions (what Docker prints,
-//! through its naive diff, on kernels with redirect_dir), anything else is an addition
-//! unless some lower layer has the path (then a modification; a directory whose size, mode and
-//! mtime match the lower one is not reported). The parent of an addition or deletion is always
-//! reported as modified.
+//! A container's changes, read from its overlay upper directory, as `docker diff` reports them
+//! (Docker's overlay2 uses its "naive" diff on kernels with redirect_dir, Debian's included):
+//! a 0/0 character device is a deletion; an entry no lower layer has is an addition; one a lower
+//! layer has is a modification when Docker's `statDifferent` says so (mode, owner, device, and
+//! for non-directories size and mtime); every directory holding a change is a modification; an
+//! opaque directory over a lower one hides the lower entries, which are deletions unless
+//! re-created.
 //!
 //! The runtime creates mountpoints (`/proc`, `/etc/hostname`, …) in the upper directory where
 //! Docker puts them in a separate init layer; those stubs, and directories that hold nothing
@@ -159,13 +159,49 @@ fn lower_names(lowers: &[PathBuf], dir: &Path) -> BTreeSet<OsString> {
     present
 }
 
+/// Records `change`, preceded by a `C` for every ancestor directory not yet reported (Docker
+/// reports each directory that holds a change).
+fn emit(out: &mut Vec<Change>, reported: &mut HashSet<PathBuf>, change: Change) {
+    let mut ancestors: Vec<&Path> = change
+        .path
+        .ancestors()
+        .skip(1)
+        .filter(|a| *a != Path::new("/") && !a.as_os_str().is_empty())
+        .collect();
+    ancestors.reverse();
+    for ancestor in ancestors {
+        if reported.insert(ancestor.to_path_buf()) {
+            out.push(Change {
+                kind: ChangeKind::Modify,
+                path: ancestor.to_path_buf(),
+            });
+        }
+    }
+    if reported.insert(change.path.clone()) {
+        out.push(change);
+    }
+}
+
+/// Docker's `statDifferent`: mode (with type), owner and device always; size and mtime only
+/// for non-directories.
+fn stat_different(old: &fs::Metadata, new: &fs::Metadata) -> bool {
+    old.mode() != new.mode()
+        || old.uid() != new.uid()
+        || old.gid() != new.gid()
+        || old.rdev() != new.rdev()
+        || (!old.is_dir()
+            && (old.mtime() != new.mtime()
+                || old.mtime_nsec() != new.mtime_nsec()
+                || old.len() != new.len()))
+}
+
 fn walk(
     upper: &Path,
     lowers: &[PathBuf],
     dir: &Path,
     filter: &StubFilter,
     out: &mut Vec<Change>,
-    changed_dirs: &mut HashSet<PathBuf>,
+    reported: &mut HashSet<PathBuf>,
     hidden_lower: &BTreeSet<OsString>,
 ) -> Result<(), ArchiveError> {
     let host_dir = upper.join(dir.strip_prefix("/").unwrap_or(dir));
@@ -187,10 +223,14 @@ fn walk(
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if hidden_lower.contains(&name) {
                     // Below an opaque directory and not re-created: deleted.
-                    out.push(Change {
-                        kind: ChangeKind::Delete,
-                        path,
-                    });
+                    emit(
+                        out,
+                        reported,
+                        Change {
+                            kind: ChangeKind::Delete,
+                            path,
+                        },
+                    );
                 }
                 continue;
             }
@@ -200,56 +240,37 @@ fn walk(
             continue;
         }
         let rel = path.strip_prefix("/").unwrap_or(&path);
-        let in_lower = |layer: &PathBuf| fs::metadata(layer.join(rel)).ok();
-        // An opaque directory replacing a lower one is reported as Docker's naive diff does:
-        // modified, with the lower entries it hides as deletions.
-        let opaque_over_lower =
-            meta.is_dir() && is_opaque(&host) && lowers.iter().any(|l| in_lower(l).is_some());
-        let deleted = meta.file_type().is_char_device() && meta.rdev() == 0;
-        let kind = if deleted {
+        let lower = lowers
+            .iter()
+            .find_map(|layer| fs::symlink_metadata(layer.join(rel)).ok());
+        let opaque = meta.is_dir() && is_opaque(&host);
+        let kind = if meta.file_type().is_char_device() && meta.rdev() == 0 {
             Some(ChangeKind::Delete)
-        } else if opaque_over_lower {
-            Some(ChangeKind::Modify)
         } else {
-            match lowers.iter().find_map(in_lower) {
+            match &lower {
                 None => Some(ChangeKind::Add),
-                Some(lower) => {
-                    let same_dir = lower.is_dir()
-                        && meta.is_dir()
-                        && lower.len() == meta.len()
-                        && lower.mode() == meta.mode()
-                        && lower.mtime() == meta.mtime()
-                        && lower.mtime_nsec() == meta.mtime_nsec();
-                    (!same_dir).then_some(ChangeKind::Modify)
-                }
+                Some(lower) => stat_different(lower, &meta).then_some(ChangeKind::Modify),
             }
         };
         if let Some(kind) = kind {
-            if meta.is_dir() {
-                changed_dirs.insert(path.clone());
-            }
-            if matches!(kind, ChangeKind::Add | ChangeKind::Delete) {
-                let parent = dir.to_path_buf();
-                if parent != Path::new("/") && !changed_dirs.contains(&parent) {
-                    out.push(Change {
-                        kind: ChangeKind::Modify,
-                        path: parent.clone(),
-                    });
-                    changed_dirs.insert(parent);
-                }
-            }
-            out.push(Change {
-                kind,
-                path: path.clone(),
-            });
+            emit(
+                out,
+                reported,
+                Change {
+                    kind,
+                    path: path.clone(),
+                },
+            );
         }
         if meta.is_dir() {
-            let hidden = if opaque_over_lower {
+            // An opaque directory over a lower one hides the lower entries: those not
+            // re-created are deletions.
+            let hidden = if opaque && lower.is_some() {
                 lower_names(lowers, &path)
             } else {
                 BTreeSet::new()
             };
-            walk(upper, lowers, &path, filter, out, changed_dirs, &hidden)?;
+            walk(upper, lowers, &path, filter, out, reported, &hidden)?;
         }
     }
     Ok(())
