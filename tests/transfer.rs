@@ -317,6 +317,7 @@ fn commit_then_run_sees_the_changes() {
     let last = history.last().unwrap();
     assert_eq!(last["comment"], "add a new file");
     assert_eq!(last["author"], "hyang");
+    assert_eq!(last["created_by"], format!("sh -c {CHANGES}"));
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
 
     // -c changes, and a commit of a commit.

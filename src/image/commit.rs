@@ -187,7 +187,7 @@ pub fn commit(
     if let Some(a) = &options.author {
         entry.insert("author".into(), json!(a));
     }
-    entry.insert("created_by".into(), json!(full.join(" ")));
+    entry.insert("created_by".into(), json!(cmd.join(" ")));
     if let Some(m) = &options.message {
         entry.insert("comment".into(), json!(m));
     }
