@@ -222,24 +222,39 @@ pub fn write_image(
     store.write_blob(&id, config)?;
     store.write_blob(&manifest_digest, &manifest)?;
     let lock = store.lock()?;
-    if store.image(&id)?.is_none() {
-        store.write_image(&ImageRecord {
-            id: id.clone(),
-            size: layers.iter().map(|l| l.size).sum(),
-            layers,
-            created,
-            manifest: Some(manifest_digest),
-            repo_digests: Vec::new(),
-        })?;
-    }
-    if !tags.is_empty() {
-        let mut repos = store.repositories()?;
-        for tag in tags {
-            repos.tags.insert(tag.to_string(), id.clone());
+    let mut repos = store.repositories()?;
+    let record = match store.image(&id)? {
+        Some(existing) => existing,
+        None => {
+            let record = ImageRecord {
+                id: id.clone(),
+                size: layers.iter().map(|l| l.size).sum(),
+                layers,
+                created,
+                manifest: Some(manifest_digest),
+                repo_digests: Vec::new(),
+            };
+            store.write_image(&record)?;
+            record
         }
-        store.write_repositories(&lock, &repos)?;
+    };
+    for tag in tags {
+        repos.tags.insert(tag.to_string(), id.clone());
     }
+    record_written(store, &mut repos, &record, !tags.is_empty());
+    store.write_repositories(&lock, &repos)?;
     Ok(id)
+}
+
+/// The one place image records made or changed by the transfer commands reach the index
+/// (`repositories.json`), under the store lock, just before it is written: where a listing
+/// index kept beside the tags gets its summary of `record` (and, when `tagged`, the tag time).
+pub fn record_written(
+    _store: &Store,
+    _repos: &mut super::store::Repositories,
+    _record: &ImageRecord,
+    _tagged: bool,
+) {
 }
 
 /// The current time as Docker writes it in configs (RFC 3339, nanoseconds, UTC).

@@ -260,7 +260,7 @@ fn push_inner(
 
     // Like Docker, remember the digest the image now has in this repository.
     let repo_digest = format!("{}@{}", reference.repository(), digest);
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
     if let Some(mut record) = store.image(&id)?
         && !record.repo_digests.contains(&repo_digest)
     {
@@ -268,6 +268,9 @@ fn push_inner(
         record.repo_digests.retain(|d| !d.starts_with(&prefix));
         record.repo_digests.push(repo_digest);
         store.write_image(&record)?;
+        let mut repos = store.repositories()?;
+        assemble::record_written(store, &mut repos, &record, false);
+        store.write_repositories(&lock, &repos)?;
     }
     Ok(Pushed {
         tag,
