@@ -84,7 +84,7 @@ fn assert_store_empty(root: &TestRoot) {
         .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap()["tags"].clone())
         .unwrap_or(serde_json::json!({}));
     assert_eq!(tags, serde_json::json!({}), "tags were written");
-    for dir in ["images", "layers"] {
+    for dir in ["images", "layers", "blobs/sha256", "tmp"] {
         let n = std::fs::read_dir(root.path.join(dir))
             .map(|d| d.count())
             .unwrap_or(0);
