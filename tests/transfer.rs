@@ -477,6 +477,7 @@ fn save_load_round_trip_and_skopeo() {
             );
             assert_eq!(
                 fresh.ok(&["run", "--rm", "multilayer:latest", "cat", "/ml/old-mtime"]),
+                // (same file content as the pulled image)
                 root.ok(&[
                     "run",
                     "--rm",
@@ -674,6 +675,19 @@ fn import_from_file_stdin_and_url() {
         std::fs::read_dir(root.path.join("layers")).unwrap().count(),
         1
     );
+
+    // --platform sets the config's platform.
+    let arm = root.ok(&[
+        "import",
+        "--platform",
+        "linux/arm64/v8",
+        gz.to_str().unwrap(),
+        "imp:arm",
+    ]);
+    let config = config_of(&root, arm.trim());
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["variant"], "v8");
+    assert_eq!(config["os"], "linux");
 
     let port = serve("/rootfs.tar", layer, 2);
     let url = format!("http://127.0.0.1:{port}/rootfs.tar");
@@ -945,6 +959,44 @@ fn search_catalog_and_hub() {
         "nginx",
     ]);
     assert_eq!(out, "nginx 19000 [OK]\n");
+}
+
+/// An OCI archive whose index points at a multi-platform index: the host's image is loaded.
+#[test]
+fn load_multi_platform_oci_archive() {
+    fixtures();
+    if !has_tool("skopeo") {
+        return;
+    }
+    let root = TestRoot::new("xfer-multiarch");
+    let path = root.dir.join("ma.tar");
+    let status = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{ANON}/multiarch:latest"),
+            &format!("oci-archive:{}:multiarch:latest", path.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        root.ok(&["load", "-i", path.to_str().unwrap()]),
+        "Loaded image: multiarch:latest\n"
+    );
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    if arch == "amd64" {
+        assert_eq!(
+            root.ok(&["run", "--rm", "multiarch:latest", "cat", "/arch"]),
+            "amd64\n"
+        );
+    }
 }
 
 #[test]
