@@ -217,12 +217,11 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W, Tr
         "mediaType": manifest::OCI_INDEX,
         "manifests": index,
     });
-    let to_bytes = |v: &dyn erased::Json| v.bytes();
-    append_file(&mut builder, "index.json", &to_bytes(&index), mtime)?;
+    append_file(&mut builder, "index.json", &json_bytes(&index), mtime)?;
     append_file(
         &mut builder,
         "manifest.json",
-        &to_bytes(&manifest_json),
+        &json_bytes(&manifest_json),
         mtime,
     )?;
     append_file(
@@ -235,23 +234,16 @@ pub fn save<W: Write>(store: &Store, items: &[SaveItem], out: W) -> Result<W, Tr
         append_file(
             &mut builder,
             "repositories",
-            &to_bytes(&repositories),
+            &json_bytes(&repositories),
             mtime,
         )?;
     }
     builder.into_inner().map_err(TransferError::Write)
 }
 
-mod erased {
-    /// Serialises any of the archive's JSON documents without a trailing newline.
-    pub trait Json {
-        fn bytes(&self) -> Vec<u8>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn bytes(&self) -> Vec<u8> {
-            serde_json::to_vec(self).unwrap_or_default()
-        }
-    }
+/// A JSON document of the archive, compact like Docker's.
+fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
