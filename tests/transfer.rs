@@ -236,13 +236,23 @@ fn export_is_image_plus_init_layer_plus_changes() {
         "touch /live; sleep 30",
     ]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let live = root.berth(&["export", "e2"]).output().unwrap();
+    // (through its own root mount, to a path relative to the working directory)
+    let live = root
+        .berth(&["export", "-o", "live.tar", "e2"])
+        .current_dir(&root.dir)
+        .output()
+        .unwrap();
     assert!(
         live.status.success(),
         "{}",
         String::from_utf8_lossy(&live.stderr)
     );
-    assert!(listing(&live.stdout).contains_key("live"));
+    let running = listing(&std::fs::read(root.dir.join("live.tar")).unwrap());
+    assert!(running.contains_key("live"));
+    // The same entries once it has stopped.
+    root.ok(&["stop", "-t", "0", "e2"]);
+    let stopped = root.berth(&["export", "e2"]).output().unwrap();
+    assert_eq!(listing(&stopped.stdout), running);
     root.ok(&["rm", "-f", "e2"]);
 }
 

@@ -8,12 +8,14 @@
 //! whatever happens to the process. A running container's upper directory is read the same way.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 
 use super::ArchiveError;
 use super::diff::INIT_PATHS;
@@ -44,6 +46,61 @@ impl Drop for Merged {
     fn drop(&mut self) {
         let _ = umount2(&self.target, MntFlags::MNT_DETACH);
     }
+}
+
+/// Writes the filesystem of a running container to `out`, read through its own root mount:
+/// `pid`'s mount namespace is entered just long enough to clone that mount (without the
+/// mounts on top of it: /proc, /dev, volumes, …) with `open_tree(OPEN_TREE_CLONE)`. Returns
+/// `Ok(None)` with `out` untouched when that is not possible, so the caller can fall back to
+/// [`export`].
+pub fn export_running<W: Write>(
+    pid: i32,
+    created: u64,
+    out: W,
+) -> Result<Result<W, W>, ArchiveError> {
+    let Some(tree) = clone_root_of(pid) else {
+        return Ok(Err(out));
+    };
+    let root = PathBuf::from(format!("/proc/self/fd/{}", tree.as_raw_fd()));
+    let include = |_: &Path, _: &std::fs::Metadata| Decision::Include;
+    let options = WalkOptions {
+        layer: false,
+        filter: &include,
+        synthetic: init_layer(),
+        synthetic_mtime: created,
+    };
+    tarwrite::write_tree(&root, out, &options).map(Ok)
+}
+
+/// A detached copy of the root mount of `pid`'s mount namespace.
+fn clone_root_of(pid: i32) -> Option<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let ours = File::open("/proc/self/ns/mnt").ok()?;
+    let theirs = File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
+    // setns resets the working directory: keep ours to come back to.
+    let cwd = File::open(".").ok()?;
+    setns(&theirs, CloneFlags::CLONE_NEWNS).ok()?;
+    let path = c"/";
+    // SAFETY: open_tree with a valid path; returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    let back = setns(&ours, CloneFlags::CLONE_NEWNS);
+    // SAFETY: fchdir on a directory descriptor we own.
+    let restored = unsafe { libc::fchdir(cwd.as_raw_fd()) } == 0;
+    if fd < 0 || !restored {
+        return None;
+    }
+    // SAFETY: a fresh descriptor we own.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // Not back in our own namespace: paths would resolve in the container's. Give up.
+    back.ok()?;
+    Some(tree)
 }
 
 /// Writes the filesystem of a container (`upper` over `lowers`, topmost first) to `out`.

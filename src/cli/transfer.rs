@@ -16,6 +16,8 @@ use super::{CliResult, Context, Failure};
 use crate::archive::diff;
 use crate::archive::docker_archive;
 use crate::archive::export;
+use crate::container::lifecycle;
+use crate::container::record::Status;
 use crate::container::store::ContainerStore;
 use crate::image::commit::{self, CommitOptions};
 use crate::image::import::{self, ImportOptions};
@@ -54,6 +56,7 @@ impl Output {
     fn new(path: Option<&Path>) -> Result<Output, Failure> {
         match path {
             Some(path) if path != Path::new("-") => {
+                let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -125,9 +128,21 @@ pub fn export(context: &Context, args: ExportArgs) -> CliResult {
         .map(|(s, _)| s.max(0) as u64)
         .unwrap_or(0);
     let upper = dir.path.join("upper");
+    let state = lifecycle::current_state(&dir).map_err(daemon)?;
+    let running = matches!(state.status, Status::Running | Status::Paused);
     output.write(|w| {
-        let w =
-            export::export(&upper, &record.layers, scratch.path(), created, w).map_err(daemon)?;
+        // A running container is read through its own root mount; a stopped one (or when
+        // that is not possible) through a read-only overlay of its layers.
+        let w = if running {
+            export::export_running(state.pid, created, w).map_err(daemon)?
+        } else {
+            Err(w)
+        };
+        let w = match w {
+            Ok(w) => w,
+            Err(w) => export::export(&upper, &record.layers, scratch.path(), created, w)
+                .map_err(daemon)?,
+        };
         flush(w)
     })?;
     Ok(0)
