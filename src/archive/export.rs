@@ -5,7 +5,9 @@
 //!
 //! The merged view comes from a read-only overlay (lowerdir = upper:layers…, no upperdir)
 //! mounted in a private mount namespace of this process, so nothing is left mounted on the host
-//! whatever happens to the process. A running container's upper directory is read the same way.
+//! whatever happens to the process. A running container is read through a detached clone of its
+//! own root mount instead ([`export_running`]): overlayfs calls a second mount over a live upper
+//! directory undefined behaviour.
 
 use std::collections::BTreeMap;
 use std::fs::File;
