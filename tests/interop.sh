@@ -129,6 +129,15 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     }
     check "diff and export of nested changes in debian equal docker's" same_diff_debian
 
+    export_import_both_ways() {
+        b export c1 | docker import - berth-interop:imported >/dev/null &&
+            [ "$(docker run --rm berth-interop:imported cat /a/b/c)" = hi ] &&
+            docker export "$TAG-c" | b import -m "from docker" - from-docker:1 >/dev/null &&
+            [ "$(b run --rm from-docker:1 cat /a/b/c)" = hi ] &&
+            b save berth-interop:commit | docker load -q | grep -q "Loaded image: berth-interop:commit"
+    }
+    check "docker import of berth export, berth import of docker export, save | docker load" export_import_both_ways
+
     same_export() {
         docker export -o "$WORK/d-export.tar" "$TAG-c" && b export -o "$WORK/b-export.tar" c1 &&
             diff <(listing "$WORK/d-export.tar") <(listing "$WORK/b-export.tar")
