@@ -413,6 +413,7 @@ impl PushPrinter {
         let PushEvent::Layer { id, status } = event;
         let text = match &status {
             LayerStatus::Preparing => "Preparing".to_string(),
+            LayerStatus::Waiting => "Waiting".to_string(),
             LayerStatus::Pushing { current, total } => {
                 format!("Pushing {}", bar_text(*current, *total))
             }

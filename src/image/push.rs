@@ -63,6 +63,7 @@ fn refused(e: PushError, registry: &Registry) -> PushError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerStatus {
     Preparing,
+    Waiting,
     Pushing { current: u64, total: u64 },
     Pushed,
     AlreadyExists,
@@ -186,6 +187,12 @@ fn push_inner(
     }
     // Layers go up PARALLEL_UPLOADS at a time, topmost first, as Docker's do.
     let jobs: Vec<usize> = (0..manifest.layers.len()).rev().collect();
+    for &i in jobs.iter().skip(PARALLEL_UPLOADS) {
+        progress(PushEvent::Layer {
+            id: ids[i].clone(),
+            status: LayerStatus::Waiting,
+        });
+    }
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<PushError>> = Mutex::new(None);
     std::thread::scope(|threads| {
