@@ -328,7 +328,19 @@ pub struct Loaded {
     pub replaced: Vec<(Reference, Digest)>,
 }
 
-pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>, TransferError> {
+/// Bytes of one layer read so far (`Loading layer`), keyed like Docker by the short chain ID.
+#[derive(Debug, Clone)]
+pub struct LoadProgress {
+    pub id: String,
+    pub current: u64,
+    pub total: u64,
+}
+
+pub fn load<R: Read>(
+    store: &Store,
+    reader: R,
+    progress: &dyn Fn(LoadProgress),
+) -> Result<Vec<Loaded>, TransferError> {
     let work = store.temp_dir("load")?;
     let root = work.path().join("archive");
     std::fs::create_dir(&root).map_err(|e| ArchiveError::io(&root, e))?;
@@ -342,6 +354,7 @@ pub fn load<R: Read>(store: &Store, reader: R) -> Result<Vec<Loaded>, TransferEr
         dirfd,
         staged: HashMap::new(),
         images: Vec::new(),
+        progress,
     };
     if exists_in(dirfd, "manifest.json") {
         loader.docker_archive()?;
@@ -411,6 +424,42 @@ struct Loader<'a> {
     dirfd: RawFd,
     staged: HashMap<Digest, StagedLayer>,
     images: Vec<PendingImage>,
+    progress: &'a dyn Fn(LoadProgress),
+}
+
+/// Docker's chain IDs: the first layer's diffID, then sha256("<parent chain> <diffID>").
+fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::new();
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => Digest::of_bytes(format!("{parent} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// Reports how much of a layer file has been read.
+struct Counting<'a, R> {
+    inner: R,
+    id: String,
+    done: u64,
+    total: u64,
+    report: &'a dyn Fn(LoadProgress),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.report)(LoadProgress {
+            id: self.id.clone(),
+            current: self.done,
+            total: self.total,
+        });
+        Ok(n)
+    }
 }
 
 #[derive(Deserialize)]
@@ -444,6 +493,7 @@ impl Loader<'_> {
         &mut self,
         name: &str,
         diff_id: &Digest,
+        chain_id: &Digest,
         blob_digest: Option<&Digest>,
     ) -> Result<(), TransferError> {
         if self.staged.contains_key(diff_id) {
@@ -460,7 +510,15 @@ impl Loader<'_> {
         {
             return Ok(());
         }
-        let mut hashed = HashingReader::new(file);
+        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let counted = Counting {
+            inner: file,
+            id: chain_id.short().to_string(),
+            done: 0,
+            total,
+            report: self.progress,
+        };
+        let mut hashed = HashingReader::new(counted);
         let staged = assemble::stage_layer(self.store, &mut hashed, Some(diff_id))?;
         let (digest, _) = hashed.finish().map_err(ArchiveError::Stream)?;
         if let Some(expected) = blob_digest
@@ -488,8 +546,9 @@ impl Loader<'_> {
                     diff_ids.len()
                 )));
             }
-            for (name, diff_id) in entry.layers.iter().zip(&diff_ids) {
-                self.layer(name, diff_id, None)?;
+            let chains = chain_ids(&diff_ids);
+            for ((name, diff_id), chain) in entry.layers.iter().zip(&diff_ids).zip(&chains) {
+                self.layer(name, diff_id, chain, None)?;
             }
             let mut tags = Vec::new();
             for tag in entry.repo_tags.unwrap_or_default() {
@@ -550,12 +609,13 @@ impl Loader<'_> {
                     diff_ids.len()
                 )));
             }
-            for (layer, diff_id) in m.layers.iter().zip(&diff_ids) {
+            let chains = chain_ids(&diff_ids);
+            for ((layer, diff_id), chain) in m.layers.iter().zip(&diff_ids).zip(&chains) {
                 if !compression::is_layer_media_type(&layer.media_type) {
                     return Err(ArchiveError::UnsupportedMediaType(layer.media_type.clone()).into());
                 }
                 let name = format!("blobs/sha256/{}", layer.digest.hex());
-                self.layer(&name, diff_id, Some(&layer.digest))?;
+                self.layer(&name, diff_id, chain, Some(&layer.digest))?;
             }
             self.images.push(PendingImage {
                 config,

@@ -292,20 +292,24 @@ pub struct LoadArgs {
 
 pub fn load(context: &Context, args: LoadArgs) -> CliResult {
     let store = Store::open(&context.root).map_err(daemon)?;
+    // Like Docker: progress bars only on a terminal and without -q.
+    let printer = LoadPrinter::new(!args.quiet && io::stdout().is_terminal());
+    let on_progress = |p: docker_archive::LoadProgress| printer.event(p);
     let loaded = match &args.input {
         Some(path) => {
             let file =
                 File::open(path).map_err(|e| client(format!("open {}: {e}", path.display())))?;
-            docker_archive::load(&store, file)
+            docker_archive::load(&store, file, &on_progress)
         }
         None => {
             if io::stdin().is_terminal() {
                 return Err(client("requested load from stdin, but stdin is empty"));
             }
-            docker_archive::load(&store, io::stdin().lock())
+            docker_archive::load(&store, io::stdin().lock(), &on_progress)
         }
-    }
-    .map_err(daemon)?;
+    };
+    printer.finish();
+    let loaded = loaded.map_err(daemon)?;
     for image in loaded {
         for (tag, old) in &image.replaced {
             println!(
@@ -439,6 +443,48 @@ impl PushPrinter {
             bar
         });
         bar.set_message(text);
+    }
+
+    fn finish(&self) {
+        if let Ok(bars) = self.bars.lock() {
+            for bar in bars.values() {
+                bar.finish();
+            }
+        }
+    }
+}
+
+/// `docker load` on a terminal: a `Loading layer` bar per layer.
+struct LoadPrinter {
+    live: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl LoadPrinter {
+    fn new(enabled: bool) -> LoadPrinter {
+        LoadPrinter {
+            live: enabled
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(10))),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn event(&self, p: docker_archive::LoadProgress) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(p.id.clone()).or_insert_with(|| {
+            let bar = live.add(ProgressBar::new_spinner());
+            if let Ok(style) = ProgressStyle::with_template("{prefix}: {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar.set_prefix(p.id.clone());
+            bar
+        });
+        bar.set_message(format!("Loading layer {}", bar_text(p.current, p.total)));
     }
 
     fn finish(&self) {
