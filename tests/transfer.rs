@@ -365,7 +365,8 @@ fn commit_then_run_sees_the_changes() {
         "echo run > /r; sleep 30",
     ]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    root.ok(&["commit", "c3", "test:0.3"]);
+    root.ok(&["commit", "-p", "c3", "test:0.3"]);
+    root.ok(&["commit", "--pause=false", "c3", "test:0.4"]);
     assert_eq!(root.ok(&["run", "--rm", "test:0.3", "cat", "/r"]), "run\n");
     root.ok(&["rm", "-f", "c3"]);
 
