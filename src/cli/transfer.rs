@@ -337,6 +337,9 @@ pub struct PushArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Skip image signing (accepted for Docker compatibility; berth does not sign)
+    #[arg(long = "disable-content-trust", default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub disable_content_trust: bool,
     /// NAME[:TAG]
     pub name: String,
 }
