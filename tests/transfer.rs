@@ -1044,3 +1044,45 @@ fn save_by_id_loads_untagged() {
     assert!(err.contains("No such image: nosuch:1"), "{err}");
     assert!(!out.exists());
 }
+
+/// Names and link targets longer than a tar header holds go through PAX records, both in
+/// `export` and in committed layers.
+#[test]
+fn long_names_survive_export_and_commit() {
+    fixtures();
+    let root = TestRoot::new("xfer-long");
+    let long = "a".repeat(120);
+    let script = format!(
+        "mkdir -p /x/{long}; echo deep > /x/{long}/{long}; ln -s /x/{long}/{long} /x/l-{long}; ln /x/{long}/{long} /x/h-{long}"
+    );
+    root.ok(&["pull", "-q", &format!("{ANON}/busybox:latest")]);
+    root.ok(&[
+        "run",
+        "--name",
+        "l1",
+        &format!("{ANON}/busybox:latest"),
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let out = root.berth(&["export", "l1"]).output().unwrap();
+    assert!(out.status.success());
+    let entries = listing(&out.stdout);
+    let file = format!("x/{long}/{long}");
+    assert_eq!(entries[&file].0, 'f');
+    assert_eq!(
+        entries[&format!("x/l-{long}")],
+        ('l', 0o777, 0, 0, format!("/{file}"))
+    );
+    assert_eq!(entries[&format!("x/h-{long}")].0, 'h');
+    root.ok(&["commit", "l1", "long:1"]);
+    let seen = root.ok(&[
+        "run",
+        "--rm",
+        "long:1",
+        "sh",
+        "-c",
+        &format!("cat /x/{long}/{long} /x/l-{long} /x/h-{long}; stat -c %h /x/h-{long}"),
+    ]);
+    assert_eq!(seen, "deep\ndeep\ndeep\n2\n");
+}
