@@ -345,7 +345,9 @@ pub fn load<R: Read>(
     let root = work.path().join("archive");
     std::fs::create_dir(&root).map_err(|e| ArchiveError::io(&root, e))?;
     let decoded = compression::decompress(reader)?;
-    unpack::unpack_layer(decoded, &root)?;
+    // The same expansion bound as one layer: a compressed archive is no way around it.
+    let limited = compression::LimitedReader::new(decoded, unpack::MAX_LAYER_BYTES);
+    unpack::unpack_layer(limited, &root)?;
     let dir = open_dir(&root).map_err(|e| ArchiveError::io(&root, e))?;
     let dirfd = std::os::fd::AsRawFd::as_raw_fd(&dir);
 
