@@ -1038,6 +1038,15 @@ fn save_by_id_loads_untagged() {
         )
     );
     assert_eq!(image_id(&fresh, &name), id);
+    // A device as output is written to, not replaced.
+    root.ok(&["save", "-o", "/dev/null", &name]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
     // Unknown images are refused before anything is written.
     let out = root.dir.join("none.tar");
     let err = root.fails(&["save", "-o", out.to_str().unwrap(), "nosuch:1"], 1);

@@ -46,9 +46,12 @@ fn client(e: impl std::fmt::Display) -> Failure {
 
 const TERMINAL: &str = "cowardly refusing to save to a terminal. Use the -o flag or redirect";
 
-/// Where an archive goes: a file (written beside it and renamed when complete) or stdout.
+/// Where an archive goes: a regular file (written beside it and renamed when complete, so a
+/// failure leaves no half archive), any other file (a device, a pipe: written in place), or
+/// stdout.
 enum Output {
     File { temp: PathBuf, path: PathBuf },
+    Special(PathBuf),
     Stdout,
 }
 
@@ -56,16 +59,17 @@ impl Output {
     fn new(path: Option<&Path>) -> Result<Output, Failure> {
         match path {
             Some(path) if path != Path::new("-") => {
-                let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                match std::fs::metadata(&path) {
+                    Ok(meta) if !meta.is_file() => return Ok(Output::Special(path)),
+                    _ => {}
+                }
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let temp = path.with_file_name(format!(".{name}.berth-tmp"));
-                Ok(Output::File {
-                    temp,
-                    path: path.to_path_buf(),
-                })
+                Ok(Output::File { temp, path })
             }
             _ => {
                 if io::stdout().is_terminal() {
@@ -80,16 +84,26 @@ impl Output {
         &self,
         body: impl FnOnce(Box<dyn Write>) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
+        let failed = |path: &Path, e: io::Error| {
+            client(format!("failed to save to {}: {e}", path.display()))
+        };
         match self {
             Output::Stdout => body(Box::new(BufWriter::new(io::stdout().lock()))),
+            Output::Special(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| failed(path, e))?;
+                if file.is_terminal() {
+                    return Err(client(TERMINAL));
+                }
+                body(Box::new(BufWriter::new(file)))
+            }
             Output::File { temp, path } => {
-                let file = File::create(temp)
-                    .map_err(|e| client(format!("failed to save to {}: {e}", path.display())))?;
+                let file = File::create(temp).map_err(|e| failed(path, e))?;
                 match body(Box::new(BufWriter::new(file))) {
                     Ok(v) => {
-                        std::fs::rename(temp, path).map_err(|e| {
-                            client(format!("failed to save to {}: {e}", path.display()))
-                        })?;
+                        std::fs::rename(temp, path).map_err(|e| failed(path, e))?;
                         Ok(v)
                     }
                     Err(e) => {
