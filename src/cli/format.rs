@@ -104,6 +104,11 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// Docker's `CreatedSince`: "5 days ago", "About an hour ago".
+pub fn time_ago(then_secs: i64, now_secs: i64) -> String {
+    format!("{} ago", human_duration(now_secs - then_secs))
+}
+
 /// Columns separated by at least three spaces, like Docker's tabwriter tables.
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);

@@ -3,12 +3,21 @@
 
 pub mod config;
 pub mod digest;
+pub mod history;
+pub mod in_use;
+pub mod index;
+pub mod inspect;
+pub mod list;
 pub mod lookup;
 pub mod manifest;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod remove;
+pub mod resolve;
 pub mod store;
+pub mod time;
+pub mod usage;
 
 use self::manifest::ManifestError;
 use self::reference::{Reference, ReferenceError};

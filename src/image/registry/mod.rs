@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod login;
 
 use std::collections::HashMap;
 use std::io::Read;
