@@ -351,11 +351,10 @@ pub fn inspect(context: &Context, args: InspectArgs, generic: bool) -> CliResult
             Err(e) => errors.push(format!("Error response from daemon: {e}")),
         }
     }
-    let found: Vec<serde_json::Value> = found
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()
-        .map_err(Failure::berth)?;
+    let found: Vec<Inspected> = found
+        .into_iter()
+        .map(|d| Inspected::Image(Box::new(d)))
+        .collect();
     print_inspected(&found, format.as_ref())?;
     if errors.is_empty() {
         Ok(0)
@@ -381,13 +380,13 @@ pub fn inspect_any(context: &Context, args: super::containers::InspectArgs) -> C
     for name in &args.containers {
         if let Some(dir) = containers.as_ref().and_then(|c| c.find(name).ok()) {
             match super::containers::inspect_json(&dir) {
-                Ok(v) => found.push(v),
+                Ok(v) => found.push(Inspected::Container(v)),
                 Err(e) => errors.push(format!("Error: {e}")),
             }
             continue;
         }
         match inspect::inspect(&store, &repos, name) {
-            Ok(doc) => found.push(serde_json::to_value(&doc).map_err(Failure::berth)?),
+            Ok(doc) => found.push(Inspected::Image(Box::new(doc))),
             Err(inspect::InspectError::Lookup(_)) => {
                 errors.push(format!("Error: No such object: {name}"))
             }
@@ -405,13 +404,22 @@ pub fn inspect_any(context: &Context, args: super::containers::InspectArgs) -> C
     }
 }
 
-fn print_inspected(found: &[serde_json::Value], format: Option<&Format>) -> Result<(), Failure> {
+/// One `inspect` result: images keep Docker's field order when printed.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Inspected {
+    Image(Box<inspect::ImageInspect>),
+    Container(serde_json::Value),
+}
+
+fn print_inspected(found: &[Inspected], format: Option<&Format>) -> Result<(), Failure> {
     match format {
         None => print(&format!("{}\n", inspect::to_docker_json(&found))),
         Some(f) => {
             let mut out = String::new();
             for doc in found {
-                match f.render_one(&template::from_json(doc)) {
+                let value = serde_json::to_value(doc).map_err(Failure::berth)?;
+                match f.render_one(&template::from_json(&value)) {
                     Ok(s) => {
                         out.push_str(&s);
                         out.push('\n');

@@ -233,7 +233,16 @@ pub fn inspect(
             .as_ref()
             .map(|p| p.to_string())
             .unwrap_or_default(),
-        comment: config.comment.clone(),
+        // Docker falls back to the last history entry's comment.
+        comment: if config.comment.is_empty() {
+            config
+                .history
+                .last()
+                .map(|h| h.comment.clone())
+                .unwrap_or_default()
+        } else {
+            config.comment.clone()
+        },
         created: docker_time(config.created.as_deref()),
         container: config.container.clone(),
         container_config: config.container_config.clone().unwrap_or_default(),

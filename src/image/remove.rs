@@ -108,15 +108,28 @@ impl<'a> Session<'a> {
             .any(|s| s.parent.as_ref() == Some(id))
     }
 
-    fn remove_ref(&mut self, canonical: &str) {
+    fn remove_ref(&mut self, canonical: &str) -> Result<(), RemoveError> {
         if self.repos.tags.remove(canonical).is_some() {
-            return;
+            return Ok(());
         }
+        let mut owners = Vec::new();
         if let Some(images) = self.repos.images.as_mut() {
-            for summary in images.values_mut() {
-                summary.repo_digests.retain(|d| d != canonical);
+            for (id, summary) in images.iter_mut() {
+                if summary.repo_digests.iter().any(|d| d == canonical) {
+                    summary.repo_digests.retain(|d| d != canonical);
+                    owners.push(id.clone());
+                }
             }
         }
+        // The image record keeps its repo digests too (the index is rebuilt from records in
+        // stores that predate it): drop it there as well.
+        for id in owners {
+            if let Some(mut record) = self.store.image(&id)? {
+                record.repo_digests.retain(|d| d != canonical);
+                self.store.write_image(&record)?;
+            }
+        }
+        Ok(())
     }
 
     fn save(&self) -> Result<(), RemoveError> {
@@ -203,7 +216,7 @@ impl<'a> Session<'a> {
             if !refs.contains(&canonical) {
                 return Err(LookupError::NotFound(parsed.familiar()).into());
             }
-            self.remove_ref(&canonical);
+            self.remove_ref(&canonical)?;
             records.push(Deletion::Untagged(lookup::familiar(&canonical)));
             refs = self.refs(&id);
             if parsed.digest.is_none() {
@@ -217,7 +230,7 @@ impl<'a> Session<'a> {
                         .cloned()
                         .collect();
                     for r in doomed {
-                        self.remove_ref(&r);
+                        self.remove_ref(&r)?;
                         records.push(Deletion::Untagged(lookup::familiar(&r)));
                     }
                     refs = self.refs(&id);
@@ -233,7 +246,7 @@ impl<'a> Session<'a> {
                 return Err(RemoveError::Conflict(c.message));
             }
             for r in refs {
-                self.remove_ref(&r);
+                self.remove_ref(&r)?;
                 records.push(Deletion::Untagged(lookup::familiar(&r)));
             }
         }
@@ -259,7 +272,7 @@ impl<'a> Session<'a> {
             return Err(RemoveError::Conflict(c.message));
         }
         for r in self.refs(id) {
-            self.remove_ref(&r);
+            self.remove_ref(&r)?;
             records.push(Deletion::Untagged(lookup::familiar(&r)));
         }
         let summary = self
