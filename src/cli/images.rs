@@ -117,40 +117,65 @@ fn short_id(id: &str, no_trunc: bool) -> String {
     }
 }
 
-/// Docker's `imageContext` fields for one row.
-fn image_row(
-    image: &ListedImage,
-    row: &list::Row,
+/// Docker's `imageContext` fields for one row, computed when a template asks for them.
+struct ImageRow<'a> {
+    image: &'a ListedImage,
+    row: list::Row,
     no_trunc: bool,
     now: i64,
+    /// Shared size and container count (`system df -v`); "N/A" in `images`.
     extra: Option<(u64, usize)>,
-) -> Value {
-    let (shared, unique, containers) = match extra {
-        Some((shared, containers)) => (
-            human_size(shared, 4),
-            human_size(image.size.saturating_sub(shared), 4),
-            containers.to_string(),
-        ),
-        None => ("N/A".into(), "N/A".into(), "N/A".into()),
-    };
-    let created = if image.created.secs == 0 && image.summary.created.is_none() {
-        "N/A".to_string()
-    } else {
-        time_ago(image.created.secs, now)
-    };
-    template::from_json(&serde_json::json!({
-        "ID": short_id(image.id.as_str(), no_trunc),
-        "Repository": row.repository,
-        "Tag": row.tag,
-        "Digest": row.digest,
-        "CreatedSince": created,
-        "CreatedAt": image.created.go_string(),
-        "Size": human_size(image.size, 3),
-        "Containers": containers,
-        "VirtualSize": human_size(image.size, 4),
-        "SharedSize": shared,
-        "UniqueSize": unique,
-    }))
+}
+
+impl template::Fields for ImageRow<'_> {
+    fn names(&self) -> &'static [&'static str] {
+        &[
+            "Containers",
+            "CreatedAt",
+            "CreatedSince",
+            "Digest",
+            "ID",
+            "Repository",
+            "SharedSize",
+            "Size",
+            "Tag",
+            "UniqueSize",
+            "VirtualSize",
+        ]
+    }
+
+    fn field(&self, name: &str) -> Option<String> {
+        let image = self.image;
+        Some(match name {
+            "ID" => short_id(image.id.as_str(), self.no_trunc),
+            "Repository" => self.row.repository.clone(),
+            "Tag" => self.row.tag.clone(),
+            "Digest" => self.row.digest.clone(),
+            "CreatedSince" => {
+                if image.created.secs == 0 && image.summary.created.is_none() {
+                    "N/A".to_string()
+                } else {
+                    time_ago(image.created.secs, self.now)
+                }
+            }
+            "CreatedAt" => image.created.go_string(),
+            "Size" => human_size(image.size, 3),
+            "VirtualSize" => human_size(image.size, 4),
+            "Containers" => match self.extra {
+                Some((_, n)) => n.to_string(),
+                None => "N/A".into(),
+            },
+            "SharedSize" => match self.extra {
+                Some((shared, _)) => human_size(shared, 4),
+                None => "N/A".into(),
+            },
+            "UniqueSize" => match self.extra {
+                Some((shared, _)) => human_size(image.size.saturating_sub(shared), 4),
+                None => "N/A".into(),
+            },
+            _ => return None,
+        })
+    }
 }
 
 pub fn images(context: &Context, args: ImagesArgs) -> CliResult {
@@ -182,12 +207,18 @@ pub fn images(context: &Context, args: ImagesArgs) -> CliResult {
     let mut rows = Vec::new();
     for image in &listed {
         for row in list::rows(image, show_digests) {
-            rows.push(image_row(image, &row, args.no_trunc, now, None));
+            rows.push(ImageRow {
+                image,
+                row,
+                no_trunc: args.no_trunc,
+                now,
+                extra: None,
+            });
         }
     }
     print(
         &format
-            .render(&rows, IMAGE_HEADERS)
+            .render_rows(&rows, IMAGE_HEADERS)
             .map_err(template_failure)?,
     );
     Ok(0)
@@ -545,18 +576,18 @@ pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
                     tag: "<none>".into(),
                     digest: "<none>".into(),
                 });
-            rows.push(image_row(
-                &u.image,
-                &row,
-                false,
+            rows.push(ImageRow {
+                image: &u.image,
+                row,
+                no_trunc: false,
                 now,
-                Some((u.shared_size, u.containers)),
-            ));
+                extra: Some((u.shared_size, u.containers)),
+            });
         }
         let mut out = String::from("Images space usage:\n\n");
         out.push_str(
             &format
-                .render(&rows, IMAGE_HEADERS)
+                .render_rows(&rows, IMAGE_HEADERS)
                 .map_err(template_failure)?,
         );
         out.push_str("\nContainers space usage:\n\n");

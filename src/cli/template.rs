@@ -19,6 +19,64 @@ pub enum TemplateError {
 pub struct Format {
     template: Template,
     table: bool,
+    /// The template as text and `{{.Field}}` actions only, when it is that simple: rendered
+    /// directly (the same output Go gives), without building a template value per row.
+    simple: Option<Vec<Piece>>,
+}
+
+enum Piece {
+    Text(String),
+    Field(String),
+}
+
+/// A row of a listing: named fields, computed when a template asks for them.
+pub trait Fields {
+    /// Every field name, in the order `{{json .}}` does not care about.
+    fn names(&self) -> &'static [&'static str];
+    fn field(&self, name: &str) -> Option<String>;
+
+    fn to_value(&self) -> Value {
+        Value::Object(
+            self.names()
+                .iter()
+                .filter_map(|n| self.field(n).map(|v| (n.to_string(), Value::from(v))))
+                .collect(),
+        )
+    }
+}
+
+/// Splits `text {{.A}} more {{ .B }}` into pieces; None when any action is more than a field.
+fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
+    let mut pieces = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            pieces.push(Piece::Text(rest[..start].to_string()));
+        }
+        let after = &rest[start + 2..];
+        let end = after.find("}}")?;
+        let action = &after[..end];
+        if action.starts_with('-') || action.ends_with('-') {
+            return None;
+        }
+        let name = action.trim().strip_prefix('.')?;
+        let mut chars = name.chars();
+        let first = chars.next()?;
+        if !(first.is_ascii_alphabetic() || first == '_')
+            || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return None;
+        }
+        pieces.push(Piece::Field(name.to_string()));
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    Some(pieces)
 }
 
 impl Format {
@@ -42,10 +100,67 @@ impl Format {
             ("pad", pad as gtmpl::Func),
             ("truncate", truncate as gtmpl::Func),
         ]);
+        let simple = simple_pieces(&body);
         template
             .parse(body)
             .map_err(|e| TemplateError::Parse(clean_error(&e.to_string())))?;
-        Ok(Format { template, table })
+        Ok(Format {
+            template,
+            table,
+            simple,
+        })
+    }
+
+    /// Renders one row of fields (no newline added).
+    pub fn render_fields(&self, row: &dyn Fields) -> Result<String, TemplateError> {
+        match &self.simple {
+            Some(pieces) => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Field(name) => match row.field(name) {
+                            Some(v) => out.push_str(&v),
+                            None => {
+                                return Err(TemplateError::Execute(clean_error(&format!(
+                                    "no field {name} for row"
+                                ))));
+                            }
+                        },
+                    }
+                }
+                Ok(out)
+            }
+            None => self.render_one(&row.to_value()),
+        }
+    }
+
+    /// Renders every row followed by a newline; for a table, a header row first (each field's
+    /// header from `headers`) and the whole output aligned like Docker's tabwriter.
+    pub fn render_rows<R: Fields>(
+        &self,
+        rows: &[R],
+        headers: &[(&str, &str)],
+    ) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        if self.table {
+            out.push_str(&self.render_header(headers));
+            out.push('\n');
+        }
+        for row in rows {
+            out.push_str(&self.render_fields(row)?);
+            out.push('\n');
+        }
+        Ok(if self.table { tabwrite(&out) } else { out })
+    }
+
+    fn render_header(&self, headers: &[(&str, &str)]) -> String {
+        let map: HashMap<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v.to_string())))
+            .collect();
+        // Fields without a header print empty, as with Docker's header map.
+        self.render_one(&Value::Map(map)).unwrap_or_default()
     }
 
     pub fn is_table(&self) -> bool {
@@ -68,12 +183,7 @@ impl Format {
     ) -> Result<String, TemplateError> {
         let mut out = String::new();
         if self.table {
-            let map: HashMap<String, Value> = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::from(v.to_string())))
-                .collect();
-            // Fields without a header print empty, as with Docker's header map.
-            out.push_str(&self.render_one(&Value::Map(map)).unwrap_or_default());
+            out.push_str(&self.render_header(headers));
             out.push('\n');
         }
         for row in rows {
