@@ -1243,3 +1243,57 @@ fn run_with_input(cmd: &mut Command, input: &str) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+#[test]
+fn images_used_by_containers() {
+    let sh = Shell::new("images-containers");
+    let i = sh.seed();
+    sh.ok("berth create --name user1 nginx >/dev/null");
+    let cid = sh.ok("berth ps -aq").trim().to_string();
+    assert_eq!(cid.len(), 12);
+    // By name: the only reference of an image a container uses must be forced.
+    let r = sh.sh("berth rmi nginx");
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error response from daemon: conflict: unable to remove repository reference \"nginx\" (must force) - container {cid} is using its referenced image {}\n",
+            i.nginx.short()
+        )
+    );
+    // By ID: a stopped container's image must be forced.
+    let r = sh.sh(&format!("berth rmi {}", i.nginx.short()));
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error response from daemon: conflict: unable to delete {} (must be forced) - image is being used by stopped container {cid}\n",
+            i.nginx.short()
+        )
+    );
+    // Prune -a skips it; df counts the container and marks the image active.
+    let out = sh.ok("berth image prune -af --filter label=nomatch");
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    let df = sh.ok("berth system df");
+    assert!(
+        df.contains("\nImages          5         1         "),
+        "{df}"
+    );
+    assert!(
+        df.contains("\nContainers      1         0         "),
+        "{df}"
+    );
+    // -f deletes the image but keeps the layer the container runs on, until the container
+    // is gone and a prune sweeps it.
+    let layer = sh.path().join("layers").join(&i.nginx.diff_id[7..]);
+    assert_eq!(
+        sh.ok("berth rmi -f nginx"),
+        format!("Untagged: nginx:latest\nDeleted: {}\n", i.nginx.id)
+    );
+    assert!(layer.join("diff").is_dir());
+    sh.ok("berth rm user1");
+    assert_eq!(
+        sh.ok("berth image prune -f"),
+        "Total reclaimed space: 4kB\n"
+    );
+    assert!(!layer.exists());
+}

@@ -630,7 +630,16 @@ pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
             human_size(total, 4),
             reclaimable,
         ),
-        row("Containers", 0, 0, "0B".into(), "0B".into()),
+        row(
+            "Containers",
+            du.containers.total,
+            du.containers.running,
+            human_size(du.containers.size, 4),
+            match (du.containers.reclaimable * 100).checked_div(du.containers.size) {
+                Some(p) => format!("{} ({p}%)", human_size(du.containers.reclaimable, 4)),
+                None => human_size(du.containers.reclaimable, 4),
+            },
+        ),
         row("Local Volumes", 0, 0, "0B".into(), "0B".into()),
         row("Build Cache", 0, 0, "0B".into(), "0B".into()),
     ];

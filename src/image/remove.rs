@@ -72,6 +72,8 @@ struct Session<'a> {
     lock: FileLock,
     repos: Repositories,
     containers: HashMap<Digest, Vec<ContainerUse>>,
+    /// Layer directories containers run on (never deleted under them).
+    container_layers: HashSet<std::path::PathBuf>,
     /// Bytes of layers deleted so far.
     freed: u64,
 }
@@ -86,11 +88,13 @@ impl<'a> Session<'a> {
     fn open(store: &'a Store) -> Result<Session<'a>, RemoveError> {
         let lock = store.lock()?;
         let repos = index::load_locked(store, &lock)?;
+        let usage = in_use::container_usage(store.root(), false);
         Ok(Session {
             store,
             lock,
             repos,
-            containers: in_use::images_in_use(store.root()),
+            containers: usage.images,
+            container_layers: usage.layer_dirs,
             freed: 0,
         })
     }
@@ -307,7 +311,12 @@ impl<'a> Session<'a> {
         let chain = chain_ids(&layers);
         let mut deleted_layers = Vec::new();
         for (i, diff_id) in layers.iter().enumerate().rev() {
-            if used.contains(diff_id) || deleted_layers.contains(diff_id) {
+            if used.contains(diff_id)
+                || deleted_layers.contains(diff_id)
+                || self
+                    .container_layers
+                    .contains(&self.store.layer_diff(diff_id))
+            {
                 continue;
             }
             let _object = self.store.object_lock(diff_id)?;
@@ -321,6 +330,46 @@ impl<'a> Session<'a> {
             }
             deleted_layers.push(diff_id.clone());
             records.push(Deletion::Deleted(chain[i].to_string()));
+        }
+        Ok(())
+    }
+}
+
+impl Session<'_> {
+    /// Layers no image and no container uses (left by a crash mid-`rmi`, or kept for a
+    /// container that is gone now) are deleted, each under its object lock.
+    fn sweep_orphan_layers(&mut self) -> Result<(), RemoveError> {
+        let used: HashSet<String> = index::summaries(&self.repos)
+            .values()
+            .flat_map(|s| s.layers.iter().map(|d| d.hex().to_string()))
+            .collect();
+        let dir = self.store.root().join("layers");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(diff_id) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            if used.contains(&name)
+                || self
+                    .container_layers
+                    .contains(&self.store.layer_diff(&diff_id))
+            {
+                continue;
+            }
+            let _object = self.store.object_lock(&diff_id)?;
+            // A layer a pull has just committed is not indexed until that pull takes the store
+            // lock (held here); that pull re-checks its layers under the lock and fetches
+            // again whatever was swept.
+            if let Some(layer) = self.store.layer(&diff_id)? {
+                self.freed += layer.size;
+                if let Some(blob) = &layer.compressed {
+                    self.store.remove_blob(&blob.digest)?;
+                }
+            }
+            self.store.remove_layer(&diff_id)?;
         }
         Ok(())
     }
@@ -486,6 +535,7 @@ pub fn prune(store: &Store, all: bool, filters: &Filters) -> Result<PruneReport,
             }
         }
     }
+    session.sweep_orphan_layers()?;
     Ok(PruneReport {
         deleted,
         reclaimed: session.freed,

@@ -20,6 +20,7 @@ pub struct DiskUsage {
     pub images: Vec<ImageUsage>,
     /// Bytes of every distinct layer in the store.
     pub layers_size: u64,
+    pub containers: in_use::ContainerUsage,
 }
 
 pub fn disk_usage(store: &Store) -> Result<DiskUsage, list::ListError> {
@@ -35,7 +36,8 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, list::ListError> {
         }
     }
     let layers_size = layer_users.values().map(|(_, size)| size).sum();
-    let used = in_use::images_in_use(store.root());
+    let containers = in_use::container_usage(store.root(), true);
+    let used = &containers.images;
     let listed = list::list_index(
         &repos,
         &ListOptions {
@@ -65,5 +67,6 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, list::ListError> {
     Ok(DiskUsage {
         images,
         layers_size,
+        containers,
     })
 }
