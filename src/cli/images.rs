@@ -450,7 +450,7 @@ fn print_inspected(found: &[Inspected], format: Option<&Format>) -> Result<(), F
             let mut out = String::new();
             for doc in found {
                 let value = serde_json::to_value(doc).map_err(Failure::berth)?;
-                match f.render_one(&template::from_json(&value)) {
+                match f.render_json(&value) {
                     Ok(s) => {
                         out.push_str(&s);
                         out.push('\n');

@@ -60,12 +60,14 @@ fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
             return None;
         }
         let name = action.trim().strip_prefix('.')?;
-        let mut chars = name.chars();
-        let first = chars.next()?;
-        if !(first.is_ascii_alphabetic() || first == '_')
-            || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return None;
+        for part in name.split('.') {
+            let mut chars = part.chars();
+            let first = chars.next()?;
+            if !(first.is_ascii_alphabetic() || first == '_')
+                || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return None;
+            }
         }
         pieces.push(Piece::Field(name.to_string()));
         rest = &after[end + 2..];
@@ -135,6 +137,52 @@ impl Format {
         }
     }
 
+    /// Renders a JSON document (an `inspect` result). Field chains (`{{.Config.Env}}`) print
+    /// lists and maps the way Go's text/template does (`[a b]`, `map[k:v]`); anything more
+    /// goes through the template engine.
+    pub fn render_json(&self, doc: &serde_json::Value) -> Result<String, TemplateError> {
+        let Some(pieces) = &self.simple else {
+            return self.render_one(&from_json(doc));
+        };
+        let mut out = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(chain) => {
+                    let mut v = doc;
+                    let mut last = "";
+                    for part in chain.split('.') {
+                        last = part;
+                        v = match v {
+                            // Docker executes against its typed structs first: `.ID` is `Id`.
+                            serde_json::Value::Object(map) => match map
+                                .get(part)
+                                .or_else(|| (part == "ID").then(|| map.get("Id")).flatten())
+                            {
+                                Some(next) => next,
+                                None => {
+                                    return Err(TemplateError::Execute(format!(
+                                        "template: :1:2: executing \"\" at <.{chain}>: map has no entry for key \"{part}\""
+                                    )));
+                                }
+                            },
+                            _ => {
+                                return Err(TemplateError::Execute(clean_error(&format!(
+                                    "no field {part} for value"
+                                ))));
+                            }
+                        };
+                    }
+                    match v {
+                        serde_json::Value::Null => out.push_str(typed_nil(last)),
+                        other => go_print(last, other, &mut out),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Renders every row followed by a newline; for a table, a header row first (each field's
     /// header from `headers`) and the whole output aligned like Docker's tabwriter.
     pub fn render_rows<R: Fields>(
@@ -191,6 +239,60 @@ impl Format {
             out.push('\n');
         }
         Ok(if self.table { tabwrite(&out) } else { out })
+    }
+}
+
+/// How Go prints a nil field of Docker's typed structs: `map[]` for maps, `[]` for slices.
+fn typed_nil(key: &str) -> &'static str {
+    match key {
+        "Volumes" | "Labels" | "ExposedPorts" | "Data" | "Options" => "map[]",
+        "Env" | "Cmd" | "Entrypoint" | "OnBuild" | "Shell" | "RepoTags" | "RepoDigests"
+        | "Layers" | "Args" | "Mounts" => "[]",
+        _ => "<no value>",
+    }
+}
+
+/// Go's `%v` of a decoded JSON value: `[a b]`, `map[k:v]` (keys sorted), `<nil>` inside; the
+/// empty objects of `ExposedPorts` and `Volumes` are `struct{}` in Docker's types: `{}`.
+fn go_print(key: &str, v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(map)
+            if map.is_empty() && matches!(key, "ExposedPorts-entry" | "Volumes-entry") =>
+        {
+            out.push_str("{}")
+        }
+        serde_json::Value::Null => out.push_str("<nil>"),
+        serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        serde_json::Value::Number(n) => out.push_str(&n.to_string()),
+        serde_json::Value::String(s) => out.push_str(s),
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                go_print("", item, out);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(map) => {
+            let sorted: BTreeMap<&String, &serde_json::Value> = map.iter().collect();
+            out.push_str("map[");
+            for (i, (k, item)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push(':');
+                let entry = match key {
+                    "ExposedPorts" => "ExposedPorts-entry",
+                    "Volumes" => "Volumes-entry",
+                    _ => k.as_str(),
+                };
+                go_print(entry, item, out);
+            }
+            out.push(']');
+        }
     }
 }
 
@@ -447,6 +549,33 @@ mod tests {
              abc        busybox              1MB\n\
              def        a-much-longer-name   1MB\n"
         );
+    }
+
+    #[test]
+    fn json_documents_print_like_go() {
+        let doc = serde_json::json!({
+            "Id": "sha256:x",
+            "Config": {"Env": ["A=1", "B=2"], "Cmd": null, "Volumes": null,
+                       "ExposedPorts": {"80/tcp": {}}, "Labels": {"b": "2", "a": "1"}},
+            "Size": 12
+        });
+        let f = Format::parse(
+            "{{.ID}} {{.Config.Env}} {{.Config.Cmd}} {{.Config.Volumes}} {{.Config.ExposedPorts}} {{.Config.Labels}} {{.Size}}",
+        )
+        .unwrap();
+        assert_eq!(
+            f.render_json(&doc).unwrap(),
+            "sha256:x [A=1 B=2] [] map[] map[80/tcp:{}] map[a:1 b:2] 12"
+        );
+        assert!(
+            Format::parse("{{.Config.Nope}}")
+                .unwrap()
+                .render_json(&doc)
+                .is_err()
+        );
+        // Anything beyond field chains goes through gtmpl.
+        let f = Format::parse("{{index .Config.Labels \"a\"}}{{if .Size}}!{{end}}").unwrap();
+        assert_eq!(f.render_json(&doc).unwrap(), "1!");
     }
 
     #[test]
