@@ -1297,3 +1297,46 @@ fn images_used_by_containers() {
     );
     assert!(!layer.exists());
 }
+
+#[test]
+fn crash_after_untag_leaves_sweepable_garbage() {
+    let sh = Shell::new("images-crash");
+    let i = sh.seed();
+    // An rmi killed right after its index write: the image is gone from the index, its record,
+    // config blob and layer are still on disk.
+    let path = sh.path().join("repositories.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["tags"]
+        .as_object_mut()
+        .unwrap()
+        .remove("docker.io/library/nginx:latest");
+    v["images"].as_object_mut().unwrap().remove(&i.nginx.id);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let record = sh
+        .path()
+        .join("images")
+        .join(format!("{}.json", &i.nginx.id[7..]));
+    let layer = sh.path().join("layers").join(&i.nginx.diff_id[7..]);
+    assert!(record.exists() && layer.exists());
+    // The store stays usable: listing, lookups and removals of other images work.
+    assert!(!sh.ok("berth images -q").contains(i.nginx.short()));
+    let r = sh.sh("berth rmi nginx");
+    assert_eq!(
+        r.stderr,
+        "Error response from daemon: No such image: nginx:latest\n"
+    );
+    sh.ok("berth rmi mongo:3.2");
+    // The next prune sweeps the leftovers.
+    assert_eq!(
+        sh.ok("berth image prune -f"),
+        "Total reclaimed space: 4kB\n"
+    );
+    assert!(!record.exists() && !layer.exists());
+    assert!(
+        !sh.path()
+            .join("blobs/sha256")
+            .join(&i.nginx.id[7..])
+            .exists()
+    );
+    assert_eq!(sh.ok("berth images -q").lines().count(), 3);
+}
