@@ -7,6 +7,7 @@ use clap::error::ErrorKind;
 use berth::cli::{self, Cli};
 
 fn main() {
+    berth::sys::trace("cli-start");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match e.kind() {

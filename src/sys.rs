@@ -296,3 +296,21 @@ mod time_tests {
         );
     }
 }
+
+/// With `BERTH_TRACE=FILE` set, appends `pid step microseconds` lines to FILE: where the time
+/// of a command goes, across the CLI, the monitor and the container setup.
+pub fn trace(step: &str) {
+    use std::sync::OnceLock;
+    static TARGET: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(path) = TARGET.get_or_init(|| std::env::var_os("BERTH_TRACE").map(PathBuf::from))
+    else {
+        return;
+    };
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{} {step} {micros}", std::process::id());
+    }
+}

@@ -144,6 +144,7 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
     let (images, containers) = open_stores(context)?;
     let options = create_options(context, &images, flags)?;
     let created = create::create(&images, &containers, &options).map_err(run_failure)?;
+    crate::sys::trace("created");
     let started = match lifecycle::start(&context.root, &created.dir) {
         Ok(started) => started,
         Err(e) => {
@@ -153,6 +154,7 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
             return Err(run_failure(e));
         }
     };
+    crate::sys::trace("started");
     if args.detach {
         println!("{}", created.record.id);
         return Ok(0);

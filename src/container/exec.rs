@@ -112,6 +112,7 @@ pub fn exec(
             stdio,
             cache_dir: store_root.join("cache"),
             init: false,
+            prestart: None,
         },
     )?;
     if options.detach {

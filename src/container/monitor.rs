@@ -42,6 +42,46 @@ pub fn run(setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! 
     unsafe { libc::_exit(code) }
 }
 
+/// The monitor is a fork of the CLI and starts out holding every page the CLI touched: the
+/// code for parsing, pulling, building specs. It lives as long as its container, so it gives
+/// the code pages back (they fault in again on the paths that need them) and returns free heap
+/// to the kernel. Data mappings are left alone: dropping those would revert the process's own
+/// data (RELRO included).
+fn shed_inherited_memory() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let path = fields.nth(3).unwrap_or("");
+        // Only code: read-only data may be RELRO, written during relocation and then sealed.
+        if !path.starts_with('/') || perms != "r-xp" {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: a code mapping of this process; its pages are re-read from the file on the
+        // next access. MADV_RANDOM first, so that access maps one page rather than the 64 KiB
+        // around it.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+    // SAFETY: glibc's malloc_trim only returns free memory.
+    unsafe { libc::malloc_trim(0) };
+}
+
 fn detach_from_terminal(keep: &[RawFd]) {
     // SAFETY: plain signal disposition changes and fd juggling in a single-threaded child.
     unsafe {
@@ -161,7 +201,9 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         stdio,
         cache_dir: setup.store_root.join("cache"),
         init: record.init,
+        prestart: None,
     };
+    sys::trace("monitor-spawn");
     let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
         Ok(s) => s,
         Err(e) => {
@@ -182,6 +224,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }
     };
     let pid = spawned.pid.as_raw();
+    sys::trace("monitor-spawned");
     let mut state = State {
         status: Status::Running,
         pid,
@@ -224,6 +267,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     };
     let pidfd = pidfd_open(pid)?;
     listener.set_nonblocking(true)?;
+    shed_inherited_memory();
     let mut exit_code: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -276,6 +320,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }
         if fds[0].revents != 0 && exit_code.is_none() {
             exit_code = reap(pid);
+            sys::trace("monitor-reaped");
             if exit_code.is_some() {
                 exited_at = Some(Instant::now());
             }
@@ -339,7 +384,9 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     if !setup.record.auto_remove {
         let _ = setup.dir.write_state(&state);
     }
+    sys::trace("monitor-outputs-closed");
     finish_cleanup(setup);
+    sys::trace("monitor-cleaned");
     let exit = attach::encode(EXIT, &code.to_be_bytes());
     for c in clients.iter_mut() {
         let _ = c.stream.set_nonblocking(false);

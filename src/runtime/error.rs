@@ -73,6 +73,10 @@ pub enum RuntimeError {
     #[error("unable to start container process: exec: \"{cmd}\": {reason}")]
     CannotExecute { cmd: String, reason: String },
 
+    /// The caller's prestart hook (e.g. network setup) failed.
+    #[error("prestart: {0}")]
+    Prestart(#[source] Box<dyn std::error::Error + Send + Sync>),
+
     /// `--user` names a user or group the container's /etc files do not have.
     #[error("unable to find {what} {name}: no matching entries in {file} file")]
     NoSuchUser {

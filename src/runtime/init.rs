@@ -5,6 +5,13 @@
 //! Signals sent to a PID-namespace init are dropped unless it has a handler, so each
 //! catchable signal gets a (never-run) handler and is then blocked and collected with
 //! sigwaitinfo: no async handler code, no allocation.
+//!
+//! Unlike the user's command, this process never execs: its /proc/1/exe is the host's
+//! berth binary for the container's whole life. It stays non-dumpable (set before the
+//! clone), so container processes without CAP_SYS_PTRACE cannot open /proc/1/exe or
+//! /proc/1/mem at all, and while it runs the binary is busy (writes fail with ETXTBSY).
+//! That is the CVE-2019-5736 exposure of `--init`; with `--cap-add SYS_PTRACE` a
+//! container can still read (not write) the berth binary through it.
 
 use std::os::fd::RawFd;
 
@@ -34,6 +41,16 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
         Err(e) => return Fail::new(Step::Fork, e as i32, 0),
     };
     if child == 0 {
+        // Own process group, in the foreground of the terminal if there is one: ^C on
+        // the pty then reaches the command once (from the kernel), not a second time
+        // through init's forwarding. Signals are still blocked here, so taking the
+        // foreground cannot stop us with SIGTTOU.
+        // SAFETY: setpgid/getpid/ioctl on our own fds.
+        unsafe {
+            libc::setpgid(0, 0);
+            let me = libc::getpid();
+            libc::ioctl(0, libc::TIOCSPGRP, &me);
+        }
         spawn::reset_signals();
         let f = p.exec.exec();
         spawn::report(err_fd, f);

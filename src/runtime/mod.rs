@@ -8,6 +8,30 @@
 //! process) and does those.
 //!
 //! The defaults every container starts from live in `runtime-specs/` as data.
+//!
+//! ```no_run
+//! use berth::runtime::{self, SpawnOptions, Stdio};
+//! use nix::sys::wait::waitpid;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bundle = std::path::Path::new("/var/lib/berth/containers/abc");
+//! let mut spec = runtime::default_spec()?;
+//! // ... image config and flags: args, env, user, mounts, cgroupsPath, overlay annotations
+//! let (r, w) = nix::unistd::pipe()?;
+//! let opts = SpawnOptions::new(
+//!     Stdio::Fds { stdin: None, stdout: w.try_clone()?, stderr: w },
+//!     "/var/lib/berth/cache",
+//! );
+//! let started = match runtime::spawn(bundle, &spec, opts) {
+//!     Ok(s) => s,
+//!     Err(e) => {
+//!         eprintln!("docker: Error response from daemon: {e}.");
+//!         std::process::exit(e.exit_code());
+//!     }
+//! };
+//! let status = waitpid(started.pid, None)?; // the caller owns waiting and the pipes
+//! runtime::cleanup(&spec)?;
+//! # let _ = (r, status, &mut spec); Ok(()) }
+//! ```
 
 pub mod caps;
 pub mod cgroups;
@@ -17,10 +41,11 @@ pub mod rootfs;
 pub mod seccomp;
 mod seccomp_table;
 mod spawn;
+pub mod spec;
 pub mod tty;
 pub mod user;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
@@ -30,15 +55,16 @@ use oci_spec::runtime::{Process, Spec};
 
 pub use error::RuntimeError;
 pub use seccomp::{default_seccomp, docker_profile_to_oci};
+pub use spec::{default_spec, load_spec};
 pub use user::{ResolvedUser, resolve_user, resolve_user_in_layers};
 
 use spawn::{ChildPlan, ChildStdio, Namespaces, ProcPlan};
 
-const DEFAULT_SPEC: &str = include_str!("../../runtime-specs/default-spec.json");
-
 /// How the container's stdio is wired.
 pub enum Stdio {
-    /// A new pty pair; the master is returned in `Spawned::pty_master`.
+    /// A new pty from the container's own devpts (`tty` prints /dev/pts/0, as under
+    /// Docker); it is the controlling terminal, fds 0-2 and /dev/console. The master is
+    /// returned in `Spawned::pty_master`; `process.consoleSize` sets its initial size.
     Pty,
     /// Given pipes/files; `stdin: None` → /dev/null.
     Fds {
@@ -54,6 +80,25 @@ pub struct SpawnOptions {
     pub cache_dir: PathBuf,
     /// Run berth's minimal init as PID 1 (`--init`).
     pub init: bool,
+    /// Called with the container's pid once it is in its namespaces and cgroup, before
+    /// anything in the container runs (e.g. to move a veth into its network namespace
+    /// via /proc/PID/ns/net). An error aborts the start.
+    pub prestart: Option<Prestart>,
+}
+
+/// See `SpawnOptions::prestart`.
+pub type Prestart =
+    Box<dyn FnOnce(Pid) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+impl SpawnOptions {
+    pub fn new(stdio: Stdio, cache_dir: impl Into<PathBuf>) -> Self {
+        SpawnOptions {
+            stdio,
+            cache_dir: cache_dir.into(),
+            init: false,
+            prestart: None,
+        }
+    }
 }
 
 /// A started container process (or exec'd process).
@@ -64,27 +109,6 @@ pub struct Spawned {
     pub pty_master: Option<OwnedFd>,
     /// The cgroup path (relative to the hierarchy roots) the process was put in.
     pub cgroup_path: Option<PathBuf>,
-}
-
-/// The default spec template (runtime-specs/default-spec.json) with the default seccomp
-/// profile resolved for its capabilities. The caller adds the image config and flags.
-pub fn default_spec() -> Result<Spec, RuntimeError> {
-    let mut spec: Spec = serde_json::from_str(DEFAULT_SPEC).map_err(|e| RuntimeError::Parse {
-        what: "runtime-specs/default-spec.json".into(),
-        source: e,
-    })?;
-    let caps = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .map(caps::names)
-        .unwrap_or_default();
-    let sc = default_seccomp(&caps)?;
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_seccomp(Some(sc));
-    }
-    Ok(spec)
 }
 
 fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeError> {
@@ -98,15 +122,9 @@ fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeErr
     }
 }
 
-fn child_stdio(
-    stdio: Stdio,
-    console_size: Option<(u16, u16)>,
-) -> Result<(ChildStdio, Option<OwnedFd>), RuntimeError> {
+fn child_stdio(stdio: Stdio, console_size: Option<(u16, u16)>) -> Result<ChildStdio, RuntimeError> {
     Ok(match stdio {
-        Stdio::Pty => {
-            let (master, slave) = tty::open_pair(console_size)?;
-            (ChildStdio::Pty(slave), Some(master))
-        }
+        Stdio::Pty => ChildStdio::Pty(console_size),
         Stdio::Fds {
             stdin,
             stdout,
@@ -116,16 +134,49 @@ fn child_stdio(
                 Some(fd) => fd,
                 None => spawn::dev_null()?,
             };
-            (
-                ChildStdio::Fds {
-                    stdin,
-                    stdout,
-                    stderr,
-                },
-                None,
-            )
+            ChildStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }
         }
     })
+}
+
+/// Phase timings of `spawn`, printed to stderr when BERTH_TRACE_SPAWN is set.
+struct Trace {
+    on: bool,
+    last: std::time::Instant,
+    marks: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Trace {
+    fn new() -> Self {
+        Trace {
+            on: std::env::var_os("BERTH_TRACE_SPAWN").is_some(),
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.marks.push((what, now - self.last));
+            self.last = now;
+        }
+    }
+
+    fn print(&self) {
+        if self.on {
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(w, d)| format!("{w} {}µs", d.as_micros()))
+                .collect();
+            eprintln!("berth: spawn: {}", parts.join(", "));
+        }
+    }
 }
 
 fn reap(pid: Pid) {
@@ -137,29 +188,25 @@ fn reap(pid: Pid) {
 /// and execs `spec.process.args`. Returns once the user's command has been exec'd, or
 /// the failure as an error (`exit_code()` gives Docker's 125/126/127).
 pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
+    spec::validate(spec)?;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidSpec("process is missing".into()))?;
+    let mut trace = Trace::new();
     let ns = Namespaces::from_spec(spec)?;
     let size = process
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
-    let console = match &stdio {
-        ChildStdio::Pty(slave) => {
-            let link = format!("/proc/self/fd/{}", slave.as_raw_fd());
-            Some(std::fs::read_link(&link).map_err(|e| RuntimeError::io("readlink", link, e))?)
-        }
-        ChildStdio::Fds { .. } => None,
-    };
-    let rootfs = rootfs::plan(bundle, spec, console.as_deref())?;
+    let stdio = child_stdio(opts.stdio, size)?;
+    let rootfs = rootfs::plan(bundle, spec)?;
     let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
         _ => None,
     };
+    trace.mark("plan");
     let cg = cgroup_of(spec)?;
     if let Some(cg) = &cg {
         cg.create()?;
@@ -186,7 +233,9 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         proc_: &proc_,
         stdio,
     };
+    trace.mark("cgroup create+apply");
     let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
+    trace.mark("clone");
     // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
     // the pipes and the pty would never come.
     drop(child);
@@ -208,16 +257,25 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
             .map_err(|e| RuntimeError::io("write", format!("/proc/{pid}/oom_score_adj"), e)),
         None => Ok(()),
     });
+    let placed = placed.and_then(|()| match opts.prestart {
+        Some(hook) => hook(pid).map_err(RuntimeError::Prestart),
+        None => Ok(()),
+    });
     if let Err(e) = placed {
         reap(pid);
         return Err(fail_cg(e));
     }
-    match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => Ok(Spawned {
-            pid,
-            pty_master,
-            cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
-        }),
+    trace.mark("cgroup join");
+    match spawn::release_and_wait(sync_w, err_r) {
+        Ok(pty_master) => {
+            trace.mark("child setup until execve");
+            trace.print();
+            Ok(Spawned {
+                pid,
+                pty_master,
+                cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+            })
+        }
         Err(f) => {
             reap(pid);
             let e = match f {
@@ -249,7 +307,7 @@ pub fn exec(
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
-    let (stdio, pty_master) = child_stdio(opts.stdio, size)?;
+    let stdio = child_stdio(opts.stdio, size)?;
     let pipes = spawn::pipes()?;
     let child = ChildPlan {
         ns: &ns,
@@ -274,8 +332,8 @@ pub fn exec(
         reap(pid);
         return Err(e);
     }
-    match spawn::release_and_wait(pid, sync_w, err_r) {
-        Ok(()) => Ok(Spawned {
+    match spawn::release_and_wait(sync_w, err_r) {
+        Ok(pty_master) => Ok(Spawned {
             pid,
             pty_master,
             cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),

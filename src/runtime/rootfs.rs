@@ -33,7 +33,11 @@ pub(crate) enum MountKind {
     /// A bind mount of a host path; `file` when the source is not a directory.
     Bind { file: bool },
     /// `type: cgroup` on a v1 host: a tmpfs with one v1 hierarchy per sub-directory.
-    CgroupV1 { subs: Vec<(CString, CString)> },
+    /// (directory, mount options, symlinks to the directory): a combined hierarchy such
+    /// as `cpu,cpuacct` also appears as `cpu` and `cpuacct`, as on the host.
+    CgroupV1 {
+        subs: Vec<(CString, CString, Vec<CString>)>,
+    },
     /// `type: cgroup` on a v2 host.
     Cgroup2,
 }
@@ -76,13 +80,14 @@ pub(crate) struct RootfsPlan {
     pub propagation: MsFlags,
     pub mounts: Vec<MountOp>,
     pub dev_tmpfs: bool,
+    /// The host has /proc/kcore, so /dev/core -> /proc/kcore is created.
+    pub dev_core: bool,
     pub devices: Vec<DeviceOp>,
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_root: bool,
-    /// The pty slave's path in the host's devpts, bound onto /dev/console. A path, not
-    /// /proc/self/fd/0: bind sources must be mounts of our own (copied) namespace.
-    pub console: Option<CString>,
+    /// (/proc/sys/... path, value) from `linux.sysctl`.
+    pub sysctls: Vec<(CString, CString)>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RuntimeError> {
@@ -188,11 +193,7 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> 
     })
 }
 
-pub(crate) fn plan(
-    bundle: &Path,
-    spec: &Spec,
-    console: Option<&Path>,
-) -> Result<RootfsPlan, RuntimeError> {
+pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeError> {
     let rootfs = rootfs_path(bundle, spec)?;
     let rootfs =
         std::fs::canonicalize(&rootfs).map_err(|e| RuntimeError::io("open rootfs", &rootfs, e))?;
@@ -244,9 +245,18 @@ pub(crate) fn plan(
                     if ctrls.iter().all(|c| c.starts_with("name=") || c == "xattr") {
                         o = format!("none,{o}");
                     }
+                    let dir = name.to_string_lossy();
+                    let aliases = ctrls
+                        .iter()
+                        .filter(|c| {
+                            ctrls.len() > 1 && !c.contains('=') && **c != dir && *c != "xattr"
+                        })
+                        .map(|c| cstr(c.as_bytes(), "cgroup controller"))
+                        .collect::<Result<Vec<_>, _>>()?;
                     subs.push((
                         cstr(name.as_bytes(), "cgroup name")?,
                         cstr(o, "cgroup options")?,
+                        aliases,
                     ));
                 }
                 MountKind::CgroupV1 { subs }
@@ -312,6 +322,16 @@ pub(crate) fn plan(
             display: path.display().to_string(),
         });
     }
+    let mut sysctls = Vec::new();
+    let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+    keys.sort();
+    for (k, v) in keys {
+        if k.is_empty() || k.contains("..") || k.contains('/') || k.contains('\0') {
+            return Err(RuntimeError::InvalidSpec(format!("invalid sysctl {k}")));
+        }
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        sysctls.push((cstr(path, "sysctl")?, cstr(v, "sysctl value")?));
+    }
     let abs = |v: &Option<Vec<String>>| -> Result<Vec<CString>, RuntimeError> {
         v.iter()
             .flatten()
@@ -325,6 +345,7 @@ pub(crate) fn plan(
         propagation,
         mounts,
         dev_tmpfs,
+        dev_core: Path::new("/proc/kcore").exists(),
         devices,
         masked: abs(linux.masked_paths())?,
         readonly: abs(linux.readonly_paths())?,
@@ -333,9 +354,7 @@ pub(crate) fn plan(
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false),
-        console: console
-            .map(|p| cstr(p.as_os_str().as_bytes(), "pty path"))
-            .transpose()?,
+        sysctls,
     })
 }
 
@@ -613,14 +632,32 @@ fn fail(step: Step, idx: usize) -> impl Fn(Errno) -> Fail {
     move |e| Fail::new(step, e as i32, idx)
 }
 
+/// The kernel's `struct statfs` on 64-bit targets (libc's hides `f_flags`).
+#[repr(C)]
+#[derive(Default)]
+struct KStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
 /// Bind-remounts the mount at `target` with `flags` (ro, nosuid, ...) on top of the flags
 /// it already has, so remounting never clears nosuid/nodev/noexec by accident.
 fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
-    // SAFETY: statvfs writes one struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let mut st = KStatfs::default();
     let mut have = MsFlags::empty();
-    // SAFETY: valid path and buffer.
-    if unsafe { libc::statvfs(target.as_ptr(), &mut st) } == 0 {
+    // Raw statfs(2): glibc's statvfs may fall back to parsing /proc/mounts (malloc).
+    // SAFETY: valid path and a buffer of the kernel's struct statfs layout.
+    if unsafe { libc::syscall(libc::SYS_statfs, target.as_ptr(), &mut st as *mut KStatfs) } == 0 {
         for (st_bit, ms) in [
             (libc::ST_NOSUID, MsFlags::MS_NOSUID),
             (libc::ST_NODEV, MsFlags::MS_NODEV),
@@ -629,7 +666,7 @@ fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
             (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
             (libc::ST_RELATIME, MsFlags::MS_RELATIME),
         ] {
-            if st.f_flag & st_bit != 0 {
+            if st.f_flags as u64 & st_bit != 0 {
                 have |= ms;
             }
         }
@@ -764,7 +801,15 @@ fn mount_one(root: &OwnedFd, m: &MountOp) -> Result<(), Errno> {
             let base = m.flags & !MsFlags::MS_RDONLY;
             mount_raw(Some(c"tmpfs"), t, Some(c"tmpfs"), base, Some(c"mode=755"))?;
             let now = openat2_in_root(root, &m.dest, libc::O_PATH)?;
-            for (name, opts) in subs {
+            for (name, opts, aliases) in subs {
+                for alias in aliases {
+                    // SAFETY: valid fd and names.
+                    let r =
+                        unsafe { libc::symlinkat(name.as_ptr(), now.as_raw_fd(), alias.as_ptr()) };
+                    if r < 0 && Errno::last() != Errno::EEXIST {
+                        return Err(Errno::last());
+                    }
+                }
                 // SAFETY: valid fd and names.
                 let r = unsafe { libc::mkdirat(now.as_raw_fd(), name.as_ptr(), 0o755) };
                 if r < 0 && Errno::last() != Errno::EEXIST {
@@ -772,17 +817,16 @@ fn mount_one(root: &OwnedFd, m: &MountOp) -> Result<(), Errno> {
                 }
                 let sub = openat2_raw(now.as_raw_fd(), name, libc::O_PATH)?;
                 let sp = FdPath::new(sub.as_raw_fd());
+                // A v1 hierarchy's superblock is shared with the host's mount: MS_RDONLY
+                // here only makes this mount read-only (the super options stay rw), so
+                // no separate remount is needed.
                 mount_raw(
                     Some(c"cgroup"),
                     sp.as_cstr(),
                     Some(c"cgroup"),
-                    base,
+                    m.flags,
                     Some(opts),
                 )?;
-                if m.flags.contains(MsFlags::MS_RDONLY) {
-                    let mounted = openat2_raw(now.as_raw_fd(), name, libc::O_PATH)?;
-                    remount_bind(FdPath::new(mounted.as_raw_fd()).as_cstr(), m.flags)?;
-                }
             }
             if m.flags.contains(MsFlags::MS_RDONLY) {
                 let fp = FdPath::new(now.as_raw_fd());
@@ -865,30 +909,24 @@ fn setup_dev(root: &OwnedFd, p: &RootfsPlan) -> Result<(), Fail> {
         }
     }
     let dev = ensure_in_root(root, c"dev", false).map_err(fail(Step::DevSymlinks, 0))?;
-    let links: [(&CStr, &CStr); 5] = [
+    let links: [(&CStr, &CStr); 6] = [
         (c"/proc/self/fd", c"fd"),
         (c"/proc/self/fd/0", c"stdin"),
         (c"/proc/self/fd/1", c"stdout"),
         (c"/proc/self/fd/2", c"stderr"),
         (c"pts/ptmx", c"ptmx"),
+        // As runc: only where the kernel has /proc/kcore (which is masked anyway).
+        (c"/proc/kcore", c"core"),
     ];
     for (target, name) in links {
+        if name == c"core" && !p.dev_core {
+            continue;
+        }
         // SAFETY: valid fd and strings.
         let r = unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), name.as_ptr()) };
         if r < 0 && Errno::last() != Errno::EEXIST {
             return Err(Fail::new(Step::DevSymlinks, Errno::last_raw(), 0));
         }
-    }
-    if let Some(pty) = &p.console {
-        let console = ensure_in_root(root, c"dev/console", true).map_err(fail(Step::Console, 0))?;
-        mount_raw(
-            Some(pty),
-            FdPath::new(console.as_raw_fd()).as_cstr(),
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )
-        .map_err(fail(Step::Console, 0))?;
     }
     Ok(())
 }
@@ -926,8 +964,25 @@ pub(crate) fn child_pivot(p: &RootfsPlan) -> Result<(), Fail> {
     Ok(())
 }
 
-/// After pivot_root: masked paths, read-only paths, read-only root.
+/// After pivot_root: sysctls (while /proc/sys is still writable), masked paths,
+/// read-only paths, read-only root.
 pub(crate) fn child_finish(p: &RootfsPlan) -> Result<(), Fail> {
+    for (i, (path, value)) in p.sysctls.iter().enumerate() {
+        // SAFETY: open/write/close on prepared strings.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(Fail::new(Step::Sysctl, Errno::last_raw(), i));
+            }
+            let b = value.as_bytes();
+            let r = libc::write(fd, b.as_ptr() as *const libc::c_void, b.len());
+            let e = Errno::last_raw();
+            libc::close(fd);
+            if r < 0 {
+                return Err(Fail::new(Step::Sysctl, e, i));
+            }
+        }
+    }
     for (i, path) in p.masked.iter().enumerate() {
         // SAFETY: stat into a zeroed buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };

@@ -44,6 +44,14 @@ const ARCH_NAME: &str = "amd64";
 const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
 #[cfg(target_arch = "aarch64")]
 const ARCH_NAME: &str = "arm64";
+// Other architectures: no syscall table yet, so `compile` refuses (see below).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const AUDIT_ARCH_NATIVE: u32 = 0;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const ARCH_NAME: &str = std::env::consts::ARCH;
+
+/// Bump whenever `compile` changes its output for the same input.
+const COMPILER_VERSION: u32 = 2;
 
 /// One compiled classic-BPF instruction, laid out as the kernel's `struct sock_filter`.
 pub type Insn = libc::sock_filter;
@@ -163,14 +171,6 @@ fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, R
         LinuxSeccompAction::ScmpActErrno => Ok(action.as_u32(Some(errno.unwrap_or(1) & 0xffff))),
         _ => Ok(action.as_u32(errno)),
     }
-}
-
-fn syscall_nr(name: &str) -> Option<u32> {
-    #[cfg(target_arch = "x86_64")]
-    let table = seccomp_table::X86_64;
-    #[cfg(target_arch = "aarch64")]
-    let table = seccomp_table::AARCH64;
-    table.iter().find(|(n, _)| *n == name).map(|&(_, nr)| nr)
 }
 
 fn stmt(code: u16, k: u32) -> Insn {
@@ -308,43 +308,65 @@ fn lower_rule(conds: &[LinuxSeccompArg], ret: u32) -> Result<Vec<Insn>, RuntimeE
     Ok(out)
 }
 
-/// Compiles an OCI seccomp section into a BPF program.
-pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
-    let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
-    let mut by_nr: BTreeMap<u32, Vec<(Vec<LinuxSeccompArg>, u32)>> = BTreeMap::new();
-    for sc in seccomp.syscalls().iter().flatten() {
-        let ret = action_value(sc.action(), sc.errno_ret())?;
-        let args = sc.args().clone().unwrap_or_default();
-        if ret == default && args.is_empty() {
-            continue;
-        }
-        for name in sc.names() {
-            let Some(nr) = syscall_nr(name) else {
-                continue;
-            };
-            let rules = by_nr.entry(nr).or_default();
-            // A rule without conditions already decides the syscall: later ones are dead.
-            if rules.iter().any(|(a, _)| a.is_empty()) {
-                continue;
-            }
-            rules.push((args.clone(), ret));
-        }
-    }
+struct Abi {
+    audit_arch: u32,
+    table: &'static [(&'static str, u32)],
+    /// x86_64: numbers with the x32 bit are another ABI sharing the audit arch.
+    x32_bit: bool,
+}
 
-    let mut prog = vec![
-        stmt(BPF_LD_W_ABS, SECCOMP_DATA_ARCH),
-        Insn {
-            code: BPF_JEQ_K,
-            jt: 1,
-            jf: 0,
-            k: AUDIT_ARCH_NATIVE,
-        },
-        // Other ABIs (i386, x32 on x86_64) use other numbers: nothing is allowed there.
-        stmt(BPF_RET_K, default),
-        stmt(BPF_LD_W_ABS, SECCOMP_DATA_NR),
-    ];
+fn abis() -> Vec<Abi> {
     #[cfg(target_arch = "x86_64")]
     {
+        vec![
+            Abi {
+                audit_arch: AUDIT_ARCH_NATIVE,
+                table: seccomp_table::X86_64,
+                x32_bit: true,
+            },
+            // 32-bit x86 binaries (int 0x80), which Docker's profile also allows.
+            Abi {
+                audit_arch: 0x4000_0003,
+                table: seccomp_table::I386,
+                x32_bit: false,
+            },
+        ]
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        vec![Abi {
+            audit_arch: AUDIT_ARCH_NATIVE,
+            table: seccomp_table::AARCH64,
+            x32_bit: false,
+        }]
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        Vec::new()
+    }
+}
+
+/// The rules of one ABI: load the syscall number, then a jump chain over the syscalls
+/// that have rules, ending in the default action.
+fn compile_section(
+    abi: &Abi,
+    rules: &[(&str, Vec<LinuxSeccompArg>, u32)],
+    default: u32,
+) -> Result<Vec<Insn>, RuntimeError> {
+    let mut by_nr: BTreeMap<u32, Vec<(&[LinuxSeccompArg], u32)>> = BTreeMap::new();
+    for (name, args, ret) in rules {
+        let Some(nr) = abi.table.iter().find(|(n, _)| n == name).map(|&(_, nr)| nr) else {
+            continue;
+        };
+        let list = by_nr.entry(nr).or_default();
+        // A rule without conditions already decides the syscall: later ones are dead.
+        if list.iter().any(|(a, _)| a.is_empty()) {
+            continue;
+        }
+        list.push((args, *ret));
+    }
+    let mut prog = vec![stmt(BPF_LD_W_ABS, SECCOMP_DATA_NR)];
+    if abi.x32_bit {
         const X32_SYSCALL_BIT: u32 = 0x4000_0000;
         prog.push(Insn {
             code: BPF_JGE_K,
@@ -354,13 +376,13 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
         });
         prog.push(stmt(BPF_RET_K, default));
     }
-    for (nr, rules) in by_nr {
+    for (nr, list) in by_nr {
         let mut block = Vec::new();
-        for (args, ret) in &rules {
+        for (args, ret) in &list {
             block.extend(lower_rule(args, *ret)?);
         }
         // Argument tests clobbered the accumulator; no rule matched → default action.
-        if rules.iter().all(|(a, _)| !a.is_empty()) {
+        if list.iter().all(|(a, _)| !a.is_empty()) {
             block.push(stmt(BPF_RET_K, default));
         }
         prog.push(Insn {
@@ -371,6 +393,45 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
         });
         prog.push(stmt(BPF_JMP_JA, block.len() as u32));
         prog.extend(block);
+    }
+    prog.push(stmt(BPF_RET_K, default));
+    Ok(prog)
+}
+
+/// Compiles an OCI seccomp section into a BPF program.
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
+    if AUDIT_ARCH_NATIVE == 0 {
+        return Err(RuntimeError::Seccomp(format!(
+            "no syscall table for {}: run with seccomp=unconfined",
+            std::env::consts::ARCH
+        )));
+    }
+    let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let mut rules: Vec<(&str, Vec<LinuxSeccompArg>, u32)> = Vec::new();
+    for sc in seccomp.syscalls().iter().flatten() {
+        let ret = action_value(sc.action(), sc.errno_ret())?;
+        let args = sc.args().clone().unwrap_or_default();
+        if ret == default && args.is_empty() {
+            continue;
+        }
+        for name in sc.names() {
+            rules.push((name, args.clone(), ret));
+        }
+    }
+
+    // One section per ABI this machine runs (its syscall numbers differ); any other
+    // audit arch gets the default action for everything.
+    let mut prog = vec![stmt(BPF_LD_W_ABS, SECCOMP_DATA_ARCH)];
+    for abi in abis() {
+        let section = compile_section(&abi, &rules, default)?;
+        prog.push(Insn {
+            code: BPF_JEQ_K,
+            jt: 1,
+            jf: 0,
+            k: abi.audit_arch,
+        });
+        prog.push(stmt(BPF_JMP_JA, section.len() as u32));
+        prog.extend(section);
     }
     prog.push(stmt(BPF_RET_K, default));
     if prog.len() > 4096 {
@@ -398,13 +459,17 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Compiled, RuntimeError> {
 }
 
 /// Returns the compiled filter for `seccomp`, from `cache_dir` when this exact profile
-/// was compiled before (keyed by sha256 of its JSON and the architecture).
+/// was compiled before (keyed by sha256 of its JSON, the architecture and the compiler
+/// version).
 pub fn load_or_compile(seccomp: &LinuxSeccomp, cache_dir: &Path) -> Result<Compiled, RuntimeError> {
     let json = serde_json::to_vec(seccomp).map_err(|e| RuntimeError::Parse {
         what: "seccomp section".into(),
         source: e,
     })?;
     let mut h = Sha256::new();
+    // The compiler's own version is part of the key: a newer berth must not reuse a
+    // filter an older one compiled differently from the same JSON.
+    h.update(COMPILER_VERSION.to_le_bytes());
     h.update(std::env::consts::ARCH.as_bytes());
     h.update([0]);
     h.update(&json);
@@ -483,4 +548,64 @@ pub(crate) fn install(c: &Compiled) -> Result<(), nix::Error> {
         return Err(nix::Error::last());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_profile_compiles_and_round_trips_through_the_cache() {
+        let caps: Vec<String> = ["CAP_CHOWN", "CAP_KILL"].map(String::from).to_vec();
+        let sc = default_seccomp(&caps).unwrap();
+        let c = compile(&sc).unwrap();
+        assert!(c.program.len() > 300 && c.program.len() < 4096);
+        let dir = std::env::temp_dir().join(format!("berth-seccomp-unit-{}", std::process::id()));
+        let a = load_or_compile(&sc, &dir).unwrap();
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        let b = load_or_compile(&sc, &dir).unwrap();
+        assert_eq!(a.program.len(), b.program.len());
+        assert!(
+            a.program
+                .iter()
+                .zip(&b.program)
+                .all(|(x, y)| (x.code, x.jt, x.jf, x.k) == (y.code, y.jt, y.jf, y.k))
+        );
+        // A corrupt cache file is recompiled, not trusted.
+        let f = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        fs::write(&f, b"junk").unwrap();
+        assert_eq!(
+            load_or_compile(&sc, &dir).unwrap().program.len(),
+            a.program.len()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn capabilities_select_rules() {
+        let names = |caps: &[&str]| -> Vec<String> {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            default_seccomp(&caps)
+                .unwrap()
+                .syscalls()
+                .iter()
+                .flatten()
+                .flat_map(|s| s.names().clone())
+                .collect()
+        };
+        assert!(!names(&[]).contains(&"mount".to_string()));
+        assert!(names(&["CAP_SYS_ADMIN"]).contains(&"mount".to_string()));
+        assert!(
+            !names(&["CAP_SYS_ADMIN"]).contains(&"clone3".to_string()) || {
+                // With CAP_SYS_ADMIN clone3 is allowed outright, not answered with ENOSYS.
+                default_seccomp(&["CAP_SYS_ADMIN".to_string()])
+                    .unwrap()
+                    .syscalls()
+                    .iter()
+                    .flatten()
+                    .filter(|s| s.names().contains(&"clone3".to_string()))
+                    .all(|s| s.action() == LinuxSeccompAction::ScmpActAllow)
+            }
+        );
+    }
 }

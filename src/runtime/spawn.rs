@@ -6,23 +6,25 @@
 //! `err`: the child writes a fixed-size `Fail` record if a step fails; a successful
 //! execve closes the write end, so the parent seeing EOF means "the command is running".
 //!
-//! No re-exec: the child is a copy of berth until execve. Two things follow.
+//! No re-exec: the child is a copy of berth until execve. Three things follow.
 //! 1. It must not allocate: clone() copies the address space of a possibly multi-threaded
 //!    process, and another thread may hold the allocator lock forever in the copy. All
 //!    strings, paths and pointer arrays are prepared in the parent (`ProcPlan`,
 //!    `RootfsPlan`); the child only makes syscalls.
-//! 2. CVE-2019-5736: a container process that can open /proc/<pid>/exe of a process that is
-//!    still berth could write to the host's berth binary. The child makes itself
-//!    non-dumpable (PR_SET_DUMPABLE 0) first thing, which makes /proc/<pid>/exe, /mem,
-//!    /fd etc. unreachable for other processes, including those already in the container's
-//!    namespaces (`exec`). execve of the user's binary replaces the image, so after it
-//!    /proc/<pid>/exe is the container's own file. Nothing in the container ever runs
-//!    while the process image is berth's.
+//! 2. Nor may it call glibc functions that coordinate threads: set*id/setgroups wrappers
+//!    signal every thread glibc believes exists and wait for them (raw syscalls instead).
+//! 3. CVE-2019-5736: a container process that can open /proc/PID/exe of a process that is
+//!    still berth could write to the host's berth binary. The parent makes itself
+//!    non-dumpable right before clone() (restoring it after), so the child is never
+//!    dumpable, not even for an instant in a namespace it joined (`exec`): /proc/PID/exe,
+//!    /mem, /fd etc. are then unreachable for container processes lacking CAP_SYS_PTRACE.
+//!    execve of the user's binary replaces the image, so after it /proc/PID/exe is the
+//!    container's own file; nothing in the container runs while the image is berth's,
+//!    except the `--init` PID 1 (see init.rs).
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -74,12 +76,14 @@ pub(crate) enum Step {
     Exec,
     Fork,
     Dumpable,
+    Pty,
+    Sysctl,
 }
 
 impl Step {
     fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 34] = [
+        const ALL: [Step; 36] = [
             Sync,
             Stdio,
             Setsid,
@@ -114,6 +118,8 @@ impl Step {
             Exec,
             Fork,
             Dumpable,
+            Pty,
+            Sysctl,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -222,10 +228,13 @@ impl ExecPlan {
     /// Only returns on failure.
     pub(crate) fn exec(&self) -> Fail {
         if !self.search {
+            let Some(path) = self.candidates.first() else {
+                return Fail::new(Step::ExecNotFound, libc::ENOENT, 0);
+            };
             // SAFETY: NUL-terminated arrays of C strings that outlive the call.
             unsafe {
                 libc::execve(
-                    self.candidates[0].as_ptr(),
+                    path.as_ptr(),
                     self.argv_ptrs.as_ptr(),
                     self.envp_ptrs.as_ptr(),
                 )
@@ -416,13 +425,17 @@ impl ProcPlan {
             if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
-            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) < 0 {
+            // Raw syscalls, not glibc's wrappers: those broadcast the change to every
+            // thread glibc believes exists (nptl "setxid"), and in this single-threaded
+            // copy of a multi-threaded process they wait forever for threads that are
+            // not there.
+            if libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr()) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
-            if libc::setresgid(self.gid, self.gid, self.gid) < 0 {
+            if libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid) < 0 {
                 return Err(Fail::errno(Step::SetUser, 1));
             }
-            if libc::setresuid(self.uid, self.uid, self.uid) < 0 {
+            if libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid) < 0 {
                 return Err(Fail::errno(Step::SetUser, 2));
             }
             if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
@@ -499,7 +512,9 @@ pub(crate) fn reset_signals() {
 
 /// How the child's fds 0-2 are set up.
 pub(crate) enum ChildStdio {
-    Pty(OwnedFd),
+    /// Allocate a pty in the container's own devpts (so `tty` says /dev/pts/0, as under
+    /// Docker) and send the master back over the err socket. (rows, cols) if known.
+    Pty(Option<(u16, u16)>),
     Fds {
         stdin: OwnedFd,
         stdout: OwnedFd,
@@ -508,46 +523,135 @@ pub(crate) enum ChildStdio {
 }
 
 fn setup_stdio(s: &ChildStdio) -> Result<(), Fail> {
+    let ChildStdio::Fds {
+        stdin,
+        stdout,
+        stderr,
+    } = s
+    else {
+        return Ok(());
+    };
     // SAFETY: fd syscalls on fds we own.
     unsafe {
         if libc::setsid() < 0 {
             return Err(Fail::errno(Step::Setsid, 0));
         }
-        match s {
-            ChildStdio::Pty(slave) => {
-                if libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) < 0 {
-                    return Err(Fail::errno(Step::Ctty, 0));
-                }
-                for t in 0..3 {
-                    if libc::dup2(slave.as_raw_fd(), t) < 0 {
-                        return Err(Fail::errno(Step::Stdio, t as usize));
-                    }
-                }
+        // Move all three above 2 first so dup2 cannot clobber one with another.
+        let mut high = [0; 3];
+        for (i, fd) in [stdin, stdout, stderr].iter().enumerate() {
+            high[i] = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3);
+            if high[i] < 0 {
+                return Err(Fail::errno(Step::Stdio, i));
             }
-            ChildStdio::Fds {
-                stdin,
-                stdout,
-                stderr,
-            } => {
-                // Move all three above 2 first so dup2 cannot clobber one with another.
-                let mut high = [0; 3];
-                for (i, fd) in [stdin, stdout, stderr].iter().enumerate() {
-                    high[i] = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3);
-                    if high[i] < 0 {
-                        return Err(Fail::errno(Step::Stdio, i));
-                    }
-                }
-                for (t, fd) in high.iter().enumerate() {
-                    if libc::dup2(*fd, t as i32) < 0 {
-                        return Err(Fail::errno(Step::Stdio, t));
-                    }
-                    libc::close(*fd);
-                }
+        }
+        for (t, fd) in high.iter().enumerate() {
+            if libc::dup2(*fd, t as i32) < 0 {
+                return Err(Fail::errno(Step::Stdio, t));
             }
+            libc::close(*fd);
         }
     }
     Ok(())
 }
+
+/// In the container's mount namespace (after pivot_root, or after joining it for exec):
+/// a new pty from its /dev/ptmx becomes the controlling terminal and fds 0-2, and
+/// /dev/console; the master goes to the parent with SCM_RIGHTS.
+fn setup_pty(size: Option<(u16, u16)>, err_fd: RawFd, console: bool) -> Result<(), Fail> {
+    // SAFETY: fd syscalls on fds we open here, and a stack-built msghdr.
+    unsafe {
+        let master = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if master < 0 {
+            return Err(Fail::errno(Step::Pty, 0));
+        }
+        let unlock: libc::c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 {
+            return Err(Fail::errno(Step::Pty, 1));
+        }
+        if let Some((rows, cols)) = size {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+        }
+        // TIOCGPTPEER opens the slave through the master: no path lookup to race.
+        let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        if slave < 0 {
+            return Err(Fail::errno(Step::Pty, 2));
+        }
+        if libc::setsid() < 0 {
+            return Err(Fail::errno(Step::Setsid, 0));
+        }
+        if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+            return Err(Fail::errno(Step::Ctty, 0));
+        }
+        for t in 0..3 {
+            if libc::dup2(slave, t) < 0 {
+                return Err(Fail::errno(Step::Stdio, t as usize));
+            }
+        }
+        libc::close(slave);
+        if console {
+            let f = libc::open(
+                c"/dev/console".as_ptr(),
+                libc::O_CREAT | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o600,
+            );
+            if f < 0 {
+                return Err(Fail::errno(Step::Console, 0));
+            }
+            libc::close(f);
+            if libc::mount(
+                c"/proc/self/fd/0".as_ptr(),
+                c"/dev/console".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) < 0
+            {
+                return Err(Fail::errno(Step::Console, 1));
+            }
+        }
+        send_fd(err_fd, master)?;
+        libc::close(master);
+    }
+    Ok(())
+}
+
+fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Fail> {
+    // u64 words keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    let mut byte = [PTY_MSG];
+    // SAFETY: the msghdr points at live stack buffers; CMSG_* compute within them.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(Fail::errno(Step::Pty, 3));
+        }
+    }
+    Ok(())
+}
+
+const PTY_MSG: u8 = b'P';
 
 /// Namespaces to create (clone flags) and to join (pre-opened fds).
 pub(crate) struct Namespaces {
@@ -730,6 +834,11 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     if let Err(f) = setup_stdio(&c.stdio) {
         return f;
     }
+    // Everything else inherited from the caller (other containers' pipes, store files)
+    // goes now rather than at exec, so no setup step can use or leak it.
+    if let Err(f) = close_fds_except(err_fd) {
+        return f;
+    }
     if c.ns.new_net
         && let Err(f) = loopback_up()
     {
@@ -742,6 +851,11 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
         if let Err(f) = rootfs::child_pivot(r) {
             return f;
         }
+    }
+    if let ChildStdio::Pty(size) = &c.stdio
+        && let Err(f) = setup_pty(*size, err_fd, c.rootfs.is_some_and(|r| r.dev_tmpfs))
+    {
+        return f;
     }
     if let Some(h) = &c.hostname {
         // SAFETY: valid buffer and length.
@@ -790,18 +904,36 @@ pub(crate) struct Pipes {
 }
 
 pub(crate) fn pipes() -> Result<Pipes, RuntimeError> {
-    let p = || {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| RuntimeError::sys("pipe2", "sync", e))
-    };
-    let (sync_r, sync_w) = p()?;
-    let (err_r, err_w) = p()?;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe2", "sync", e))?;
+    // A seqpacket socket, not a pipe: it also carries the pty master (SCM_RIGHTS), and
+    // still reads EOF once every copy of the child's end is closed by execve.
+    let (err_r, err_w) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| RuntimeError::sys("socketpair", "sync", e))?;
     Ok(Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
+        sync_r: above_stdio(sync_r)?,
+        sync_w: above_stdio(sync_w)?,
+        err_r: above_stdio(err_r)?,
+        err_w: above_stdio(err_w)?,
     })
+}
+
+/// A caller that closed its stdio (a detached supervisor) gets fds 0-2 for new pipes;
+/// the child would overwrite those with the container's stdio. Move them up.
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let new = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(|e| RuntimeError::sys("fcntl", "sync pipe", e))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Clones the child (blocking signals around it so no handler of ours runs in the copy)
@@ -829,6 +961,11 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         }
         restore_pid_ns = Some(OwnedFd::from(own));
     }
+    // Non-dumpable before the clone, not just first thing in the child: the child copies
+    // the flag, so it is never visible dumpable in a namespace it joins (exec).
+    // SAFETY: prctl get/set of the dumpable flag.
+    let was_dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let r = clone_raw(c.ns.clone_flags);
     if let Ok(0) = r {
         // Child.
@@ -840,6 +977,18 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         let f = child_run(c, p.sync_r.as_raw_fd(), p.err_w.as_raw_fd());
         report(p.err_w.as_raw_fd(), f);
     }
+    if was_dumpable > 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_DUMPABLE,
+                was_dumpable as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+    }
     if let Some(own) = restore_pid_ns {
         // SAFETY: back to the pid namespace this thread had.
         unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
@@ -850,33 +999,52 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
     Ok(Pid::from_raw(pid))
 }
 
-/// Parent side after clone: release the child, then wait for EOF (exec) or a failure.
+/// Parent side after clone: release the child, then read the err socket until EOF
+/// (the command was exec'd) or a failure record. Returns the pty master if the child
+/// allocated one.
 pub(crate) fn release_and_wait(
-    pid: Pid,
     sync_w: OwnedFd,
     err_r: OwnedFd,
-) -> Result<(), Option<Fail>> {
+) -> Result<Option<OwnedFd>, Option<Fail>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut sync = File::from(sync_w);
     if std::io::Write::write_all(&mut sync, &[0]).is_err() {
         return Err(None);
     }
     drop(sync);
-    let mut f = File::from(err_r);
-    let mut buf = [0u8; 12];
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(None),
+    let mut master = None;
+    loop {
+        let mut buf = [0u8; 12];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let msg = match recvmsg::<()>(
+                err_r.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => m,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Err(None),
+            };
+            let mut fd = None;
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        // SAFETY: the kernel installed these fds for us.
+                        fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                    }
+                }
+            }
+            (msg.bytes, fd)
+        };
+        match n {
+            0 => return Ok(master),
+            1 if buf[0] == PTY_MSG && fd.is_some() => master = fd,
+            12 => return Err(Some(Fail::from_bytes(&buf))),
+            _ => return Err(None),
         }
-    }
-    let _ = pid;
-    match got {
-        0 => Ok(()),
-        12 => Err(Some(Fail::from_bytes(&buf))),
-        _ => Err(None),
     }
 }
 
@@ -901,9 +1069,12 @@ pub(crate) fn describe(
         Step::ExecNotFound => return RuntimeError::CommandNotFound(arg0),
         Step::Exec if errno == Errno::ENOENT => return RuntimeError::NoSuchFile(arg0),
         Step::Exec => {
-            let d = errno.desc();
-            let mut reason = d[..1].to_lowercase();
-            reason.push_str(&d[1..]);
+            // Docker's wording: "permission denied", "exec format error".
+            let mut chars = errno.desc().chars();
+            let reason = chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default();
             return RuntimeError::CannotExecute { cmd: arg0, reason };
         }
         _ => {}
@@ -994,6 +1165,13 @@ pub(crate) fn describe(
         Step::CloseFds => ("close_range", String::new()),
         Step::Fork => ("fork", "init child".into()),
         Step::Dumpable => ("prctl", "PR_SET_DUMPABLE".into()),
+        Step::Pty => ("allocate pty", "/dev/ptmx".into()),
+        Step::Sysctl => (
+            "write sysctl",
+            r.and_then(|r| r.sysctls.get(idx))
+                .map(|s| s.0.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
         Step::ExecNotFound | Step::Exec => unreachable_step(),
     };
     RuntimeError::ContainerSetup {

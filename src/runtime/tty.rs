@@ -5,30 +5,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use nix::pty::{OpenptyResult, Winsize, openpty};
+use nix::pty::Winsize;
 use nix::sys::termios::{self, SetArg, Termios};
 
 use super::RuntimeError;
-
-/// Opens a pty pair in the host's devpts with the given initial size (rows, cols).
-pub(crate) fn open_pair(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd), RuntimeError> {
-    let ws = size.map(|(rows, cols)| Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    });
-    let OpenptyResult { master, slave } =
-        openpty(ws.as_ref(), None).map_err(|e| RuntimeError::sys("openpty", "/dev/ptmx", e))?;
-    for fd in [&master, &slave] {
-        nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )
-        .map_err(|e| RuntimeError::sys("fcntl", "pty", e))?;
-    }
-    Ok((master, slave))
-}
 
 /// Puts a terminal in raw mode and restores the saved settings when dropped, whatever
 /// path the caller leaves by (error, panic unwinding, normal exit).

@@ -16,16 +16,30 @@ use crate::runtime::RuntimeError;
 const ROOT: &str = "/sys/fs/cgroup";
 
 pub struct V2 {
+    root: PathBuf,
     rel: PathBuf,
 }
 
 impl V2 {
     pub fn new(rel: PathBuf) -> Self {
-        V2 { rel }
+        V2 {
+            root: PathBuf::from(ROOT),
+            rel,
+        }
+    }
+
+    /// A v2 hierarchy mounted elsewhere (e.g. /sys/fs/cgroup/unified in the hybrid
+    /// layout); `rel` must be below the root.
+    pub fn with_root(root: impl Into<PathBuf>, rel: impl Into<PathBuf>) -> Self {
+        V2 {
+            root: root.into(),
+            rel: rel.into(),
+        }
     }
 
     fn dir(&self) -> PathBuf {
-        Path::new(ROOT).join(self.rel.strip_prefix("/").unwrap_or(&self.rel))
+        self.root
+            .join(self.rel.strip_prefix("/").unwrap_or(&self.rel))
     }
 }
 
@@ -35,7 +49,7 @@ impl Cgroup for V2 {
     }
 
     fn create(&self) -> Result<(), RuntimeError> {
-        let mut cur = PathBuf::from(ROOT);
+        let mut cur = self.root.clone();
         let avail = fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
         let enable = avail
             .split_whitespace()
