@@ -896,7 +896,12 @@ fn inspect_documents() {
         serde_json::json!([i.redis5.diff_id])
     );
     assert!(doc["Created"].as_str().unwrap().ends_with('Z'));
-    assert!(doc["Metadata"]["LastTagTime"].is_string());
+    // `tag` set LastTagTime (Docker sets it on tag and pull).
+    let tagged = doc["Metadata"]["LastTagTime"].as_str().unwrap();
+    assert!(
+        tagged.starts_with("20") && tagged.ends_with('Z'),
+        "{tagged}"
+    );
     // Field order follows Docker's.
     let keys: Vec<&str> = doc
         .as_object()

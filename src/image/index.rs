@@ -36,6 +36,9 @@ pub struct ImageSummary {
     /// `domain/path@sha256:…` references that name this image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repo_digests: Vec<String>,
+    /// When a tag was last pointed at this image (Docker's `Metadata.LastTagTime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tag_time: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -67,14 +70,18 @@ pub fn summarize(store: &Store, record: &ImageRecord) -> ImageSummary {
         layers: record.layers.iter().map(|l| l.diff_id.clone()).collect(),
         layer_sizes: record.layers.iter().map(|l| l.size).collect(),
         repo_digests: record.repo_digests.clone(),
+        last_tag_time: None,
     }
 }
 
 /// Records `record` in the index (caller holds the store lock and writes `repos` afterwards).
 /// Returns whether the summary changed.
 pub fn put(store: &Store, repos: &mut Repositories, record: &ImageRecord) -> bool {
-    let summary = summarize(store, record);
+    let mut summary = summarize(store, record);
     let images = repos.images.get_or_insert_with(BTreeMap::new);
+    if let Some(old) = images.get(&record.id) {
+        summary.last_tag_time = old.last_tag_time.clone();
+    }
     if images.get(&record.id) == Some(&summary) {
         return false;
     }
@@ -121,4 +128,11 @@ pub fn load_locked(store: &Store, lock: &FileLock) -> Result<Repositories, Store
         rebuild(store, lock, &mut repos)?;
     }
     Ok(repos)
+}
+
+/// Records that a tag was just pointed at `id` (the caller writes the index).
+pub fn tagged_now(repos: &mut Repositories, id: &Digest) {
+    if let Some(summary) = repos.images.as_mut().and_then(|i| i.get_mut(id)) {
+        summary.last_tag_time = Some(super::time::Timestamp::now().rfc3339_nano());
+    }
 }

@@ -268,7 +268,10 @@ pub fn inspect(
             layers,
         },
         metadata: Metadata {
-            last_tag_time: "0001-01-01T00:00:00Z".into(),
+            last_tag_time: summary
+                .last_tag_time
+                .clone()
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },
     })
 }

@@ -162,6 +162,7 @@ pub fn pull(
         Some(tag) => {
             let key = reference.with_tag(tag).to_string();
             let previous = repos.tags.insert(key, id.clone());
+            super::index::tagged_now(&mut repos, &id);
             store.write_repositories(&lock, &repos)?;
             if previous.as_ref() == Some(&id) {
                 PullStatus::UpToDate

@@ -447,6 +447,7 @@ pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), RemoveError>
     let lock = store.lock()?;
     let mut repos = index::load_locked(store, &lock)?;
     let id = lookup::resolve(&repos, source)?;
+    index::tagged_now(&mut repos, &id);
     repos.tags.insert(parsed.to_string(), id);
     store.write_repositories(&lock, &repos)?;
     Ok(())
