@@ -1287,6 +1287,17 @@ fn images_used_by_containers() {
         df.contains("\nContainers      1         0         "),
         "{df}"
     );
+    let df = sh.ok("berth system df -v");
+    let row = df
+        .lines()
+        .find(|l| l.starts_with(&cid))
+        .unwrap_or_else(|| panic!("{df}"));
+    assert!(
+        row.contains("   nginx   ") && row.contains("   Created   ") && row.ends_with("   user1"),
+        "{row}"
+    );
+    let image_row = df.lines().find(|l| l.starts_with("nginx ")).unwrap();
+    assert!(image_row.ends_with("   1"), "{image_row}");
     // -f deletes the image but keeps the layer the container runs on, until the container
     // is gone and a prune sweeps it.
     let layer = sh.path().join("layers").join(&i.nginx.diff_id[7..]);

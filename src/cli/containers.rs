@@ -89,7 +89,7 @@ struct Row {
     state: State,
 }
 
-fn status_text(state: &State) -> String {
+pub(crate) fn status_text(state: &State) -> String {
     match state.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
@@ -108,7 +108,7 @@ fn status_text(state: &State) -> String {
     }
 }
 
-fn command_text(record: &ContainerRecord) -> String {
+pub(crate) fn command_text(record: &ContainerRecord) -> String {
     let mut cmd = record.path.clone();
     for a in &record.args {
         cmd.push(' ');

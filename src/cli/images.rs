@@ -591,9 +591,25 @@ pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
                 .map_err(template_failure)?,
         );
         out.push_str("\nContainers space usage:\n\n");
-        out.push_str(&template::tabwrite(
+        let mut table = String::from(
             "CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES\n",
-        ));
+        );
+        for (record, state, size) in &du.containers.containers {
+            let volumes = record.mounts.iter().filter(|m| m.kind == "volume").count();
+            let created = crate::image::time::Timestamp::parse_rfc3339(&record.created)
+                .map(|t| time_ago(t.secs, now))
+                .unwrap_or_default();
+            table.push_str(&format!(
+                "{}\t{}\t{:?}\t{volumes}\t{}\t{created}\t{}\t{}\n",
+                record.id.get(..12).unwrap_or(&record.id),
+                record.image,
+                ellipsis(&super::containers::command_text(record), 20),
+                human_size(*size, 3),
+                super::containers::status_text(state),
+                record.name,
+            ));
+        }
+        out.push_str(&template::tabwrite(&table));
         out.push_str("\nLocal Volumes space usage:\n\n");
         out.push_str(&template::tabwrite("VOLUME NAME\tLINKS\tSIZE\n"));
         out.push_str("\nBuild cache usage: 0B\n\n");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::digest::Digest;
 use crate::container::lifecycle;
-use crate::container::record::Status;
+use crate::container::record::{ContainerRecord, State, Status};
 use crate::container::store::ContainerStore;
 
 /// One container that uses an image.
@@ -55,6 +55,8 @@ pub struct ContainerUsage {
     /// Bytes in the containers' writable layers, and in those of stopped ones.
     pub size: u64,
     pub reclaimable: u64,
+    /// Each container with its state and writable-layer size (filled when sizes are asked).
+    pub containers: Vec<(ContainerRecord, State, u64)>,
 }
 
 /// Like [`images_in_use`], plus layers and sizes (walks the writable layers only if `sizes`).
@@ -68,8 +70,8 @@ pub fn container_usage(root: &Path, sizes: bool) -> ContainerUsage {
     };
     for dir in store.list().unwrap_or_default() {
         let Ok(record) = dir.record() else { continue };
-        let running = lifecycle::current_state(&dir)
-            .is_ok_and(|s| matches!(s.status, Status::Running | Status::Paused));
+        let state = lifecycle::current_state(&dir).unwrap_or_default();
+        let running = matches!(state.status, Status::Running | Status::Paused);
         usage.total += 1;
         let size = if sizes {
             dir_size(&dir.path.join("upper"))
@@ -85,13 +87,20 @@ pub fn container_usage(root: &Path, sizes: bool) -> ContainerUsage {
         usage.layer_dirs.extend(record.layers.iter().cloned());
         usage
             .images
-            .entry(record.image_id)
+            .entry(record.image_id.clone())
             .or_default()
             .push(ContainerUse {
-                container_id: record.id,
+                container_id: record.id.clone(),
                 running,
             });
+        if sizes {
+            usage.containers.push((record, state, size));
+        }
     }
+    // Newest first, as Docker lists them.
+    usage
+        .containers
+        .sort_by(|a, b| b.0.created.cmp(&a.0.created));
     usage
 }
 
