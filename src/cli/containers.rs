@@ -385,7 +385,7 @@ pub fn restart(context: &Context, args: StopArgs) -> CliResult {
     let store = store(context)?;
     each(&store, &args.containers, |dir| {
         ops::stop(dir, Duration::from_secs(args.time))?;
-        lifecycle::start(&context.root, dir).map(|_| None)
+        lifecycle::start(&context.root, dir, Default::default()).map(|_| None)
     })
 }
 
