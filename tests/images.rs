@@ -1356,3 +1356,29 @@ fn crash_after_untag_leaves_sweepable_garbage() {
     );
     assert_eq!(sh.ok("berth images -q").lines().count(), 3);
 }
+
+#[test]
+fn login_prompts_on_a_terminal() {
+    use common::pty::PtySession;
+    use std::time::Duration;
+    fixtures();
+    let root = TestRoot::new("images-login-tty");
+    let t = Duration::from_secs(20);
+    let mut s = PtySession::spawn(root.berth(&["login", BASIC]), 24, 80);
+    s.expect("Username: ", t);
+    s.send(&format!("{USER}\r"));
+    s.expect("Password: ", t);
+    s.send(&format!("{PASSWORD}\r"));
+    s.expect("Login Succeeded", t);
+    assert_eq!(s.wait(t), 0);
+    // The password was not echoed.
+    assert!(!s.transcript().contains(PASSWORD), "{}", s.transcript());
+    // Next time the stored user is offered as the default.
+    let mut s = PtySession::spawn(root.berth(&["login", BASIC]), 24, 80);
+    s.expect(&format!("Username ({USER}): "), t);
+    s.send("\r");
+    s.expect("Password: ", t);
+    s.send("wrong\r");
+    s.expect("401 Unauthorized", t);
+    assert_eq!(s.wait(t), 1);
+}
