@@ -109,11 +109,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a live process.
+/// A process that has died but not been reaped yet (state Z or X) is not live: some inits reap
+/// late, and a dead pid must not pass for a running container.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses; fields resume after the last ')'.
     let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let mut fields = after.split(' ');
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// An exclusive `flock` held until dropped. Locks die with their process, so a `kill -9`

@@ -220,6 +220,10 @@ pub fn start(context: &Context, args: StartArgs) -> CliResult {
                 return Ok(code.unwrap_or(125));
             }
             Ok(_) => println!("{name}"),
+            // Docker: starting a running container is not an error.
+            Err(crate::container::ContainerError::AlreadyRunning(_)) if !attach => {
+                println!("{name}")
+            }
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
                 failed = Some(e.exit_code());

@@ -124,7 +124,8 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                let pad = widths[i] - cell.chars().count() + 3;
+                // Docker's tabwriter: padding 3, minimum cell width 10.
+                let pad = (widths[i] + 3).max(10) - cell.chars().count();
                 line.push_str(&" ".repeat(pad));
             }
         }

@@ -37,6 +37,10 @@ pub fn start(
     options: StartOptions,
 ) -> Result<Started, ContainerError> {
     let _lock = dir.lock()?;
+    // Removed while we waited for the lock.
+    if !dir.record_path().exists() {
+        return Err(ContainerError::NotFound(dir.id.clone()));
+    }
     let record = dir.record()?;
     let state = current_state(dir)?;
     if matches!(state.status, Status::Running | Status::Paused) {

@@ -124,7 +124,9 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
-        if !root.join("tmp").is_dir() {
+        // `locks` is made last: its presence means the whole layout exists, even when an
+        // earlier open was killed half-way through creating it.
+        if !root.join("locks").is_dir() {
             let mut builder = fs::DirBuilder::new();
             builder.recursive(true).mode(0o700);
             for dir in ["", "blobs/sha256", "layers", "images", "tmp", "locks"] {
