@@ -15,6 +15,15 @@ fn main() {
                 let _ = e.print();
                 std::process::exit(0);
             }
+            ErrorKind::UnknownArgument => {
+                let arg = e
+                    .get(clap::error::ContextKind::InvalidArg)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let flag = arg.split(['=', ' ']).next().unwrap_or(&arg);
+                eprintln!("unknown flag: {flag}\nSee 'berth --help'.");
+                std::process::exit(125);
+            }
             _ => {
                 let rendered = e.to_string();
                 let first = rendered

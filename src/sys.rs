@@ -11,32 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one, and a
 /// crash leaves at worst a stray temp file next to it (named `.tmp-*`, swept by the stores).
+/// Durable: the data and the rename are fsynced, for the store's indexes and blobs.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(temp_name(
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    replace(path, bytes, mode, true)
 }
 
 /// Like [`write_atomic`] but without fsync: readers and a crash of this process still see the
 /// old or the new file whole; only a power loss can lose the update. For per-container files
 /// on the hot path of `run`, where an fsync would cost more than the whole container start.
 pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(temp_name(
         path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
@@ -48,7 +35,14 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             .mode(mode)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        fs::rename(&tmp, path)
+        if durable {
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -115,11 +109,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a live process.
+/// A process that has died but not been reaped yet (state Z or X) is not live: some inits reap
+/// late, and a dead pid must not pass for a running container.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses; fields resume after the last ')'.
     let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let mut fields = after.split(' ');
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// An exclusive `flock` held until dropped. Locks die with their process, so a `kill -9`

@@ -430,3 +430,67 @@ fn store_is_private_to_root() {
     let mode = std::fs::metadata(&root.path).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+/// `kill -9` of berth at many points of a pull (download, unpack, index write): afterwards
+/// the next command works, the next pull completes, and nothing half-written is named.
+#[test]
+fn kill_at_any_point_leaves_a_usable_store() {
+    fixtures();
+    let root = TestRoot::new("pull-kill-anywhere");
+    let image = format!("{ANON}/multilayer:latest");
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80, 120, 200] {
+        let mut child = root.berth(&["pull", "-q", &image]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever exists is complete: every named layer has its record, every blob its digest.
+        for entry in std::fs::read_dir(root.path.join("layers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                assert!(
+                    entry.path().join("layer.json").exists(),
+                    "{:?}",
+                    entry.path()
+                );
+            }
+        }
+        for entry in std::fs::read_dir(root.path.join("blobs/sha256"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).unwrap();
+            use sha2::Digest as _;
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                name,
+                "blob {name}"
+            );
+        }
+        if root.path.join("repositories.json").exists() {
+            let _: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(root.path.join("repositories.json")).unwrap(),
+            )
+            .expect("the index is always whole");
+        }
+    }
+    root.ok(&["pull", "-q", &image]);
+    let id = image_id(&root, &image);
+    let overlay = Overlay::mount(&root, &id, "after-kills");
+    assert_multilayer_tree(&overlay.target);
+    drop(overlay);
+    // The successful pull swept every abandoned temp entry.
+    let leftovers: Vec<_> = std::fs::read_dir(root.path.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -832,13 +832,9 @@ fn push_to_every_fixture_registry_and_pull_back() {
     );
 }
 
-/// Points `tag` at the image `source` names (the images helper adds `berth tag`).
+/// Points `tag` at the image `source` names.
 fn retag(root: &TestRoot, source: &str, tag: &str) {
-    let path = root.path.join("repositories.json");
-    let mut repos: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    repos["tags"][tag] = repos["tags"][source].clone();
-    std::fs::write(&path, serde_json::to_vec(&repos).unwrap()).unwrap();
+    root.ok(&["tag", source, tag]);
 }
 
 #[test]

@@ -398,7 +398,7 @@ pub fn load<R: Read>(
                     .map(|old| (t.clone(), old.clone()))
             })
             .collect();
-        let id = assemble::write_image(store, &image.config, layers, &image.tags)?;
+        let id = assemble::write_image(store, &image.config, layers, &image.tags, None)?;
         out.push(Loaded {
             id,
             tags: image.tags,

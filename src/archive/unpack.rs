@@ -328,6 +328,8 @@ impl Unpacker {
                 let ctarget = cstr(&target)?;
                 check(unsafe { libc::symlinkat(ctarget.as_ptr(), pfd, cname.as_ptr()) })
                     .map_err(|e| self.io_at(&parent_rel, name, e))?;
+                // Docker's layer size counts a symlink's own size (its target's length) too.
+                self.stats.file_bytes += target.len() as u64;
                 check(unsafe {
                     libc::fchownat(pfd, cname.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
                 })

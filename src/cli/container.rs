@@ -9,7 +9,7 @@ use super::progress::PullPrinter;
 use super::{CliResult, Context, Failure};
 use crate::container::attach::{self, PumpOptions};
 use crate::container::create::{self, CreateOptions};
-use crate::container::lifecycle;
+use crate::container::lifecycle::{self, StartOptions};
 use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
 use crate::image::digest::Digest;
@@ -107,7 +107,7 @@ pub struct CreateFlags {
     #[arg(short, long = "label")]
     pub label: Vec<String>,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     pub args: Vec<String>,
 }
 
@@ -145,7 +145,14 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
     let options = create_options(context, &images, flags)?;
     let created = create::create(&images, &containers, &options).map_err(run_failure)?;
     crate::sys::trace("created");
-    let started = match lifecycle::start(&context.root, &created.dir) {
+    let started = match lifecycle::start(
+        &context.root,
+        &created.dir,
+        StartOptions {
+            foreground: !args.detach,
+            console_size: terminal_size(flags.tty),
+        },
+    ) {
         Ok(started) => started,
         Err(e) => {
             if options.auto_remove {
@@ -192,7 +199,11 @@ pub fn start(context: &Context, args: StartArgs) -> CliResult {
     for name in &args.containers {
         let result = containers.find(name).and_then(|dir| {
             let record = dir.record()?;
-            lifecycle::start(&context.root, &dir).map(|s| (s, record))
+            let options = StartOptions {
+                foreground: attach,
+                console_size: terminal_size(attach && record.tty),
+            };
+            lifecycle::start(&context.root, &dir, options).map(|s| (s, record))
         });
         match result {
             Ok((started, record)) if attach => {
@@ -209,6 +220,10 @@ pub fn start(context: &Context, args: StartArgs) -> CliResult {
                 return Ok(code.unwrap_or(125));
             }
             Ok(_) => println!("{name}"),
+            // Docker: starting a running container is not an error.
+            Err(crate::container::ContainerError::AlreadyRunning(_)) if !attach => {
+                println!("{name}")
+            }
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
                 failed = Some(e.exit_code());
@@ -223,6 +238,16 @@ pub fn start(context: &Context, args: StartArgs) -> CliResult {
         }),
         None => Ok(0),
     }
+}
+
+/// Our terminal's size, for a container that gets a pty of its own.
+fn terminal_size(tty: bool) -> Option<(u16, u16)> {
+    use std::os::fd::AsFd;
+    if !tty {
+        return None;
+    }
+    let stdin = std::io::stdin();
+    crate::runtime::tty::window_size(stdin.as_fd()).ok()
 }
 
 fn open_stores(context: &Context) -> Result<(Store, ContainerStore), Failure> {

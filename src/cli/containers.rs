@@ -89,7 +89,7 @@ struct Row {
     state: State,
 }
 
-fn status_text(state: &State) -> String {
+pub(crate) fn status_text(state: &State) -> String {
     match state.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
@@ -108,13 +108,37 @@ fn status_text(state: &State) -> String {
     }
 }
 
-fn command_text(record: &ContainerRecord) -> String {
+/// Docker's COMMAND: arguments with spaces in single quotes, joined by spaces.
+pub(crate) fn command_text(record: &ContainerRecord) -> String {
     let mut cmd = record.path.clone();
     for a in &record.args {
         cmd.push(' ');
-        cmd.push_str(a);
+        if a.contains(' ') {
+            cmd.push('\'');
+            cmd.push_str(a);
+            cmd.push('\'');
+        } else {
+            cmd.push_str(a);
+        }
     }
     cmd
+}
+
+/// Go's `strconv.Quote` for the characters commands contain.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn matches_filter(row: &Row, filter: &str) -> Result<bool, Failure> {
@@ -241,7 +265,7 @@ fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static s
         },
     );
     f.insert("Image", row.record.image.clone());
-    f.insert("Command", format!("\"{command}\""));
+    f.insert("Command", go_quote(&command));
     f.insert("CreatedAt", row.record.created.clone());
     f.insert(
         "RunningFor",
@@ -385,7 +409,7 @@ pub fn restart(context: &Context, args: StopArgs) -> CliResult {
     let store = store(context)?;
     each(&store, &args.containers, |dir| {
         ops::stop(dir, Duration::from_secs(args.time))?;
-        lifecycle::start(&context.root, dir).map(|_| None)
+        lifecycle::start(&context.root, dir, Default::default()).map(|_| None)
     })
 }
 
@@ -400,7 +424,7 @@ pub struct KillArgs {
 
 pub fn kill(context: &Context, args: KillArgs) -> CliResult {
     let store = store(context)?;
-    let signal = ops::parse_signal(&args.signal).map_err(Failure::berth)?;
+    let signal = ops::parse_signal(&args.signal).map_err(daemon_error)?;
     each(&store, &args.containers, |dir| {
         ops::kill(dir, signal).map(|_| None)
     })
@@ -642,8 +666,12 @@ pub fn attach(context: &Context, args: AttachArgs) -> CliResult {
     .map_err(Failure::berth)?;
     match code {
         Some(code) => Ok(code),
-        // Detached with the key sequence: the container keeps running.
-        None => Ok(0),
+        // Detached with the key sequence: the container keeps running; Docker says so and
+        // exits 1.
+        None => Err(Failure {
+            code: 1,
+            message: "read escape sequence".into(),
+        }),
     }
 }
 

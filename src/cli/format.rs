@@ -104,6 +104,11 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// Docker's `CreatedSince`: "5 days ago", "About an hour ago".
+pub fn time_ago(then_secs: i64, now_secs: i64) -> String {
+    format!("{} ago", human_duration(now_secs - then_secs))
+}
+
 /// Columns separated by at least three spaces, like Docker's tabwriter tables.
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -119,7 +124,8 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                let pad = widths[i] - cell.chars().count() + 3;
+                // Docker's tabwriter: padding 3, minimum cell width 10.
+                let pad = (widths[i] + 3).max(10) - cell.chars().count();
                 line.push_str(&" ".repeat(pad));
             }
         }

@@ -5,7 +5,9 @@ pub mod container;
 pub mod containers;
 pub mod format;
 pub mod image;
+pub mod images;
 pub mod progress;
+pub mod template;
 pub mod transfer;
 
 use std::path::PathBuf;
@@ -42,7 +44,7 @@ pub type CliResult = Result<i32, Failure>;
 )]
 pub struct Cli {
     /// Root of the image and container store (default /var/lib/berth, or `data-root`)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "BERTH_ROOT")]
     pub root: Option<PathBuf>,
     /// berth's configuration file (Docker daemon.json keys)
     #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
@@ -95,7 +97,7 @@ pub enum Command {
     Exec(containers::ExecArgs),
     /// Remove one or more containers
     Rm(containers::RmArgs),
-    /// Return low-level information on containers
+    /// Return low-level information on containers and images
     Inspect(containers::InspectArgs),
     /// Export a container's filesystem as a tar archive
     Export(transfer::ExportArgs),
@@ -113,6 +115,27 @@ pub enum Command {
     Push(transfer::PushArgs),
     /// Search for images (Docker Hub, or a registry's catalog)
     Search(transfer::SearchArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(images::TagArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Log in to a registry
+    Login(images::LoginArgs),
+    /// Log out from a registry
+    Logout(images::LogoutArgs),
+    /// Manage berth
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show berth disk usage
+    Df(images::DfArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,6 +199,20 @@ pub enum ImageCommand {
     Load(transfer::LoadArgs),
     /// Upload an image to a registry
     Push(transfer::PushArgs),
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(images::RmiArgs),
+    /// Remove unused images
+    Prune(images::PruneArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(images::TagArgs),
+    /// Display detailed information on one or more images
+    Inspect(images::InspectArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
 }
 
 /// What every command needs: the configuration and where the store lives.
@@ -251,8 +288,11 @@ pub fn run(cli: Cli) -> CliResult {
             containers::rm(&context, args)
         }
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(&context, args),
-        Command::Inspect(args) | Command::Container(ContainerCommand::Inspect(args)) => {
-            containers::inspect(&context, args)
+        Command::Container(ContainerCommand::Inspect(args)) => containers::inspect(&context, args),
+        // Docker's `inspect` looks for a container, then an image.
+        Command::Inspect(args) => images::inspect_any(&context, args),
+        Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
+            images::images(&context, args)
         }
         Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
             transfer::export(&context, args)
@@ -276,5 +316,15 @@ pub fn run(cli: Cli) -> CliResult {
             transfer::push(&context, args)
         }
         Command::Search(args) => transfer::search(&context, args),
+        Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => images::rmi(&context, args),
+        Command::Image(ImageCommand::Prune(args)) => images::prune(&context, args),
+        Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => images::tag(&context, args),
+        Command::Image(ImageCommand::Inspect(args)) => images::inspect(&context, args, false),
+        Command::History(args) | Command::Image(ImageCommand::History(args)) => {
+            images::history(&context, args)
+        }
+        Command::Login(args) => images::login(&context, args),
+        Command::Logout(args) => images::logout(&context, args),
+        Command::System(SystemCommand::Df(args)) => images::system_df(&context, args),
     }
 }

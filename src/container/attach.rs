@@ -118,6 +118,7 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
 pub fn pump(stream: UnixStream, options: PumpOptions) -> io::Result<Option<i32>> {
     let stdin_fd = io::stdin().as_fd().try_clone_to_owned()?;
     let raw_guard = if options.tty && tty::is_terminal(&stdin_fd) {
+        restore_terminal_on_signals(&stdin_fd);
         tty::RawModeGuard::new(stdin_fd.as_fd()).ok()
     } else {
         None
@@ -226,6 +227,27 @@ fn read_output(mut stream: UnixStream) -> io::Result<Option<i32>> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Puts the terminal back as it is now if berth is killed by SIGTERM, SIGHUP or SIGQUIT while
+/// it is raw (Drop guards do not run then), and then dies of that signal as it would have.
+pub fn restore_terminal_on_signals(fd: &OwnedFd) {
+    use signal_hook::consts::{SIGHUP, SIGQUIT, SIGTERM};
+    let Ok(saved) = nix::sys::termios::tcgetattr(fd) else {
+        return;
+    };
+    let Ok(fd) = fd.try_clone() else {
+        return;
+    };
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGQUIT]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _ = nix::sys::termios::tcsetattr(&fd, nix::sys::termios::SetArg::TCSANOW, &saved);
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+        }
+    });
 }
 
 /// Forwards the signals a user can send to a foreground `berth run` to the container, the way

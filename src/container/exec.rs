@@ -129,7 +129,12 @@ fn pump_terminal(master: &OwnedFd, forward_stdin: bool) {
     let stdin = io::stdin();
     let stdin_fd = stdin.as_fd();
     let _raw = (forward_stdin && tty::is_terminal(stdin_fd))
-        .then(|| tty::RawModeGuard::new(stdin_fd).ok())
+        .then(|| {
+            if let Ok(owned) = stdin_fd.try_clone_to_owned() {
+                super::attach::restore_terminal_on_signals(&owned);
+            }
+            tty::RawModeGuard::new(stdin_fd).ok()
+        })
         .flatten();
     let winch = if tty::is_terminal(stdin_fd) {
         let _ = tty::copy_window_size(stdin_fd, master.as_fd());

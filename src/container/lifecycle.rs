@@ -20,16 +20,43 @@ pub struct Started {
     pub stream: UnixStream,
 }
 
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// The caller stays attached and must get every byte of output.
+    pub foreground: bool,
+    /// The caller's terminal size (rows, cols), given to the container's pty before its
+    /// command starts.
+    pub console_size: Option<(u16, u16)>,
+}
+
 /// Starts a created or exited container under a new monitor. Fails with the runtime's error
 /// (and Docker's exit code) when the container cannot start.
-pub fn start(store_root: &Path, dir: &ContainerDir) -> Result<Started, ContainerError> {
+pub fn start(
+    store_root: &Path,
+    dir: &ContainerDir,
+    options: StartOptions,
+) -> Result<Started, ContainerError> {
     let _lock = dir.lock()?;
+    // Removed while we waited for the lock.
+    if !dir.record_path().exists() {
+        return Err(ContainerError::NotFound(dir.id.clone()));
+    }
     let record = dir.record()?;
     let state = current_state(dir)?;
     if matches!(state.status, Status::Running | Status::Paused) {
         return Err(ContainerError::AlreadyRunning(record.id.clone()));
     }
-    let spec = load_spec(dir)?;
+    let mut spec = load_spec(dir)?;
+    if let (Some((rows, cols)), Some(process)) = (options.console_size, spec.process_mut())
+        && record.tty
+    {
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .height(u32::from(rows))
+            .width(u32::from(cols))
+            .build()
+            .map_err(|e| ContainerError::InvalidFlag(format!("console size: {e}")))?;
+        process.set_console_size(Some(size));
+    }
 
     let runtime_dir = dir.runtime_dir();
     std::fs::create_dir_all(&runtime_dir).map_err(|source| ContainerError::Io {
@@ -48,6 +75,7 @@ pub fn start(store_root: &Path, dir: &ContainerDir) -> Result<Started, Container
     })?;
     let setup = MonitorSetup {
         store_root: store_root.to_path_buf(),
+        foreground: options.foreground,
         dir: dir.clone(),
         record,
         spec,

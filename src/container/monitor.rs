@@ -20,12 +20,18 @@ use super::store::ContainerDir;
 use crate::runtime::{self, SpawnOptions, Stdio, tty};
 use crate::sys;
 
-/// Per-client output kept while a client reads slowly; beyond it, that client misses output
-/// (the log has everything). The container itself never waits for a reader.
+/// Output kept for a slow client. Beyond it, a client that attached later misses output (the
+/// log has everything, and the container never waits for it); the CLI that started the
+/// container in the foreground instead holds the container back, as a pipe would.
 const CLIENT_BUFFER: usize = 4 << 20;
+/// Input from clients waiting for the container to read it; beyond it, clients are not read.
+const STDIN_BUFFER: usize = 1 << 20;
 
 pub struct MonitorSetup {
     pub store_root: PathBuf,
+    /// The starting CLI stays attached (`run` without -d, `start -a`): it gets every byte of
+    /// output, at the container's pace.
+    pub foreground: bool,
     pub dir: ContainerDir,
     pub record: ContainerRecord,
     pub spec: Spec,
@@ -123,23 +129,30 @@ struct Client {
     inbuf: Vec<u8>,
     outbuf: VecDeque<u8>,
     closed: bool,
+    /// The CLI that started the container attached (`run`, `start -a`): it gets every byte.
+    foreground: bool,
 }
 
 impl Client {
-    fn new(stream: UnixStream) -> Client {
+    fn new(stream: UnixStream, foreground: bool) -> Client {
         let _ = stream.set_nonblocking(true);
         Client {
             stream,
             inbuf: Vec::new(),
             outbuf: VecDeque::new(),
             closed: false,
+            foreground,
         }
     }
 
     fn queue(&mut self, frame: &[u8]) {
-        if self.outbuf.len() + frame.len() <= CLIENT_BUFFER {
+        if self.foreground || self.outbuf.len() + frame.len() <= CLIENT_BUFFER {
             self.outbuf.extend(frame);
         }
+    }
+
+    fn holds_back_output(&self) -> bool {
+        self.foreground && self.outbuf.len() > CLIENT_BUFFER
     }
 
     fn flush(&mut self) {
@@ -173,12 +186,52 @@ struct Output {
     partial: Vec<u8>,
 }
 
+/// Input for the container (its stdin pipe or the pty master), written without blocking.
+struct StdinSink {
+    fd: OwnedFd,
+    pending: VecDeque<u8>,
+    /// The client ended its input: close once everything pending is written.
+    eof: bool,
+}
+
+impl StdinSink {
+    fn new(fd: OwnedFd) -> StdinSink {
+        set_nonblocking(fd.as_raw_fd());
+        StdinSink {
+            fd,
+            pending: VecDeque::new(),
+            eof: false,
+        }
+    }
+
+    /// Writes what the container will take now; false once the sink should be closed.
+    fn drain(&mut self) -> bool {
+        while !self.pending.is_empty() {
+            let (a, _) = self.pending.as_slices();
+            // SAFETY: writing from a valid buffer to a descriptor we own.
+            let n = unsafe { libc::write(self.fd.as_raw_fd(), a.as_ptr().cast(), a.len()) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return true,
+                    // The container closed its stdin: nothing more can be delivered.
+                    _ => return false,
+                }
+            }
+            self.pending.drain(..n as usize);
+        }
+        !self.eof
+    }
+}
+
 struct Log {
-    file: Option<File>,
+    file: Option<std::io::BufWriter<File>>,
 }
 
 impl Log {
-    /// Docker's json-file format: one JSON object per line of output.
+    /// Docker's json-file format: one JSON object per line of output. Buffered, and flushed
+    /// once per round of the event loop.
     fn write(&mut self, stream: &str, line: &[u8]) {
         if let Some(file) = &mut self.file {
             let entry = serde_json::json!({
@@ -186,16 +239,21 @@ impl Log {
                 "stream": stream,
                 "time": sys::now_rfc3339(),
             });
-            let mut text = entry.to_string();
-            text.push('\n');
-            let _ = file.write_all(text.as_bytes());
+            let _ = serde_json::to_writer(&mut *file, &entry);
+            let _ = file.write_all(b"\n");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(file) = &mut self.file {
+            let _ = file.flush();
         }
     }
 }
 
 fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> io::Result<()> {
     let record = &setup.record;
-    let mut clients = vec![Client::new(first)];
+    let mut clients = vec![Client::new(first, setup.foreground)];
     let (stdio, stdin_w, outputs_plan) = container_stdio(record)?;
     let options = SpawnOptions {
         stdio,
@@ -254,16 +312,18 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }],
         (None, plan) => plan,
     };
-    let mut stdin_w = match &master {
+    let mut stdin = match &master {
         Some(m) => Some(m.try_clone()?),
         None => stdin_w,
-    };
+    }
+    .map(StdinSink::new);
     let mut log = Log {
         file: OpenOptions::new()
             .create(true)
             .append(true)
             .open(setup.dir.log_path())
-            .ok(),
+            .ok()
+            .map(|f| std::io::BufWriter::with_capacity(64 * 1024, f)),
     };
     let pidfd = pidfd_open(pid)?;
     listener.set_nonblocking(true)?;
@@ -294,15 +354,27 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
             libc::POLLIN,
         ));
         fds.push(pfd(listener.as_raw_fd(), libc::POLLIN));
+        fds.push(match &stdin {
+            Some(sink) if !sink.pending.is_empty() => pfd(sink.fd.as_raw_fd(), libc::POLLOUT),
+            _ => pfd(-1, 0),
+        });
+        let held_back = clients.iter().any(Client::holds_back_output);
+        let input_full = stdin
+            .as_ref()
+            .is_some_and(|sink| sink.pending.len() > STDIN_BUFFER);
         for o in &outputs {
             fds.push(pfd(
-                if o.open { o.fd.as_raw_fd() } else { -1 },
+                if o.open && !held_back {
+                    o.fd.as_raw_fd()
+                } else {
+                    -1
+                },
                 libc::POLLIN,
             ));
         }
         let client_base = fds.len();
         for c in &clients {
-            let mut events = libc::POLLIN;
+            let mut events = if input_full { 0 } else { libc::POLLIN };
             if !c.outbuf.is_empty() {
                 events |= libc::POLLOUT;
             }
@@ -327,11 +399,11 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }
         if fds[1].revents & libc::POLLIN != 0 {
             while let Ok((stream, _)) = listener.accept() {
-                clients.push(Client::new(stream));
+                clients.push(Client::new(stream, false));
             }
         }
         for (i, o) in outputs.iter_mut().enumerate() {
-            let revents = fds[2 + i].revents;
+            let revents = fds[3 + i].revents;
             if !o.open || revents == 0 {
                 continue;
             }
@@ -359,14 +431,20 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
                 }
             }
         }
+        log.flush();
         for (i, c) in clients.iter_mut().enumerate() {
             let revents = fds.get(client_base + i).map(|p| p.revents).unwrap_or(0);
             if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                read_client(c, &mut stdin_w, master.as_ref(), &mut buf);
+                read_client(c, &mut stdin, master.as_ref(), &mut buf);
             }
             c.flush();
         }
         clients.retain(|c| !c.closed);
+        if let Some(sink) = stdin.as_mut()
+            && !sink.drain()
+        {
+            stdin = None;
+        }
     }
 
     // The container is gone: release its resources before anyone is told, so `run --rm`
@@ -380,6 +458,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
             log.write(o.stream, &std::mem::take(&mut o.partial));
         }
     }
+    log.flush();
     drop(log);
     if !setup.record.auto_remove {
         let _ = setup.dir.write_state(&state);
@@ -390,7 +469,10 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     let exit = attach::encode(EXIT, &code.to_be_bytes());
     for c in clients.iter_mut() {
         let _ = c.stream.set_nonblocking(false);
-        let _ = c.stream.set_write_timeout(Some(Duration::from_secs(2)));
+        // The foreground CLI gets everything; a stuck later client cannot hold the exit.
+        if !c.foreground {
+            let _ = c.stream.set_write_timeout(Some(Duration::from_secs(2)));
+        }
         let pending: Vec<u8> = c.outbuf.drain(..).collect();
         let _ = c.stream.write_all(&pending);
         let _ = c.stream.write_all(&exit);
@@ -411,7 +493,7 @@ fn finish_cleanup(setup: &MonitorSetup) {
 
 fn read_client(
     c: &mut Client,
-    stdin_w: &mut Option<OwnedFd>,
+    stdin: &mut Option<StdinSink>,
     master: Option<&OwnedFd>,
     buf: &mut [u8],
 ) {
@@ -435,14 +517,18 @@ fn read_client(
         let start = cursor.position() as usize;
         match attach::read_frame(&mut cursor) {
             Ok(Some((STDIN, data))) => {
-                if let Some(fd) = stdin_w.as_ref() {
-                    let _ = write_all_fd(fd.as_raw_fd(), &data);
+                if let Some(sink) = stdin.as_mut()
+                    && !sink.eof
+                {
+                    sink.pending.extend(data);
                 }
             }
             Ok(Some((STDIN_EOF, _))) => {
-                // A pty has no end of input to pass on; pipes get closed.
-                if master.is_none() {
-                    *stdin_w = None;
+                // A pty has no end of input to pass on; a pipe is closed once drained.
+                if master.is_none()
+                    && let Some(sink) = stdin.as_mut()
+                {
+                    sink.eof = true;
                 }
             }
             Ok(Some((RESIZE, p))) if p.len() == 4 => {
@@ -555,18 +641,12 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        // SAFETY: writing from a valid buffer.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
-        data = &data[n as usize..];
     }
-    Ok(())
 }

@@ -87,22 +87,17 @@ fn wait_for_exit(dir: &ContainerDir, state: &State, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let container = pidfd(state.pid, state.pid_start);
     let monitor = pidfd(state.monitor_pid, state.monitor_start);
-    // The monitor records the exit after the container dies; waiting for the monitor (when
-    // it lives) means the state file is final when we return.
-    let target = monitor.or(container);
-    let Some(fd) = target else {
-        return true;
-    };
-    loop {
+    // The monitor records the exit after the container dies: waiting for the monitor (when it
+    // lives) means the state file is final when we return. Then the container itself, in case
+    // the monitor went first (killed).
+    for fd in [monitor, container].into_iter().flatten() {
         let left = deadline.saturating_duration_since(Instant::now());
-        if poll_readable(&fd, left) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            let _ = dir;
+        if !poll_readable(&fd, left) {
             return false;
         }
     }
+    let _ = dir;
+    true
 }
 
 /// After the container died: if no monitor recorded it (the monitor was killed), clean up in
@@ -146,8 +141,9 @@ pub fn remove(
     volumes: bool,
 ) -> Result<(), ContainerError> {
     let record = dir.record()?;
+    // The lock is held until the files are gone, so a concurrent start cannot slip in between.
+    let _lock = dir.lock()?;
     {
-        let _lock = dir.lock()?;
         let state = current_state(dir)?;
         if is_running(&state) {
             if !force {

@@ -12,6 +12,7 @@ use flate2::write::GzEncoder;
 
 use super::ImageError;
 use super::digest::{Digest, Hasher, HashingReader};
+use super::index;
 use super::manifest::{DOCKER_CONFIG, DOCKER_MANIFEST, Descriptor, ImageManifest};
 use super::reference::Reference;
 use super::store::{CompressedBlob, ImageRecord, LayerRecord, Store, TempDir};
@@ -208,6 +209,7 @@ pub fn write_image(
     config: &[u8],
     layers: Vec<LayerRecord>,
     tags: &[Reference],
+    parent: Option<&Digest>,
 ) -> Result<Digest, ImageError> {
     let id = Digest::of_bytes(config);
     #[derive(serde::Deserialize)]
@@ -222,7 +224,7 @@ pub fn write_image(
     store.write_blob(&id, config)?;
     store.write_blob(&manifest_digest, &manifest)?;
     let lock = store.lock()?;
-    let mut repos = store.repositories()?;
+    let mut repos = index::load_locked(store, &lock)?;
     let record = match store.image(&id)? {
         Some(existing) => existing,
         None => {
@@ -241,20 +243,32 @@ pub fn write_image(
     for tag in tags {
         repos.tags.insert(tag.to_string(), id.clone());
     }
-    record_written(store, &mut repos, &record, !tags.is_empty());
+    record_written(store, &mut repos, &record, parent, !tags.is_empty());
     store.write_repositories(&lock, &repos)?;
     Ok(id)
 }
 
-/// The one place image records made or changed by the transfer commands reach the index
-/// (`repositories.json`), under the store lock, just before it is written: where a listing
-/// index kept beside the tags gets its summary of `record` (and, when `tagged`, the tag time).
+/// The one place image records made or changed by the transfer commands reach the listing
+/// index (`repositories.json`), under the store lock, just before it is written: the image's
+/// summary, its local parent (the image a commit was made from; kept across later updates),
+/// and the tag time when a tag was just pointed at it.
 pub fn record_written(
-    _store: &Store,
-    _repos: &mut super::store::Repositories,
-    _record: &ImageRecord,
-    _tagged: bool,
+    store: &Store,
+    repos: &mut super::store::Repositories,
+    record: &ImageRecord,
+    parent: Option<&Digest>,
+    tagged: bool,
 ) {
+    let old_parent = index::summaries(repos)
+        .get(&record.id)
+        .and_then(|s| s.parent.clone());
+    index::put(store, repos, record);
+    if let Some(summary) = repos.images.as_mut().and_then(|i| i.get_mut(&record.id)) {
+        summary.parent = parent.cloned().or(old_parent);
+    }
+    if tagged {
+        index::tagged_now(repos, &record.id);
+    }
 }
 
 /// The current time as Docker writes it in configs (RFC 3339, nanoseconds, UTC).

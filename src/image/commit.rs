@@ -207,5 +207,11 @@ pub fn commit(
     let mut layers = base_record.layers;
     layers.push(layer);
     let tags: Vec<Reference> = options.tag.iter().cloned().collect();
-    Ok(assemble::write_image(store, &config_bytes, layers, &tags)?)
+    Ok(assemble::write_image(
+        store,
+        &config_bytes,
+        layers,
+        &tags,
+        Some(&record.image_id),
+    )?)
 }

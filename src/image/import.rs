@@ -68,5 +68,5 @@ pub fn import(store: &Store, source: &str, options: &ImportOptions) -> Result<Di
         serde_json::to_vec(&config).map_err(|e| ImageError::InvalidConfig(e.to_string()))?;
     let layer = staged.commit(store)?;
     let tags: Vec<Reference> = options.tag.iter().cloned().collect();
-    assemble::write_image(store, &bytes, vec![layer], &tags)
+    assemble::write_image(store, &bytes, vec![layer], &tags, None)
 }

@@ -113,14 +113,29 @@ pub fn pull(
         )));
     }
 
-    let layers = fetch_layers(store, registry, reference, &manifest, &config, progress)?;
-
+    let mut layers = fetch_layers(store, registry, reference, &manifest, &config, progress)?;
+    // An `rmi` (which deletes layers only under the store lock) may have removed a layer found
+    // present above: check again under the lock, and fetch what went missing.
+    let mut tries = 0;
+    let lock = loop {
+        let lock = store.lock()?;
+        if super::remove::layers_present(store, &layers) {
+            break lock;
+        }
+        drop(lock);
+        tries += 1;
+        if tries > 3 {
+            return Err(ImageError::InvalidManifest(
+                "layers kept disappearing while pulling".into(),
+            ));
+        }
+        layers = fetch_layers(store, registry, reference, &manifest, &config, progress)?;
+    };
     store.write_blob(&manifest.config.digest, &config_bytes)?;
     store.write_blob(&manifest_digest, &manifest_bytes)?;
     let id = manifest.config.digest.clone();
     let repo_digest = format!("{}@{}", reference.repository(), top_digest);
 
-    let lock = store.lock()?;
     let mut record = store.image(&id)?.unwrap_or_else(|| ImageRecord {
         id: id.clone(),
         size: layers.iter().map(|l| l.size).sum(),
@@ -131,20 +146,23 @@ pub fn pull(
     });
     let mut changed = false;
     if !record.repo_digests.contains(&repo_digest) {
-        record
-            .repo_digests
-            .retain(|d| !d.starts_with(&format!("{}@", reference.repository())));
+        // Like Docker, every manifest digest this image was pulled by stays a reference to it.
         record.repo_digests.push(repo_digest);
         changed = true;
     }
     if changed || store.image(&id)?.is_none() {
         store.write_image(&record)?;
     }
-    let mut repos = store.repositories()?;
+    let mut repos = super::index::load_locked(store, &lock)?;
+    let indexed = super::index::put(store, &mut repos, &record);
+    if indexed && reference.tag.is_none() {
+        store.write_repositories(&lock, &repos)?;
+    }
     let status = match &reference.tag {
         Some(tag) => {
             let key = reference.with_tag(tag).to_string();
             let previous = repos.tags.insert(key, id.clone());
+            super::index::tagged_now(&mut repos, &id);
             store.write_repositories(&lock, &repos)?;
             if previous.as_ref() == Some(&id) {
                 PullStatus::UpToDate

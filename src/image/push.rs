@@ -275,8 +275,8 @@ fn push_inner(
         record.repo_digests.retain(|d| !d.starts_with(&prefix));
         record.repo_digests.push(repo_digest);
         store.write_image(&record)?;
-        let mut repos = store.repositories()?;
-        assemble::record_written(store, &mut repos, &record, false);
+        let mut repos = super::index::load_locked(store, &lock)?;
+        assemble::record_written(store, &mut repos, &record, None, false);
         store.write_repositories(&lock, &repos)?;
     }
     Ok(Pushed {

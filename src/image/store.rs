@@ -81,6 +81,10 @@ pub struct ImageRecord {
 pub struct Repositories {
     #[serde(default)]
     pub tags: BTreeMap<String, Digest>,
+    /// Per-image summaries for listing without opening every image (see `image/index.rs`);
+    /// absent in stores written before it existed, and then rebuilt on first use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<BTreeMap<Digest, super::index::ImageSummary>>,
 }
 
 impl Repositories {
@@ -120,7 +124,9 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
-        if !root.join("tmp").is_dir() {
+        // `locks` is made last: its presence means the whole layout exists, even when an
+        // earlier open was killed half-way through creating it.
+        if !root.join("locks").is_dir() {
             let mut builder = fs::DirBuilder::new();
             builder.recursive(true).mode(0o700);
             for dir in ["", "blobs/sha256", "layers", "images", "tmp", "locks"] {
@@ -288,6 +294,45 @@ impl Store {
         let path = self.root.join("repositories.json");
         let bytes = serde_json::to_vec_pretty(repos).expect("index serialises");
         sys::write_atomic(&path, &bytes, 0o600).map_err(io_err(&path))
+    }
+
+    /// Removes an image record (the caller holds the store lock and has already dropped the
+    /// image from the index).
+    pub fn remove_image(&self, id: &Digest) -> Result<(), StoreError> {
+        let path = self.image_path(id);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a blob if present.
+    pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.blob_path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes an unpacked layer: renamed under `tmp/` first (atomic: the layer exists whole or
+    /// not at all), then deleted; a crash in between leaves only sweepable temp garbage.
+    /// The caller holds the layer's object lock.
+    pub fn remove_layer(&self, diff_id: &Digest) -> Result<(), StoreError> {
+        let dir = self.layer_dir(diff_id);
+        let doomed = self
+            .root
+            .join("tmp")
+            .join(sys::temp_name(&format!("rm-{}", diff_id.hex())));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => sys::remove_tree(&doomed).map_err(io_err(&doomed)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io { path: dir, source }),
+        }
     }
 
     fn read_json_opt<T: for<'de> Deserialize<'de>>(

@@ -201,7 +201,8 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         .map(|b| (b.height() as u16, b.width() as u16));
     let stdio = child_stdio(opts.stdio, size)?;
     let rootfs = rootfs::plan(bundle, spec)?;
-    let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
+    let mut proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
+    proc_.create_cwd = true;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
         _ => None,

@@ -259,6 +259,26 @@ impl ExecPlan {
 }
 
 /// Everything about the process itself (shared by `spawn` and `exec`).
+/// `mkdir -p` inside the container's root (after pivot_root, so every path resolves there),
+/// without allocating: the cloned child must not.
+fn mkdir_all(path: &std::ffi::CStr) {
+    let bytes = path.to_bytes();
+    let mut buf = [0u8; 4096];
+    if bytes.len() >= buf.len() {
+        return;
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    for i in 1..=bytes.len() {
+        if i == bytes.len() || buf[i] == b'/' {
+            let saved = buf[i];
+            buf[i] = 0;
+            // SAFETY: buf holds a NUL-terminated prefix of the path.
+            unsafe { libc::mkdir(buf.as_ptr().cast(), 0o755) };
+            buf[i] = saved;
+        }
+    }
+}
+
 pub(crate) struct ProcPlan {
     pub exec: ExecPlan,
     cwd: CString,
@@ -271,6 +291,9 @@ pub(crate) struct ProcPlan {
     caps: CapSets,
     seccomp: Option<Compiled>,
     pub init: bool,
+    /// Create a missing working directory (a container's first process, as Docker does);
+    /// `exec` leaves it an error.
+    pub create_cwd: bool,
 }
 
 fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
@@ -377,6 +400,7 @@ impl ProcPlan {
             caps,
             seccomp,
             init,
+            create_cwd: false,
         })
     }
 
@@ -398,6 +422,12 @@ impl ProcPlan {
         unsafe {
             // First try as root: the user may lack search permission on the path.
             let mut chdir_later = false;
+            if libc::chdir(self.cwd.as_ptr()) < 0
+                && Errno::last() == Errno::ENOENT
+                && self.create_cwd
+            {
+                mkdir_all(&self.cwd);
+            }
             if libc::chdir(self.cwd.as_ptr()) < 0 {
                 if Errno::last() != Errno::EACCES {
                     return Err(Fail::errno(Step::Chdir, 0));

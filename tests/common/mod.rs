@@ -109,3 +109,4 @@ impl Drop for TestRoot {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+pub mod pty;

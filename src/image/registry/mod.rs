@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod blob;
+pub mod login;
 pub mod upload;
 
 use std::collections::HashMap;

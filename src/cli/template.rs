@@ -1,0 +1,597 @@
+//! `--format` templates with Docker's semantics: Go `text/template` (through `gtmpl`), the
+//! `table` directive (a header row and columns aligned like Go's `tabwriter` with Docker's
+//! settings), literal `\t` and `\n` escapes, and Docker's template functions (`json`, `join`,
+//! `split`, `lower`, `upper`, `title`, `pad`, `truncate`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use gtmpl::{Context, FuncError, Template, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template parsing error: {0}")]
+    Parse(String),
+    #[error("template parsing error: {0}")]
+    Execute(String),
+}
+
+/// A parsed `--format` value.
+pub struct Format {
+    template: Template,
+    table: bool,
+    /// The template as text and `{{.Field}}` actions only, when it is that simple: rendered
+    /// directly (the same output Go gives), without building a template value per row.
+    simple: Option<Vec<Piece>>,
+}
+
+enum Piece {
+    Text(String),
+    Field(String),
+}
+
+/// A row of a listing: named fields, computed when a template asks for them.
+pub trait Fields {
+    /// Every field name, in the order `{{json .}}` does not care about.
+    fn names(&self) -> &'static [&'static str];
+    fn field(&self, name: &str) -> Option<String>;
+
+    fn to_value(&self) -> Value {
+        Value::Object(
+            self.names()
+                .iter()
+                .filter_map(|n| self.field(n).map(|v| (n.to_string(), Value::from(v))))
+                .collect(),
+        )
+    }
+}
+
+/// Splits `text {{.A}} more {{ .B }}` into pieces; None when any action is more than a field.
+fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
+    let mut pieces = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            pieces.push(Piece::Text(rest[..start].to_string()));
+        }
+        let after = &rest[start + 2..];
+        let end = after.find("}}")?;
+        let action = &after[..end];
+        if action.starts_with('-') || action.ends_with('-') {
+            return None;
+        }
+        let name = action.trim().strip_prefix('.')?;
+        for part in name.split('.') {
+            let mut chars = part.chars();
+            let first = chars.next()?;
+            if !(first.is_ascii_alphabetic() || first == '_')
+                || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return None;
+            }
+        }
+        pieces.push(Piece::Field(name.to_string()));
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    Some(pieces)
+}
+
+impl Format {
+    pub fn parse(format: &str) -> Result<Format, TemplateError> {
+        let (table, body) = match format.strip_prefix("table") {
+            Some(rest) => (true, rest),
+            None => (false, format),
+        };
+        let body = body
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
+        let mut template = Template::default();
+        template.add_funcs(&[
+            ("json", json as gtmpl::Func),
+            ("join", join as gtmpl::Func),
+            ("split", split as gtmpl::Func),
+            ("lower", lower as gtmpl::Func),
+            ("upper", upper as gtmpl::Func),
+            ("title", title as gtmpl::Func),
+            ("pad", pad as gtmpl::Func),
+            ("truncate", truncate as gtmpl::Func),
+        ]);
+        let simple = simple_pieces(&body);
+        template
+            .parse(body)
+            .map_err(|e| TemplateError::Parse(clean_error(&e.to_string())))?;
+        Ok(Format {
+            template,
+            table,
+            simple,
+        })
+    }
+
+    /// Renders one row of fields (no newline added).
+    pub fn render_fields(&self, row: &dyn Fields) -> Result<String, TemplateError> {
+        match &self.simple {
+            Some(pieces) => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Field(name) => match row.field(name) {
+                            Some(v) => out.push_str(&v),
+                            None => {
+                                return Err(TemplateError::Execute(clean_error(&format!(
+                                    "no field {name} for row"
+                                ))));
+                            }
+                        },
+                    }
+                }
+                Ok(out)
+            }
+            None => self.render_one(&row.to_value()),
+        }
+    }
+
+    /// Renders a JSON document (an `inspect` result). Field chains (`{{.Config.Env}}`) print
+    /// lists and maps the way Go's text/template does (`[a b]`, `map[k:v]`); anything more
+    /// goes through the template engine.
+    pub fn render_json(&self, doc: &serde_json::Value) -> Result<String, TemplateError> {
+        let Some(pieces) = &self.simple else {
+            return self.render_one(&from_json(doc));
+        };
+        let mut out = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(chain) => {
+                    let mut v = doc;
+                    let mut last = "";
+                    for part in chain.split('.') {
+                        last = part;
+                        v = match v {
+                            // Docker executes against its typed structs first: `.ID` is `Id`.
+                            serde_json::Value::Object(map) => match map
+                                .get(part)
+                                .or_else(|| (part == "ID").then(|| map.get("Id")).flatten())
+                            {
+                                Some(next) => next,
+                                None => {
+                                    return Err(TemplateError::Execute(format!(
+                                        "template: :1:2: executing \"\" at <.{chain}>: map has no entry for key \"{part}\""
+                                    )));
+                                }
+                            },
+                            _ => {
+                                return Err(TemplateError::Execute(clean_error(&format!(
+                                    "no field {part} for value"
+                                ))));
+                            }
+                        };
+                    }
+                    match v {
+                        serde_json::Value::Null => out.push_str(typed_nil(last)),
+                        other => go_print(last, other, &mut out),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renders every row followed by a newline; for a table, a header row first (each field's
+    /// header from `headers`) and the whole output aligned like Docker's tabwriter.
+    pub fn render_rows<R: Fields>(
+        &self,
+        rows: &[R],
+        headers: &[(&str, &str)],
+    ) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        if self.table {
+            out.push_str(&self.render_header(headers));
+            out.push('\n');
+        }
+        for row in rows {
+            out.push_str(&self.render_fields(row)?);
+            out.push('\n');
+        }
+        Ok(if self.table { tabwrite(&out) } else { out })
+    }
+
+    fn render_header(&self, headers: &[(&str, &str)]) -> String {
+        let map: HashMap<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v.to_string())))
+            .collect();
+        // Fields without a header print empty, as with Docker's header map.
+        self.render_one(&Value::Map(map)).unwrap_or_default()
+    }
+
+    pub fn is_table(&self) -> bool {
+        self.table
+    }
+
+    /// Renders one value (no newline added).
+    pub fn render_one(&self, value: &Value) -> Result<String, TemplateError> {
+        self.template
+            .render(&Context::from(value.clone()))
+            .map_err(|e| TemplateError::Execute(clean_error(&e.to_string())))
+    }
+
+    /// Renders every row followed by a newline; for a table, a header row first (each field's
+    /// header from `headers`) and the whole output aligned like Docker's tabwriter.
+    pub fn render(
+        &self,
+        rows: &[Value],
+        headers: &[(&str, &str)],
+    ) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        if self.table {
+            out.push_str(&self.render_header(headers));
+            out.push('\n');
+        }
+        for row in rows {
+            out.push_str(&self.render_one(row)?);
+            out.push('\n');
+        }
+        Ok(if self.table { tabwrite(&out) } else { out })
+    }
+}
+
+/// How Go prints a nil field of Docker's typed structs: `map[]` for maps, `[]` for slices.
+fn typed_nil(key: &str) -> &'static str {
+    match key {
+        "Volumes" | "Labels" | "ExposedPorts" | "Data" | "Options" => "map[]",
+        "Env" | "Cmd" | "Entrypoint" | "OnBuild" | "Shell" | "RepoTags" | "RepoDigests"
+        | "Layers" | "Args" | "Mounts" => "[]",
+        _ => "<no value>",
+    }
+}
+
+/// Go's `%v` of a decoded JSON value: `[a b]`, `map[k:v]` (keys sorted), `<nil>` inside; the
+/// empty objects of `ExposedPorts` and `Volumes` are `struct{}` in Docker's types: `{}`.
+fn go_print(key: &str, v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(map)
+            if map.is_empty() && matches!(key, "ExposedPorts-entry" | "Volumes-entry") =>
+        {
+            out.push_str("{}")
+        }
+        serde_json::Value::Null => out.push_str("<nil>"),
+        serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        serde_json::Value::Number(n) => out.push_str(&n.to_string()),
+        serde_json::Value::String(s) => out.push_str(s),
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                go_print("", item, out);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(map) => {
+            let sorted: BTreeMap<&String, &serde_json::Value> = map.iter().collect();
+            out.push_str("map[");
+            for (i, (k, item)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push(':');
+                let entry = match key {
+                    "ExposedPorts" => "ExposedPorts-entry",
+                    "Volumes" => "Volumes-entry",
+                    _ => k.as_str(),
+                };
+                go_print(entry, item, out);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Turns gtmpl's wording of a missing field (which dumps the whole receiver) into Go's.
+fn clean_error(message: &str) -> String {
+    if let Some(rest) = message.split("no field ").nth(1) {
+        let field = rest.split(" for ").next().unwrap_or(rest);
+        return format!("template: :1: executing \"\" at <.{field}>: can't evaluate field {field}");
+    }
+    message.to_string()
+}
+
+/// Go's `text/tabwriter` with Docker's settings (minwidth 10, tabwidth 1, padding 3, spaces):
+/// cells end at `\t`; the text after a line's last tab is not aligned; a column's width is its
+/// widest cell plus padding within each block of consecutive lines that have that column.
+pub fn tabwrite(text: &str) -> String {
+    const MIN_WIDTH: usize = 10;
+    const PADDING: usize = 3;
+    let lines: Vec<Vec<&str>> = text
+        .strip_suffix('\n')
+        .unwrap_or(text)
+        .split('\n')
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let mut out = String::new();
+    let mut widths: Vec<usize> = Vec::new();
+    format_block(
+        &lines,
+        0,
+        lines.len(),
+        &mut widths,
+        &mut out,
+        MIN_WIDTH,
+        PADDING,
+    );
+    out
+}
+
+fn format_block(
+    lines: &[Vec<&str>],
+    mut line0: usize,
+    line1: usize,
+    widths: &mut Vec<usize>,
+    out: &mut String,
+    min_width: usize,
+    padding: usize,
+) {
+    let column = widths.len();
+    let mut this = line0;
+    while this < line1 {
+        if column + 1 >= lines[this].len() {
+            this += 1;
+            continue;
+        }
+        write_lines(lines, line0, this, widths, out);
+        line0 = this;
+        let mut width = min_width;
+        while this < line1 && column + 1 < lines[this].len() {
+            width = width.max(lines[this][column].chars().count() + padding);
+            this += 1;
+        }
+        widths.push(width);
+        format_block(lines, line0, this, widths, out, min_width, padding);
+        widths.pop();
+        line0 = this;
+    }
+    write_lines(lines, line0, line1, widths, out);
+}
+
+fn write_lines(lines: &[Vec<&str>], from: usize, to: usize, widths: &[usize], out: &mut String) {
+    for line in &lines[from..to] {
+        for (j, cell) in line.iter().enumerate() {
+            out.push_str(cell);
+            if j < widths.len() && j + 1 < line.len() {
+                let w = cell.chars().count();
+                out.extend(std::iter::repeat_n(' ', widths[j].saturating_sub(w)));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// A JSON document as a template value: objects become struct-like values, so a missing field
+/// is an error as in Docker.
+pub fn from_json(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        serde_json::Value::String(s) => Value::from(s.clone()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        serde_json::Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), from_json(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
+
+/// A template value back to JSON (object keys sorted, like Go's encoding of maps).
+pub fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Nil | Value::NoValue | Value::Function(_) => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u.into()
+            } else if let Some(i) = n.as_i64() {
+                i.into()
+            } else {
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0))
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+        }
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+        Value::Object(o) | Value::Map(o) => serde_json::Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+    }
+}
+
+fn arg<'a>(args: &'a [Value], name: &str, n: usize) -> Result<&'a Value, FuncError> {
+    args.get(n)
+        .ok_or_else(|| FuncError::ExactlyXArgs(name.into(), n + 1))
+}
+
+fn string_arg(args: &[Value], name: &str, n: usize) -> Result<String, FuncError> {
+    Ok(match arg(args, name, n)? {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn json(args: &[Value]) -> Result<Value, FuncError> {
+    let v = to_json(arg(args, "json", 0)?);
+    let text = serde_json::to_string(&v).map_err(|e| FuncError::Generic(e.to_string()))?;
+    Ok(Value::from(crate::image::inspect::go_escape(&text)))
+}
+
+fn join(args: &[Value]) -> Result<Value, FuncError> {
+    let sep = string_arg(args, "join", 1)?;
+    match arg(args, "join", 0)? {
+        Value::Array(a) => Ok(Value::from(
+            a.iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(&sep),
+        )),
+        other => Ok(Value::from(other.to_string())),
+    }
+}
+
+fn split(args: &[Value]) -> Result<Value, FuncError> {
+    let s = string_arg(args, "split", 0)?;
+    let sep = string_arg(args, "split", 1)?;
+    Ok(Value::Array(
+        s.split(sep.as_str())
+            .map(|p| Value::from(p.to_string()))
+            .collect(),
+    ))
+}
+
+fn lower(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::from(string_arg(args, "lower", 0)?.to_lowercase()))
+}
+
+fn upper(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::from(string_arg(args, "upper", 0)?.to_uppercase()))
+}
+
+fn title(args: &[Value]) -> Result<Value, FuncError> {
+    let s = string_arg(args, "title", 0)?;
+    let mut out = String::new();
+    let mut start = true;
+    for c in s.chars() {
+        if start && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        start = !c.is_alphanumeric();
+    }
+    Ok(Value::from(out))
+}
+
+fn number_arg(args: &[Value], name: &str, n: usize) -> Result<usize, FuncError> {
+    match arg(args, name, n)? {
+        Value::Number(num) => num
+            .as_u64()
+            .map(|u| u as usize)
+            .ok_or(FuncError::UnableToConvertFromValue),
+        _ => Err(FuncError::UnableToConvertFromValue),
+    }
+}
+
+fn pad(args: &[Value]) -> Result<Value, FuncError> {
+    let s = string_arg(args, "pad", 0)?;
+    let before = number_arg(args, "pad", 1)?;
+    let after = number_arg(args, "pad", 2)?;
+    Ok(Value::from(format!(
+        "{}{s}{}",
+        " ".repeat(before),
+        " ".repeat(after)
+    )))
+}
+
+fn truncate(args: &[Value]) -> Result<Value, FuncError> {
+    let s = string_arg(args, "truncate", 0)?;
+    let n = number_arg(args, "truncate", 1)?;
+    Ok(Value::from(s.chars().take(n).collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, repo: &str) -> Value {
+        from_json(&serde_json::json!({"ID": id, "Repository": repo, "Size": "1MB"}))
+    }
+
+    #[test]
+    fn tables_align_like_tabwriter() {
+        let f = Format::parse("table {{.ID}}\\t{{.Repository}}\\t{{.Size}}").unwrap();
+        let out = f
+            .render(
+                &[row("abc", "busybox"), row("def", "a-much-longer-name")],
+                &[
+                    ("ID", "IMAGE ID"),
+                    ("Repository", "REPOSITORY"),
+                    ("Size", "SIZE"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "IMAGE ID   REPOSITORY           SIZE\n\
+             abc        busybox              1MB\n\
+             def        a-much-longer-name   1MB\n"
+        );
+    }
+
+    #[test]
+    fn json_documents_print_like_go() {
+        let doc = serde_json::json!({
+            "Id": "sha256:x",
+            "Config": {"Env": ["A=1", "B=2"], "Cmd": null, "Volumes": null,
+                       "ExposedPorts": {"80/tcp": {}}, "Labels": {"b": "2", "a": "1"}},
+            "Size": 12
+        });
+        let f = Format::parse(
+            "{{.ID}} {{.Config.Env}} {{.Config.Cmd}} {{.Config.Volumes}} {{.Config.ExposedPorts}} {{.Config.Labels}} {{.Size}}",
+        )
+        .unwrap();
+        assert_eq!(
+            f.render_json(&doc).unwrap(),
+            "sha256:x [A=1 B=2] [] map[] map[80/tcp:{}] map[a:1 b:2] 12"
+        );
+        assert!(
+            Format::parse("{{.Config.Nope}}")
+                .unwrap()
+                .render_json(&doc)
+                .is_err()
+        );
+        // Anything beyond field chains goes through gtmpl.
+        let f = Format::parse("{{index .Config.Labels \"a\"}}{{if .Size}}!{{end}}").unwrap();
+        assert_eq!(f.render_json(&doc).unwrap(), "1!");
+    }
+
+    #[test]
+    fn templates_are_go_templates() {
+        let f =
+            Format::parse("{{.ID}}: {{.Repository}}{{if eq .Size \"1MB\"}} small{{end}}").unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), "a: b small");
+        let f = Format::parse("{{json .}}").unwrap();
+        assert_eq!(
+            f.render_one(&row("a", "<b>")).unwrap(),
+            r#"{"ID":"a","Repository":"\u003cb\u003e","Size":"1MB"}"#
+        );
+        assert!(Format::parse("{{.ID").is_err());
+        let f = Format::parse("{{.Nope}}").unwrap();
+        assert!(f.render_one(&row("a", "b")).is_err());
+        let f = Format::parse("{{.Repository | upper}} {{lower \"X\"}}").unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), "B x");
+    }
+}

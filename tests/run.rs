@@ -1,0 +1,1659 @@
+//! Acceptance tests of `berth run`, `create` and `start` (issue 4), against the fixture
+//! registries, as root. Each test has its own store (`TestRoot`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::pty::PtySession;
+use common::{TestRoot, fixtures};
+
+const BUSYBOX: &str = "127.0.0.1:5000/busybox:latest";
+const DEBIAN: &str = "127.0.0.1:5000/debian:bookworm";
+const MULTILAYER: &str = "127.0.0.1:5000/multilayer:latest";
+
+/// Docker's 14 default capabilities.
+const DEFAULT_CAPS: &str = "00000000a80425fb";
+
+/// A fresh store with `image` pulled.
+fn root_with(name: &str, image: &str) -> TestRoot {
+    fixtures();
+    let root = TestRoot::new(&format!("run-{name}"));
+    root.ok(&["pull", "-q", image]);
+    root
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `berth run --rm ARGS…` expecting success; its stdout.
+fn run_ok(root: &TestRoot, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    root.ok(&all)
+}
+
+/// `berth run --rm ARGS…`, whatever the outcome.
+fn run_out(root: &TestRoot, args: &[&str]) -> Output {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    root.run(&all)
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// The value of `key:` in a /proc/PID/status text.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
+        .trim()
+}
+
+fn container_status(root: &TestRoot, flags: &[&str]) -> String {
+    let mut args: Vec<&str> = flags.to_vec();
+    args.extend_from_slice(&[BUSYBOX, "cat", "/proc/self/status"]);
+    run_ok(root, &args)
+}
+
+/// Entries of `<root>/containers/` other than the store's `lock` file.
+fn container_dirs(root: &TestRoot) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root.path.join("containers"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn assert_no_containers(root: &TestRoot) {
+    assert_eq!(
+        container_dirs(root),
+        Vec::<String>::new(),
+        "container records were left behind"
+    );
+}
+
+fn host_mountinfo() -> BTreeSet<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        // Mount IDs of unrelated mounts can change between reads; compare the rest. Docker
+        // (running on this machine, used by other tests) churns its own mounts.
+        .map(|l| l.split_once(' ').map(|x| x.1).unwrap_or(l).to_string())
+        .filter(|l| !l.contains("docker") && !l.contains("/run/netns"))
+        .collect()
+}
+
+/// Nothing of container `id` is left: no directory, runtime dir, cgroup or mount.
+fn assert_nothing_left(root: &TestRoot, id: &str, mounts_before: &BTreeSet<String>) {
+    assert_no_containers(root);
+    let run_dir = Path::new("/run/berth").join(id);
+    assert!(!run_dir.exists(), "{} was left behind", run_dir.display());
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = hierarchy.path().join("berth").join(id);
+        assert!(!cg.exists(), "cgroup {} was left behind", cg.display());
+    }
+    let after = host_mountinfo();
+    let new: Vec<&String> = after.difference(mounts_before).collect();
+    assert!(
+        new.iter().all(|l| !l.contains(id) && !l.contains("berth")),
+        "new host mounts: {new:#?}"
+    );
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.contains(&root.path.display().to_string()),
+        "a mount of the store is in the host's mount table:\n{mi}"
+    );
+}
+
+/// SIGKILLs the running containers of `root` (after a test failed half-way, so no container
+/// outlives the test), then waits for their monitors to finish cleaning up.
+fn kill_containers(root: &TestRoot) {
+    let mut monitors = Vec::new();
+    for id in container_dirs(root) {
+        let state = root.path.join("containers").join(&id).join("state.json");
+        if let Ok(bytes) = std::fs::read(state)
+            && let Ok(state) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && state["status"] == "running"
+            && let Some(pid) = state["pid"].as_i64()
+            && pid > 0
+        {
+            // SAFETY: kill(2) of a container process this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            if let Some(monitor) = state["monitor_pid"].as_i64() {
+                monitors.push(monitor as i32);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: signal 0 only checks that the process exists.
+    while monitors.iter().any(|m| unsafe { libc::kill(*m, 0) } == 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills what is left of a test's containers when the test ends, passed or failed.
+struct Reaper<'a>(&'a TestRoot);
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        kill_containers(self.0);
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+// ---------------------------------------------------------------------------------------
+// A real terminal.
+
+const T: Duration = Duration::from_secs(20);
+
+/// Runs `echo` of a marker computed by the shell (so the typed-in echo of the command line
+/// never matches) after `command`, and returns `command`'s output.
+fn shell(pty: &mut PtySession, command: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let begin = format!("B{n}x{}B", n + 1);
+    let end = format!("E{n}x{}E", n + 2);
+    pty.send(&format!(
+        "echo B{n}x$(({n}+1))B; {command}; echo E{n}x$(({n}+2))E\r"
+    ));
+    pty.expect(&begin, T);
+    let out = pty.expect(&end, T);
+    out.replace('\r', "").trim().to_string()
+}
+
+/// `berth run -it --rm IMAGE SHELL` in a 40×100 terminal, with the prompt up.
+fn interactive_shell(root: &TestRoot, image: &str, shell: &str) -> PtySession {
+    let cmd = root.berth(&["run", "-it", "--rm", image, shell]);
+    let mut pty = PtySession::spawn(cmd, 40, 100);
+    pty.expect("# ", T);
+    pty
+}
+
+#[test]
+fn tty_bash_session() {
+    let root = root_with("tty", DEBIAN);
+    let _reaper = Reaper(&root);
+    let mounts_before = host_mountinfo();
+    let mut pty = interactive_shell(&root, DEBIAN, "bash");
+    let before = pty.initial.clone();
+    assert_ne!(pty.termios(), before, "raw while the container runs");
+    let ids = container_dirs(&root);
+    assert_eq!(ids.len(), 1, "one container dir while running: {ids:?}");
+    let id = ids[0].clone();
+    assert!(is_hex(&id, 64), "container dir {id}");
+
+    assert_eq!(shell(&mut pty, "echo $$"), "1");
+    let hostname = shell(&mut pty, "hostname");
+    assert!(is_hex(&hostname, 12), "hostname {hostname:?}");
+    assert_eq!(hostname, id[..12]);
+    let ps = shell(&mut pty, "ps -e -o pid=,comm=");
+    let procs: Vec<(u32, String)> = ps
+        .lines()
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (
+                w.next().unwrap().parse().unwrap(),
+                w.next().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(procs.len(), 2, "only bash and ps are visible:\n{ps}");
+    assert_eq!(procs[0], (1, "bash".to_string()), "{ps}");
+    assert_eq!(procs[1].1, "ps", "{ps}");
+    // The pty is the controlling terminal, as in Docker (/dev/pts/0, also /dev/console).
+    assert_eq!(shell(&mut pty, "tty"), "/dev/pts/0");
+    assert_eq!(
+        shell(&mut pty, "[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty"),
+        "tty"
+    );
+
+    // The container's mounts are not in the host's table while it runs either.
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(&id), "{mi}");
+    assert!(!mi.contains(&root.path.display().to_string()), "{mi}");
+
+    pty.send("exit 3\r");
+    assert_eq!(pty.wait(T), 3);
+    let after = pty.termios();
+    assert_eq!(before, after, "berth left the terminal as it was");
+    assert_nothing_left(&root, &id, &mounts_before);
+}
+
+#[test]
+fn tty_is_raw_while_running_and_restored_after() {
+    let root = root_with("ttyraw", BUSYBOX);
+    let _reaper = Reaper(&root);
+    // A terminal in the usual cooked mode, as a login shell has it.
+    let cmd = root.berth(&["run", "-it", "--rm", BUSYBOX, "sh"]);
+    let mut pty = PtySession::spawn(cmd, 24, 80);
+    let cooked = pty.initial.clone();
+    pty.expect("# ", T);
+    let raw = pty.termios();
+    assert_ne!(raw, cooked, "the terminal is raw while the container runs");
+    assert_eq!(
+        raw.local & libc::ECHO as u64,
+        0,
+        "no local echo in raw mode"
+    );
+    assert_eq!(
+        raw.local & libc::ICANON as u64,
+        0,
+        "not canonical in raw mode"
+    );
+    pty.send("exit 0\r");
+    assert_eq!(pty.wait(T), 0);
+    assert_eq!(pty.termios(), cooked, "terminal restored");
+}
+
+#[test]
+fn tty_restored_after_start_failure() {
+    let root = root_with("ttyfail", BUSYBOX);
+    let _reaper = Reaper(&root);
+    let cmd = root.berth(&["run", "-it", "--rm", BUSYBOX, "nope"]);
+    let mut pty = PtySession::spawn(cmd, 24, 80);
+    let before = pty.initial.clone();
+    assert_eq!(pty.wait(T), 127);
+    assert!(
+        pty.transcript()
+            .contains("exec: \"nope\": executable file not found in $PATH"),
+        "{}",
+        pty.transcript()
+    );
+    assert_eq!(pty.termios(), before);
+    assert_no_containers(&root);
+}
+
+#[test]
+fn tty_restored_when_berth_is_terminated() {
+    let root = root_with("ttyterm", BUSYBOX);
+    let _reaper = Reaper(&root);
+    let cmd = root.berth(&["run", "-it", "--rm", BUSYBOX, "sh"]);
+    let mut pty = PtySession::spawn(cmd, 24, 80);
+    pty.expect("# ", T);
+    assert_ne!(pty.termios(), pty.initial);
+    // SAFETY: signalling the berth CLI we started.
+    unsafe { libc::kill(pty.child.id() as i32, libc::SIGTERM) };
+    let code = pty.wait(T);
+    assert_ne!(code, 0);
+    assert_eq!(
+        pty.termios(),
+        pty.initial,
+        "terminal restored after SIGTERM"
+    );
+}
+
+#[test]
+fn tty_window_size_at_start_and_on_resize() {
+    let root = root_with("ttysize", BUSYBOX);
+    let _reaper = Reaper(&root);
+    let mut pty = interactive_shell(&root, BUSYBOX, "sh");
+    assert_eq!(shell(&mut pty, "stty size"), "40 100");
+    pty.resize(50, 132);
+    // The size travels CLI → monitor → container pty asynchronously.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let size = shell(&mut pty, "stty size");
+        if size == "50 132" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "size after resize: {size}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pty.send("exit\r");
+    assert_eq!(pty.wait(T), 0);
+}
+
+#[test]
+fn tty_size_is_set_before_the_command_starts() {
+    let root = root_with("ttysize0", BUSYBOX);
+    let _reaper = Reaper(&root);
+    for _ in 0..10 {
+        let cmd = root.berth(&["run", "-it", "--rm", BUSYBOX, "stty", "size"]);
+        let mut pty = PtySession::spawn(cmd, 40, 100);
+        pty.wait(T);
+        let out = pty.transcript();
+        assert_eq!(out.trim(), "40 100", "size seen by the command at start");
+    }
+}
+
+#[test]
+fn tty_ctrl_c_reaches_the_container() {
+    let root = root_with("ttyintr", BUSYBOX);
+    let _reaper = Reaper(&root);
+    let mut pty = interactive_shell(&root, BUSYBOX, "sh");
+    pty.send("sleep 100; echo S$((7*6))S\r");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    pty.send("\x03");
+    // The prompt comes back (the sleep died of SIGINT, the rest of the line is dropped).
+    pty.expect("# ", Duration::from_secs(10));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(shell(&mut pty, "echo alive"), "alive");
+    assert!(!pty.transcript().contains("S42S"), "{}", pty.transcript());
+    pty.send("exit 0\r");
+    assert_eq!(pty.wait(T), 0, "berth itself was not interrupted");
+}
+
+#[test]
+fn tty_without_interactive_input_device_is_refused() {
+    let root = root_with("ttynotty", BUSYBOX);
+    let out = root
+        .berth(&["run", "-it", "--rm", BUSYBOX, "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("the input device is not a TTY"),
+        "{}",
+        describe(&out)
+    );
+    assert_no_containers(&root);
+}
+
+// ---------------------------------------------------------------------------------------
+// Isolation and Docker's security defaults.
+
+#[test]
+fn default_capabilities_and_seccomp() {
+    let root = root_with("caps", BUSYBOX);
+    let status = container_status(&root, &[]);
+    for key in ["CapBnd", "CapEff", "CapPrm"] {
+        assert_eq!(status_field(&status, key), DEFAULT_CAPS, "{key}");
+    }
+    assert_eq!(status_field(&status, "CapInh"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+}
+
+#[test]
+fn non_root_user_has_no_effective_capabilities() {
+    let root = root_with("capsuser", BUSYBOX);
+    let status = container_status(&root, &["-u", "nobody"]);
+    assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapBnd"), DEFAULT_CAPS);
+}
+
+#[test]
+fn proc_kcore_is_empty_and_sysrq_is_read_only() {
+    let root = root_with("procmask", BUSYBOX);
+    let out = run_ok(
+        &root,
+        &[
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo kcore=$(cat /proc/kcore | wc -c); \
+             echo keys=$(cat /proc/keys 2>/dev/null | wc -c); \
+             if echo h > /proc/sysrq-trigger; then echo sysrq=written; else echo sysrq=refused; fi; \
+             if echo 1 > /proc/sys/kernel/sysrq; then echo sys=written; else echo sys=refused; fi; \
+             ls /sys/firmware | wc -l",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["kcore=0", "keys=0", "sysrq=refused", "sys=refused", "0"],
+        "{out}"
+    );
+}
+
+#[test]
+fn block_device_node_cannot_be_read() {
+    let root = root_with("mknod", BUSYBOX);
+    let out = run_out(
+        &root,
+        &[
+            BUSYBOX,
+            "sh",
+            "-c",
+            "mknod /tmp/b b 8 0 || exit 10; echo made; cat /tmp/b > /dev/null",
+        ],
+    );
+    assert_eq!(text(&out.stdout), "made\n", "{}", describe(&out));
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn pid1_has_only_stdio_open() {
+    let root = root_with("fds", BUSYBOX);
+    // `; true` keeps sh as PID 1 (busybox sh execs a lone last command); ls is its child.
+    let out = run_ok(&root, &[BUSYBOX, "sh", "-c", "ls /proc/1/fd; true"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
+    // And the same for the user's command itself (fd 3 is ls's own directory handle).
+    let out = run_ok(&root, &[BUSYBOX, "ls", "/proc/self/fd"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
+}
+
+#[test]
+fn host_mount_table_unchanged() {
+    let root = root_with("mounts", BUSYBOX);
+    let vol = root.dir.join("bind");
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    let before = host_mountinfo();
+    let bind = format!("{}:/data", vol.display());
+    // A privileged container mounts inside its bind mount: nothing propagates out.
+    let out = run_ok(
+        &root,
+        &[
+            "--privileged",
+            "-v",
+            &bind,
+            BUSYBOX,
+            "sh",
+            "-c",
+            "mount -t tmpfs none /data/sub && mount -t tmpfs none /tmp && grep -c tmpfs /proc/mounts",
+        ],
+    );
+    assert_ne!(out.trim(), "0");
+    run_ok(
+        &root,
+        &[
+            "-v",
+            &bind,
+            "-v",
+            "named:/named",
+            "--tmpfs",
+            "/scratch",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "mount -t tmpfs none /mnt 2>/dev/null; true",
+        ],
+    );
+    let after = host_mountinfo();
+    let added: Vec<_> = after.difference(&before).collect();
+    let removed: Vec<_> = before.difference(&after).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "added {added:#?}\nremoved {removed:#?}"
+    );
+}
+
+#[test]
+fn multilayer_whiteouts_and_opaque_dirs_applied() {
+    let root = root_with("multilayer", MULTILAYER);
+    let expected_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multilayer.expected");
+    let expected: Vec<String> = std::fs::read_to_string(expected_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            // PATH TYPE MODE UID:GID [-> TARGET] → PATH TYPE MODE UID:GID (mode w/o zeros).
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let mode = u32::from_str_radix(w[2], 8).unwrap();
+            format!("{} {} {:o} {}", w[0], w[1], mode, w[3])
+        })
+        .collect();
+    let out = run_ok(
+        &root,
+        &[
+            MULTILAYER,
+            "sh",
+            "-c",
+            "find /ml -exec stat -c '%n|%F|%a|%u:%g' {} +; \
+             echo; cat /ml/opq-last/keep-name.txt /ml/dir-to-file /ml/keep/file.txt",
+        ],
+    );
+    let (listing, contents) = out.split_once("\n\n").expect("listing then contents");
+    let mut actual: Vec<String> = listing
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split('|').collect();
+            let kind = match w[1] {
+                "regular file" | "regular empty file" => "f",
+                "directory" => "d",
+                "symbolic link" => "l",
+                "fifo" => "p",
+                other => panic!("unexpected type {other} in {l}"),
+            };
+            let mode = if kind == "l" { "777" } else { w[2] };
+            format!("{} {} {} {}", w[0], kind, mode, w[3])
+        })
+        .collect();
+    actual.sort();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(actual, expected);
+    assert_eq!(contents, "new content\nnow a file\nkeep v2\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Flags.
+
+#[test]
+fn env_and_env_file() {
+    let root = root_with("env", BUSYBOX);
+    let file = root.dir.join("env.list");
+    std::fs::write(
+        &file,
+        "# a comment\nFROM_FILE=file value\n\nOVERRIDDEN=from-file\n",
+    )
+    .unwrap();
+    let out = root
+        .berth(&[
+            "run",
+            "--rm",
+            "--env-file",
+            file.to_str().unwrap(),
+            "-e",
+            "A=1",
+            "-e",
+            "OVERRIDDEN=from-flag",
+            "-e",
+            "PASSED_THROUGH",
+            "-e",
+            "NOT_SET_ON_HOST",
+            BUSYBOX,
+            "env",
+        ])
+        .env("PASSED_THROUGH", "from host")
+        .env_remove("NOT_SET_ON_HOST")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let env: BTreeSet<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    for want in [
+        "A=1",
+        "FROM_FILE=file value",
+        "OVERRIDDEN=from-flag",
+        "PASSED_THROUGH=from host",
+        "HOME=/root",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ] {
+        assert!(env.contains(want), "{want} missing from {env:#?}");
+    }
+    assert!(!env.iter().any(|e| e.starts_with("NOT_SET_ON_HOST")));
+    assert!(!env.iter().any(|e| e == "OVERRIDDEN=from-file"));
+    let hostname = env
+        .iter()
+        .find_map(|e| e.strip_prefix("HOSTNAME="))
+        .unwrap();
+    assert!(is_hex(hostname, 12), "{hostname}");
+}
+
+#[test]
+fn workdir() {
+    let root = root_with("workdir", BUSYBOX);
+    assert_eq!(run_ok(&root, &["-w", "/tmp", BUSYBOX, "pwd"]), "/tmp\n");
+    assert_eq!(
+        run_ok(&root, &["--workdir", "/etc", BUSYBOX, "pwd"]),
+        "/etc\n"
+    );
+}
+
+#[test]
+fn workdir_that_is_a_file_fails_125() {
+    // Docker: "Error response from daemon: Cannot mkdir: /etc/passwd is not a directory", 125.
+    let root = root_with("workdirfile", BUSYBOX);
+    let err = root.fails(&["run", "--rm", "-w", "/etc/passwd", BUSYBOX, "pwd"], 125);
+    assert!(err.contains("/etc/passwd"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_no_containers(&root);
+    // Without --rm the container that could not start stays, as in Docker (Created).
+}
+
+#[test]
+fn workdir_missing_is_created() {
+    let root = root_with("workdirnew", BUSYBOX);
+    assert_eq!(
+        run_ok(&root, &["-w", "/new/sub", BUSYBOX, "pwd"]),
+        "/new/sub\n"
+    );
+}
+
+#[test]
+fn user_nobody_and_numeric() {
+    let root = root_with("user", BUSYBOX);
+    assert_eq!(
+        run_ok(&root, &["-u", "nobody", BUSYBOX, "id"]),
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
+    );
+    assert_eq!(
+        run_ok(&root, &["-u", "1000:1000", BUSYBOX, "id"]),
+        "uid=1000 gid=1000 groups=1000\n"
+    );
+    assert_eq!(
+        run_ok(
+            &root,
+            &["--user", "65534", BUSYBOX, "sh", "-c", "id -u; echo $HOME"]
+        ),
+        "65534\n/nonexistent\n"
+    );
+}
+
+#[test]
+fn unknown_user_fails_125() {
+    // Docker: "unable to find user nosuchuser: no matching entries in passwd file", 125.
+    let root = root_with("nouser", BUSYBOX);
+    let err = root.fails(&["run", "--rm", "-u", "nosuchuser", BUSYBOX, "id"], 125);
+    assert!(
+        err.contains("unable to find user nosuchuser: no matching entries in passwd file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_no_containers(&root);
+    // `create` as well leaves nothing.
+    root.fails(&["create", "-u", "nosuchuser", BUSYBOX, "id"], 125);
+    assert_no_containers(&root);
+}
+
+#[test]
+fn entrypoint() {
+    let root = root_with("entrypoint", BUSYBOX);
+    assert_eq!(
+        run_ok(&root, &["--entrypoint", "echo", BUSYBOX, "hello", "world"]),
+        "hello world\n"
+    );
+    // --entrypoint drops the image's CMD: `echo` alone prints an empty line.
+    assert_eq!(run_ok(&root, &["--entrypoint", "echo", BUSYBOX]), "\n");
+}
+
+#[test]
+fn empty_entrypoint_and_no_command_fails_125() {
+    let root = root_with("nocmd", BUSYBOX);
+    let err = root.fails(&["run", "--rm", "--entrypoint", "", BUSYBOX], 125);
+    assert!(err.contains("No command specified"), "{err}");
+    assert_no_containers(&root);
+    let err = root.fails(&["create", "--entrypoint=", BUSYBOX], 125);
+    assert!(err.contains("No command specified"), "{err}");
+    assert_no_containers(&root);
+}
+
+#[test]
+fn bind_mount_read_write_and_read_only() {
+    let root = root_with("bind", BUSYBOX);
+    let host = root.dir.join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), "host data\n").unwrap();
+    let rw = format!("{}:/data", host.display());
+    let out = run_ok(
+        &root,
+        &[
+            "-v",
+            &rw,
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /data/from-host; echo inside > /data/from-container",
+        ],
+    );
+    assert_eq!(out, "host data\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("from-container")).unwrap(),
+        "inside\n"
+    );
+
+    let ro = format!("{}:/data:ro", host.display());
+    let out = run_out(
+        &root,
+        &[
+            "-v",
+            &ro,
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /data/from-host; echo again > /data/from-container",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "host data\n");
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("from-container")).unwrap(),
+        "inside\n"
+    );
+}
+
+#[test]
+fn named_volume_persists_across_containers() {
+    let root = root_with("namedvol", BUSYBOX);
+    run_ok(
+        &root,
+        &[
+            "-v",
+            "myvol:/data",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo kept > /data/f",
+        ],
+    );
+    let data = root.path.join("volumes/myvol/_data");
+    assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "kept\n");
+    assert_eq!(
+        run_ok(&root, &["-v", "myvol:/data", BUSYBOX, "cat", "/data/f"]),
+        "kept\n"
+    );
+    // Read-only named volume.
+    let out = run_out(
+        &root,
+        &["-v", "myvol:/data:ro", BUSYBOX, "touch", "/data/g"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(!data.join("g").exists());
+}
+
+#[test]
+fn bad_volumes_fail_125_and_leave_nothing() {
+    let root = root_with("badvol", BUSYBOX);
+    for spec in [
+        "./relative:/x",
+        "rel/dir:/x",
+        "/missing/host/path:/x",
+        "/tmp:relative",
+    ] {
+        let err = root.fails(&["run", "--rm", "-v", spec, BUSYBOX, "true"], 125);
+        assert_eq!(err.trim().lines().count(), 1, "{spec}: one line: {err}");
+        let err = root.fails(&["create", "-v", spec, BUSYBOX, "true"], 125);
+        assert!(!err.is_empty());
+        assert_no_containers(&root);
+    }
+    assert!(!Path::new("/missing/host/path").exists());
+}
+
+#[test]
+fn read_only_root() {
+    let root = root_with("readonly", BUSYBOX);
+    for path in ["/x", "/tmp/x"] {
+        let out = run_out(&root, &["--read-only", BUSYBOX, "touch", path]);
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", describe(&out));
+        assert!(
+            text(&out.stderr).contains("Read-only file system"),
+            "{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(
+        run_ok(
+            &root,
+            &[
+                "--read-only",
+                "--tmpfs",
+                "/tmp",
+                BUSYBOX,
+                "sh",
+                "-c",
+                "touch /tmp/x && echo ok"
+            ]
+        ),
+        "ok\n"
+    );
+}
+
+#[test]
+fn tmpfs_mount() {
+    let root = root_with("tmpfs", BUSYBOX);
+    let out = run_ok(
+        &root,
+        &[
+            "--tmpfs",
+            "/scratch",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo a > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts",
+        ],
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("a"));
+    let mount = lines.next().expect("a /scratch mount");
+    assert!(mount.starts_with("tmpfs /scratch tmpfs "), "{mount}");
+}
+
+#[test]
+fn memory_limit_kills_with_137() {
+    let root = root_with("memory", BUSYBOX);
+    let start = Instant::now();
+    // tail keeps everything after the last newline: 200 MB of zeros in memory.
+    let out = run_out(
+        &root,
+        &[
+            "-m",
+            "64m",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; head -c 200m /dev/zero | tail",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    assert_eq!(text(&out.stdout).lines().next(), Some("67108864"));
+    assert!(start.elapsed() < Duration::from_secs(30));
+    // Without a limit the same fits.
+    let out = run_out(
+        &root,
+        &[BUSYBOX, "sh", "-c", "head -c 100m /dev/zero | tail | wc -c"],
+    );
+    assert_eq!(text(&out.stdout), "104857600\n", "{}", describe(&out));
+}
+
+#[test]
+fn memory_limit_kills_pid1_with_137() {
+    let root = root_with("memory1", BUSYBOX);
+    // PID 1 itself (tail, exec'd by sh) is the one killed.
+    let out = run_out(
+        &root,
+        &["-m", "32m", BUSYBOX, "sh", "-c", "exec tail < /dev/zero"],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+}
+
+#[test]
+fn pids_limit_contains_fork_bomb() {
+    let root = root_with("pids", BUSYBOX);
+    let start = Instant::now();
+    let out = run_out(
+        &root,
+        &[
+            "--pids-limit",
+            "20",
+            BUSYBOX,
+            "sh",
+            "-c",
+            // busybox sh gives up at the first failed fork: do it in a subshell, then count
+            // (with shell builtins only: no fork is left for the counting).
+            "(for i in $(seq 100); do sleep 10 & done); \
+             set -- /proc/[0-9]*; echo procs=$#; echo done",
+        ],
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(9),
+        "{}",
+        describe(&out)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.ends_with("done\n"), "{}", describe(&out));
+    let procs: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("procs="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(procs <= 20, "{procs} processes with --pids-limit 20");
+    assert!(
+        text(&out.stderr).contains("can't fork"),
+        "{}",
+        describe(&out)
+    );
+    // The host still forks.
+    assert!(Command::new("true").status().unwrap().success());
+}
+
+/// A zombie is made by an orphan whose parent (PID 1 unless --init) never reaps: PID 1 is
+/// `sleep`, which does not wait for children.
+const ZOMBIE_SCRIPT: &str = "( (sleep 0.1 &); sleep 1; \
+     for f in /proc/[0-9]*/stat; do read -r l < $f; echo $l; done ) & exec sleep 2";
+
+fn zombies(stat_lines: &str) -> Vec<&str> {
+    stat_lines
+        .lines()
+        .filter(|l| l.split(") ").nth(1).is_some_and(|r| r.starts_with("Z ")))
+        .collect()
+}
+
+#[test]
+fn init_reaps_zombies() {
+    let root = root_with("init", BUSYBOX);
+    // Without --init the orphan stays a zombie: the check below can fail.
+    let out = run_ok(&root, &[BUSYBOX, "sh", "-c", ZOMBIE_SCRIPT]);
+    assert_eq!(zombies(&out).len(), 1, "a zombie without --init:\n{out}");
+    let out = run_ok(&root, &["--init", BUSYBOX, "sh", "-c", ZOMBIE_SCRIPT]);
+    assert_eq!(zombies(&out), Vec::<&str>::new(), "{out}");
+    let pid1 = out.lines().find(|l| l.starts_with("1 (")).unwrap();
+    assert!(
+        !pid1.starts_with("1 (sleep)"),
+        "PID 1 is berth's init: {pid1}"
+    );
+}
+
+/// Waits until the container whose only directory is in `root` is running; its host pid.
+fn running_pid(root: &TestRoot, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(id) = container_dirs(root).first()
+            && let Ok(bytes) =
+                std::fs::read(root.path.join("containers").join(id).join("state.json"))
+            && let Ok(state) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && state["status"] == "running"
+        {
+            return state["pid"].as_i64().unwrap() as i32;
+        }
+        assert!(Instant::now() < deadline, "container did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until process `pid` catches SIGTERM (berth's sig-proxy is installed only once the
+/// container runs).
+fn wait_catches_sigterm(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (libc::SIGTERM - 1)) != 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "berth never caught SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn signals_with_and_without_init() {
+    let root = root_with("signals", BUSYBOX);
+    let _reaper = Reaper(&root);
+    // Without --init, `sleep` is PID 1 and has no handler: SIGTERM (proxied by berth) is
+    // ignored by the kernel for a namespace's init; SIGKILL from the host ends it: 137.
+    let mut child = root
+        .berth(&["run", "--rm", BUSYBOX, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let pid = running_pid(&root, Duration::from_secs(10));
+    wait_catches_sigterm(child.id());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "PID 1 ignores SIGTERM");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 137);
+    assert_no_containers(&root);
+
+    // With --init, berth's init forwards the proxied SIGTERM to sleep: 128+15.
+    let mut child = root
+        .berth(&["run", "--rm", "--init", BUSYBOX, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    running_pid(&root, Duration::from_secs(10));
+    wait_catches_sigterm(child.id());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 143);
+    assert_no_containers(&root);
+}
+
+fn wait_code(child: &mut std::process::Child, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("berth exits normally");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cap_drop_add_and_privileged() {
+    let root = root_with("capflags", BUSYBOX);
+    let status = container_status(&root, &["--cap-drop", "ALL"]);
+    assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapBnd"), "0000000000000000");
+
+    let status = container_status(&root, &["--cap-add", "SYS_ADMIN"]);
+    let eff = u64::from_str_radix(status_field(&status, "CapEff"), 16).unwrap();
+    assert_eq!(eff, 0xa80425fb | (1 << 21), "{status}");
+
+    let status = container_status(
+        &root,
+        &["--cap-drop", "chown", "--cap-add", "cap_net_admin"],
+    );
+    let eff = u64::from_str_radix(status_field(&status, "CapEff"), 16).unwrap();
+    assert_eq!(eff, (0xa80425fb & !1) | (1 << 12));
+
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let status = container_status(&root, &["--privileged"]);
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        status_field(&host, "CapBnd")
+    );
+    assert_eq!(status_field(&status, "Seccomp"), "0");
+
+    let err = root.fails(
+        &["run", "--rm", "--cap-add", "NOT_A_CAP", BUSYBOX, "true"],
+        125,
+    );
+    assert!(err.contains("NOT_A_CAP"), "{err}");
+}
+
+#[test]
+fn security_opts() {
+    let root = root_with("secopt", BUSYBOX);
+    let status = container_status(&root, &["--security-opt", "no-new-privileges"]);
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    let status = container_status(&root, &["--security-opt", "seccomp=unconfined"]);
+    assert_eq!(status_field(&status, "Seccomp"), "0");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+    root.fails(
+        &["run", "--rm", "--security-opt", "bogus", BUSYBOX, "true"],
+        125,
+    );
+}
+
+#[test]
+fn ulimit() {
+    let root = root_with("ulimit", BUSYBOX);
+    assert_eq!(
+        run_ok(
+            &root,
+            &[
+                "--ulimit",
+                "nofile=1024:2048",
+                BUSYBOX,
+                "sh",
+                "-c",
+                "ulimit -n; ulimit -Hn"
+            ]
+        ),
+        "1024\n2048\n"
+    );
+    root.fails(
+        &["run", "--rm", "--ulimit", "nofile=2:1", BUSYBOX, "true"],
+        125,
+    );
+}
+
+#[test]
+fn hostname_flag() {
+    let root = root_with("hostname", BUSYBOX);
+    assert_eq!(
+        run_ok(
+            &root,
+            &[
+                "--hostname",
+                "foo",
+                BUSYBOX,
+                "sh",
+                "-c",
+                "hostname; cat /etc/hostname; echo $HOSTNAME"
+            ]
+        ),
+        "foo\nfoo\nfoo\n"
+    );
+    assert_eq!(run_ok(&root, &["-h", "bar", BUSYBOX, "hostname"]), "bar\n");
+}
+
+fn host_interfaces() -> BTreeSet<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn network_none_and_host() {
+    let root = root_with("network", BUSYBOX);
+    let none = run_ok(&root, &[BUSYBOX, "ls", "/sys/class/net"]);
+    assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+
+    let out = run_ok(
+        &root,
+        &[
+            "--network",
+            "host",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "hostname; ls /sys/class/net",
+        ],
+    );
+    let mut lines = out.lines();
+    let host_name = nix::unistd::gethostname().unwrap();
+    assert_eq!(lines.next().unwrap(), host_name.to_string_lossy());
+    let inside: BTreeSet<String> = lines
+        .flat_map(|l| l.split_whitespace())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(inside, host_interfaces());
+
+    root.fails(
+        &["run", "--rm", "--network", "nosuchnet", BUSYBOX, "true"],
+        125,
+    );
+}
+
+#[test]
+fn name_conflict_fails_125() {
+    let root = root_with("name", BUSYBOX);
+    let id = root.ok(&["create", "--name", "web", BUSYBOX, "true"]);
+    let id = id.trim();
+    let err = root.fails(&["run", "--rm", "--name", "web", BUSYBOX, "true"], 125);
+    assert!(
+        err.contains(&format!(
+            "Conflict. The container name \"/web\" is already in use by container \"{id}\". \
+             You have to remove (or rename) that container to be able to reuse that name."
+        )),
+        "{err}"
+    );
+    assert_eq!(container_dirs(&root), [id.to_string()]);
+    let err = root.fails(&["create", "--name", "bad name", BUSYBOX, "true"], 125);
+    assert!(err.contains("Invalid container name"), "{err}");
+    assert_eq!(container_dirs(&root), [id.to_string()]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Exit codes.
+
+#[test]
+fn exit_code_0_and_3() {
+    let root = root_with("exit03", BUSYBOX);
+    assert_eq!(run_out(&root, &[BUSYBOX, "true"]).status.code(), Some(0));
+    assert_eq!(
+        run_out(&root, &[BUSYBOX, "sh", "-c", "exit 3"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_no_containers(&root);
+}
+
+#[test]
+fn exit_125_bad_flag_value() {
+    let root = root_with("exit125", BUSYBOX);
+    let err = root.fails(&["run", "--rm", "--memory", "10x", BUSYBOX, "true"], 125);
+    assert!(err.contains("10x"), "{err}");
+    root.fails(&["run", "--rm", "--bogus", BUSYBOX, "true"], 125);
+    root.fails(&["run", "--rm", "--cpus", "lots", BUSYBOX, "true"], 125);
+    assert_no_containers(&root);
+}
+
+#[test]
+fn exit_125_unknown_flag_message() {
+    let root = root_with("unknownflag", BUSYBOX);
+    let err = root.fails(&["run", "--rm", "--bogus", BUSYBOX, "true"], 125);
+    assert!(err.contains("unknown flag: --bogus"), "{err}");
+}
+
+#[test]
+fn exit_125_nonexistent_image() {
+    fixtures();
+    let root = TestRoot::new("run-noimage");
+    let err = root.fails(&["run", "--rm", "127.0.0.1:5000/nope"], 125);
+    assert!(
+        err.contains("Unable to find image '127.0.0.1:5000/nope:latest' locally"),
+        "{err}"
+    );
+    assert!(err.contains("manifest unknown"), "{err}");
+    let err = root.fails(&["run", "--rm", "--pull", "never", BUSYBOX, "true"], 125);
+    assert!(err.contains("No such image"), "{err}");
+    let err = root.fails(&["run", "--rm", "Not/A:Valid:Ref", "true"], 125);
+    assert!(err.contains("invalid reference format"), "{err}");
+    assert_no_containers(&root);
+}
+
+#[test]
+fn exit_126_not_executable() {
+    let root = root_with("exit126", BUSYBOX);
+    let err = root.fails(&["run", "--rm", BUSYBOX, "/etc/passwd"], 126);
+    assert!(
+        err.contains("exec: \"/etc/passwd\": permission denied"),
+        "{err}"
+    );
+    // A directory is not executable either.
+    root.fails(&["run", "--rm", BUSYBOX, "/etc"], 126);
+    assert_no_containers(&root);
+}
+
+#[test]
+fn exit_127_not_found() {
+    let root = root_with("exit127", BUSYBOX);
+    let err = root.fails(&["run", "--rm", BUSYBOX, "nope"], 127);
+    assert!(
+        err.contains("exec: \"nope\": executable file not found in $PATH"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    root.fails(&["run", "--rm", BUSYBOX, "/no/such/file"], 127);
+    assert_no_containers(&root);
+}
+
+#[test]
+fn exit_137_killed() {
+    let root = root_with("exit137", BUSYBOX);
+    let _reaper = Reaper(&root);
+    // A child shell killed by SIGKILL: the container's own status is 137.
+    // (`; exit $?`: busybox sh would exec a lone last command, making it PID 1.)
+    let out = run_out(&root, &[BUSYBOX, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]);
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    // PID 1 killed by SIGKILL (from outside: PID 1 ignores it from inside, as in Docker).
+    let mut child = root
+        .berth(&["run", "--rm", BUSYBOX, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let pid = running_pid(&root, Duration::from_secs(10));
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 137);
+    // From inside, as in Docker: `kill -9 $$` in PID 1 does nothing, the shell exits 0.
+    let out = run_out(&root, &[BUSYBOX, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_no_containers(&root);
+}
+
+// ---------------------------------------------------------------------------------------
+// create / start.
+
+fn read_state(root: &TestRoot, id: &str) -> Option<serde_json::Value> {
+    let path = root.path.join("containers").join(id).join("state.json");
+    std::fs::read(path)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap())
+}
+
+#[test]
+fn create_then_start_attached() {
+    let root = root_with("create", BUSYBOX);
+    let out = root.ok(&[
+        "create",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo started; echo oops >&2; exit 5",
+    ]);
+    let id = out.trim().to_string();
+    assert!(is_hex(&id, 64), "create prints the ID: {out:?}");
+    assert_eq!(container_dirs(&root), std::slice::from_ref(&id));
+    if let Some(state) = read_state(&root, &id) {
+        assert_eq!(state["status"], "created");
+    }
+
+    let out = root.run(&["start", "-a", &id[..12]]);
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "started\n");
+    assert_eq!(text(&out.stderr), "oops\n");
+    let state = read_state(&root, &id).expect("state.json");
+    assert_eq!(state["status"], "exited");
+    assert_eq!(state["exit_code"], 5);
+    assert_eq!(container_dirs(&root), std::slice::from_ref(&id));
+    assert!(!Path::new("/run/berth").join(&id).exists());
+
+    // Started again: it runs once more from the same record, by name too.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            root.path
+                .join("containers")
+                .join(&id)
+                .join("container.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let name = record["name"].as_str().unwrap().to_string();
+    let out = root.run(&["start", "-a", &name]);
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "started\n");
+}
+
+#[test]
+fn create_interactive_then_start_attached_with_stdin() {
+    let root = root_with("createi", BUSYBOX);
+    let id = root.ok(&["create", "-i", BUSYBOX, "cat"]);
+    let id = id.trim();
+    let out = run_with_stdin(&root, &["start", "-a", "-i", id], b"through start\n");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "through start\n");
+}
+
+#[test]
+fn concurrent_creates_with_one_name() {
+    let root = root_with("samename", BUSYBOX);
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| root.run(&["create", "--name", "same", BUSYBOX, "true"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<&Output> = outputs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "exactly one create wins the name");
+    for out in outputs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(out.status.code(), Some(125), "{}", describe(out));
+        assert!(text(&out.stderr).contains("Conflict."), "{}", describe(out));
+    }
+    assert_eq!(
+        container_dirs(&root),
+        [text(&winners[0].stdout).trim().to_string()]
+    );
+}
+
+#[test]
+fn anonymous_volume_removed_with_rm() {
+    let root = root_with("anonvol", BUSYBOX);
+    let volumes = root.path.join("volumes");
+    let count = || {
+        std::fs::read_dir(&volumes)
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    let out = run_ok(
+        &root,
+        &[
+            "-v",
+            "/anon",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo x > /anon/f && cat /anon/f",
+        ],
+    );
+    assert_eq!(out, "x\n");
+    assert_eq!(count(), 0, "the anonymous volume went with --rm");
+    // Without --rm it stays with the container.
+    root.ok(&["run", "-v", "/anon", BUSYBOX, "touch", "/anon/f"]);
+    assert_eq!(count(), 1);
+}
+
+#[test]
+fn start_of_a_command_not_found_fails_like_docker() {
+    // Docker: `docker start -a` prints `Error response from daemon: … exec: "nope": …` and
+    // `Error: failed to start containers: ID`, exits 1; the container stays Created, code 127.
+    let root = root_with("startfail", BUSYBOX);
+    let id = root.ok(&["create", BUSYBOX, "nope"]);
+    let id = id.trim();
+    let err = root.fails(&["start", "-a", id], 1);
+    assert!(
+        err.contains("exec: \"nope\": executable file not found in $PATH"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("failed to start containers: {id}")),
+        "{err}"
+    );
+    let state = read_state(&root, id).expect("state.json");
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["exit_code"], 127);
+    assert!(!Path::new("/run/berth").join(id).exists());
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        assert!(!hierarchy.path().join("berth").join(id).exists());
+    }
+    // `run` without --rm: 127, and the record stays (Created), as in Docker.
+    root.fails(&["run", "--name", "nf", BUSYBOX, "nope"], 127);
+    assert_eq!(container_dirs(&root).len(), 2);
+}
+
+#[test]
+fn run_without_rm_keeps_exited_container() {
+    let root = root_with("keep", BUSYBOX);
+    let out = root.run(&[
+        "run",
+        "--name",
+        "kept",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo x > /file; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let dirs = container_dirs(&root);
+    assert_eq!(dirs.len(), 1);
+    let id = &dirs[0];
+    let state = read_state(&root, id).expect("state.json");
+    assert_eq!(state["status"], "exited");
+    assert_eq!(state["exit_code"], 4);
+    // Its upper layer keeps what it wrote.
+    let upper = root.path.join("containers").join(id).join("upper/file");
+    assert_eq!(std::fs::read_to_string(upper).unwrap(), "x\n");
+    // No cgroup stays.
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        assert!(!hierarchy.path().join("berth").join(id).exists());
+    }
+    // start without -a prints the name it was given and returns at once.
+    let out = root.ok(&["start", "kept"]);
+    assert_eq!(out, "kept\n");
+    let err = root.fails(&["start", "nosuch"], 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Stdio.
+
+/// Runs berth with `input` on its stdin; gives up (and kills the containers) after `timeout`.
+fn run_with_stdin_timeout(
+    root: &TestRoot,
+    args: &[&str],
+    input: &[u8],
+    timeout: Duration,
+) -> Output {
+    let mut child = root
+        .berth(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            kill_containers(root);
+            // SAFETY: killing the berth CLI we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("berth {args:?} did not finish within {timeout:?}");
+        }
+    }
+}
+
+fn run_with_stdin(root: &TestRoot, args: &[&str], input: &[u8]) -> Output {
+    run_with_stdin_timeout(root, args, input, Duration::from_secs(60))
+}
+
+#[test]
+fn stdin_pipe() {
+    let root = root_with("stdin", BUSYBOX);
+    let out = run_with_stdin(&root, &["run", "-i", "--rm", BUSYBOX, "cat"], b"hi\n");
+    assert_eq!(text(&out.stdout), "hi\n", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0));
+    // Without -i the container's stdin is empty.
+    let out = run_with_stdin(&root, &["run", "--rm", BUSYBOX, "cat"], b"ignored\n");
+    assert_eq!(text(&out.stdout), "", "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn stdout_and_stderr_kept_apart() {
+    let root = root_with("stdio", BUSYBOX);
+    let out = run_out(
+        &root,
+        &[
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; echo out2; echo err2 >&2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "out\nout2\n");
+    assert_eq!(text(&out.stderr), "err\nerr2\n");
+}
+
+/// ~10.9 MB of distinct numbers, space-separated (the monitor logs output line by line, which
+/// is slow in a debug build; long lines keep the test quick), as the host's seq makes them.
+const BIG_OUTPUT: &str = "seq 1 1500000 | tr '\\n' ' '";
+
+fn host_sh(script: &str) -> Vec<u8> {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn large_output_while_running_through_a_slow_reader_intact() {
+    let root = root_with("bigslow2", BUSYBOX);
+    let script = format!("{BIG_OUTPUT}; sleep 5");
+    let child = root
+        .berth(&["run", "--rm", BUSYBOX, "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), host_sh(BIG_OUTPUT).len(), "length");
+}
+
+#[test]
+fn large_output_intact() {
+    let root = root_with("bigout", BUSYBOX);
+    let out = run_out(&root, &[BUSYBOX, "sh", "-c", BIG_OUTPUT]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let want = host_sh(BIG_OUTPUT);
+    assert_eq!(out.stdout.len(), want.len(), "length");
+    assert!(out.stdout == want, "content differs");
+    // Many short lines (1 MB).
+    let out = run_out(&root, &[BUSYBOX, "seq", "1", "150000"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == host_sh("seq 1 150000"), "content differs");
+}
+
+#[test]
+fn large_output_through_a_slow_reader_intact() {
+    let root = root_with("bigslow", BUSYBOX);
+    let child = root
+        .berth(&["run", "--rm", BUSYBOX, "sh", "-c", BIG_OUTPUT])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the container write everything it can before anything is read.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let want = host_sh(BIG_OUTPUT);
+    assert_eq!(out.stdout.len(), want.len(), "length");
+    assert!(out.stdout == want, "content differs");
+}
+
+fn big_input() -> Vec<u8> {
+    (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(7) + i / 4096) as u8)
+        .collect()
+}
+
+#[test]
+fn large_input_intact() {
+    let root = root_with("bigin", BUSYBOX);
+    let input = big_input();
+    let out = run_with_stdin(&root, &["run", "-i", "--rm", BUSYBOX, "wc", "-c"], &input);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        (10 << 20).to_string(),
+        "{}",
+        describe(&out)
+    );
+    assert_no_containers(&root);
+}
+
+#[test]
+fn large_input_echoed_back_intact() {
+    let root = root_with("bigecho", BUSYBOX);
+    let input = big_input();
+    let out = run_with_stdin_timeout(
+        &root,
+        &["run", "-i", "--rm", BUSYBOX, "cat"],
+        &input,
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.stdout.len(), input.len(), "{}", text(&out.stderr));
+    assert!(out.stdout == input);
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency.
+
+#[test]
+fn concurrent_runs_in_one_store() {
+    let root = root_with("concurrent", BUSYBOX);
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| root.run(&["run", BUSYBOX, "cat", "/etc/hostname"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut hostnames = BTreeSet::new();
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", describe(out));
+        hostnames.insert(text(&out.stdout).trim().to_string());
+    }
+    assert_eq!(hostnames.len(), 8, "distinct IDs: {hostnames:?}");
+    let dirs = container_dirs(&root);
+    assert_eq!(dirs.len(), 8, "{dirs:?}");
+    let names: BTreeSet<String> = dirs
+        .iter()
+        .map(|id| {
+            let record: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(root.path.join("containers").join(id).join("container.json"))
+                    .unwrap(),
+            )
+            .unwrap();
+            record["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(names.len(), 8, "distinct names: {names:?}");
+}
+
+#[test]
+fn concurrent_rm_runs_leave_nothing() {
+    let root = root_with("concurrentrm", BUSYBOX);
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| root.run(&["run", "--rm", BUSYBOX, "true"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", describe(out));
+    }
+    assert_no_containers(&root);
+}
