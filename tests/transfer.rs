@@ -329,6 +329,30 @@ fn commit_then_run_sees_the_changes() {
     assert_eq!(last["author"], "hyang");
     assert_eq!(last["created_by"], format!("sh -c {CHANGES}"));
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    // Listed, with its history entry and its parent, by the image commands.
+    let listed = root.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(
+        listed.contains(&format!("test:0.1 {}", &id[7..19])),
+        "{listed}"
+    );
+    let history = root.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "test:0.1",
+    ]);
+    assert_eq!(
+        history.lines().next(),
+        Some(format!("sh -c {CHANGES}|add a new file").as_str()),
+        "{history}"
+    );
+    let base = image_id(&root, &format!("{ANON}/busybox:latest"));
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{.Parent}}", "test:0.1"])
+            .trim(),
+        base
+    );
 
     // -c changes, and a commit of a commit.
     root.ok(&["run", "--name", "c2", "test:0.1", "rm", "/new"]);
