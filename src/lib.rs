@@ -10,3 +10,4 @@ pub mod container;
 pub mod image;
 pub mod runtime;
 pub mod sys;
+pub mod time;

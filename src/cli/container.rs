@@ -13,11 +13,12 @@ use crate::container::lifecycle::{self, StartOptions};
 use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
 use crate::image::digest::Digest;
-use crate::image::lookup::{self, LookupError};
+use crate::image::index;
 use crate::image::manifest::Platform;
 use crate::image::pull::{self, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::registry::Registry;
+use crate::image::resolve::{self, LookupError};
 use crate::image::store::Store;
 
 #[derive(Args, Debug, Clone)]
@@ -410,7 +411,8 @@ fn resolve_image(
         ));
     }
     if policy != "always" {
-        match lookup::find_image(images, image) {
+        let repos = index::load(images).map_err(Failure::berth)?;
+        match resolve::resolve(&repos, image) {
             Ok(id) => return Ok(id),
             Err(LookupError::NotFound(_)) => {}
             Err(e) => return Err(Failure::berth(e)),

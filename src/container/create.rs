@@ -155,7 +155,7 @@ pub fn create(
     let record = ContainerRecord {
         id: id.clone(),
         name: String::new(),
-        created: sys::now_rfc3339(),
+        created: crate::time::Timestamp::now().rfc3339_nano(),
         image: options.image.clone(),
         image_id,
         path,

@@ -237,7 +237,7 @@ impl Log {
             let entry = serde_json::json!({
                 "log": String::from_utf8_lossy(line),
                 "stream": stream,
-                "time": sys::now_rfc3339(),
+                "time": crate::time::Timestamp::now().rfc3339_nano(),
             });
             let _ = serde_json::to_writer(&mut *file, &entry);
             let _ = file.write_all(b"\n");
@@ -290,7 +290,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         monitor_pid: std::process::id() as i32,
         monitor_start: sys::process_start_time(std::process::id() as i32).unwrap_or(0),
         exit_code: None,
-        started_at: Some(sys::now_rfc3339()),
+        started_at: Some(crate::time::Timestamp::now().rfc3339_nano()),
         finished_at: None,
         error: None,
     };
@@ -452,7 +452,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     let code = exit_code.unwrap_or(255);
     state.status = Status::Exited;
     state.exit_code = Some(code);
-    state.finished_at = Some(sys::now_rfc3339());
+    state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
     for o in outputs.iter_mut() {
         if !o.partial.is_empty() {
             log.write(o.stream, &std::mem::take(&mut o.partial));

@@ -114,7 +114,7 @@ fn settle(dir: &ContainerDir, before: &State) {
             }
             state.status = Status::Exited;
             state.exit_code = state.exit_code.or(Some(137));
-            state.finished_at = Some(crate::sys::now_rfc3339());
+            state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
             let _ = dir.write_state(&state);
             let _ = std::fs::remove_dir_all(dir.runtime_dir());
         }

@@ -8,7 +8,6 @@ pub mod in_use;
 pub mod index;
 pub mod inspect;
 pub mod list;
-pub mod lookup;
 pub mod manifest;
 pub mod pull;
 pub mod reference;
@@ -16,7 +15,6 @@ pub mod registry;
 pub mod remove;
 pub mod resolve;
 pub mod store;
-pub mod time;
 pub mod usage;
 
 use self::manifest::ManifestError;
