@@ -5,6 +5,7 @@ pub mod container;
 pub mod containers;
 pub mod format;
 pub mod image;
+pub mod network;
 pub mod progress;
 
 use std::path::PathBuf;
@@ -96,6 +97,8 @@ pub enum Command {
     Rm(containers::RmArgs),
     /// Return low-level information on containers
     Inspect(containers::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +142,8 @@ pub enum ContainerCommand {
     Prune(containers::PruneArgs),
     /// Display detailed information on one or more containers
     Inspect(containers::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +172,9 @@ impl Context {
 
 pub fn run(cli: Cli) -> CliResult {
     let context = Context::new(&cli)?;
+    // Networks of containers that died without their monitor (it was killed) are released
+    // by whichever berth command runs next.
+    crate::network::sweep();
     match cli.command {
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
             image::pull(&context, args)
@@ -222,6 +230,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(&context, args),
         Command::Inspect(args) | Command::Container(ContainerCommand::Inspect(args)) => {
             containers::inspect(&context, args)
+        }
+        Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
+            network::port(&context, args)
         }
     }
 }
