@@ -235,8 +235,12 @@ impl OtherNetns {
     fn new() -> OtherNetns {
         let _ = Command::new("ip")
             .args(["netns", "del", "berthtest"])
+            .stderr(std::process::Stdio::null())
             .status();
-        let _ = Command::new("ip").args(["link", "del", "bt-host"]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", "bt-host"])
+            .stderr(std::process::Stdio::null())
+            .status();
         for cmd in [
             "ip netns add berthtest",
             "ip link add bt-host type veth peer name bt-ns netns berthtest",
@@ -285,8 +289,12 @@ impl Drop for OtherNetns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", "berthtest"])
+            .stderr(std::process::Stdio::null())
             .status();
-        let _ = Command::new("ip").args(["link", "del", "bt-host"]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", "bt-host"])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -472,6 +480,7 @@ fn concurrent_containers_get_distinct_addresses_and_reach_each_other() {
                 "-c",
                 "while true; do echo pong | nc -l -p 7000; done",
             ])
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap()
         })

@@ -373,6 +373,7 @@ fn network_prestart(
         return None;
     }
     let id = record.id.clone();
+    let name = record.name.clone();
     let options = record.net.clone();
     let hostname = record.hostname.clone();
     let hosts = setup.dir.path.join("hosts");
@@ -384,7 +385,11 @@ fn network_prestart(
             bip: options.bip.as_deref(),
             options: &options,
         };
-        let (endpoint, fds) = network::connect(&request)?;
+        let (endpoint, fds) = network::connect(&request).map_err(|e| {
+            format!(
+                "driver failed programming external connectivity on endpoint {name} ({id}): {e}"
+            )
+        })?;
         if let Ok(mut slot) = reservations.lock() {
             slot.extend(fds);
         }

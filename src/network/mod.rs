@@ -169,7 +169,11 @@ fn all_endpoints() -> Vec<Endpoint> {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".json") && !name.starts_with('.')
+        })
         .filter_map(|e| serde_json::from_slice(&fs::read(e.path()).ok()?).ok())
         .collect()
 }
@@ -204,15 +208,17 @@ pub fn connect(req: &ConnectRequest) -> Result<(Endpoint, Reservations), Network
         if ep.alive() {
             live.push(ep);
         } else {
-            teardown_locked(&mut nl, &ep);
+            teardown_locked(&mut nl, &ep, true);
         }
     }
+    sys::trace("net-locked");
     let bridge_index = bridge::ensure(&mut nl, &subnet, || {
         live.iter()
             .map(|ep| ports::publish_script(ep.address, &ep.ports))
             .collect()
     })?;
 
+    sys::trace("net-bridge-ok");
     // Ports first: nothing has been created yet if one is taken.
     let mut reserved = Vec::new();
     let mut mappings = Vec::new();
@@ -259,13 +265,16 @@ pub fn connect(req: &ConnectRequest) -> Result<(Endpoint, Reservations), Network
     };
     let path = endpoint_path(req.id);
     let bytes = serde_json::to_vec(&ep).expect("endpoint serialises");
-    sys::write_atomic(&path, &bytes, 0o600).map_err(io_err(&path))?;
+    sys::replace_file(&path, &bytes, 0o600).map_err(io_err(&path))?;
     let _ = fs::write(&last_path, address.to_string());
 
-    let result = plumb(&mut nl, &ep, bridge_index, mac)
-        .and_then(|()| ports::nft(&ports::publish_script(ep.address, &ep.ports)));
+    sys::trace("net-leased");
+    let result = plumb(&mut nl, &ep, bridge_index, mac).and_then(|()| {
+        sys::trace("net-plumbed");
+        ports::nft(&ports::publish_script(ep.address, &ep.ports))
+    });
     if let Err(e) = result {
-        teardown_locked(&mut nl, &ep);
+        teardown_locked(&mut nl, &ep, true);
         return Err(e);
     }
     Ok((ep, reserved))
@@ -302,6 +311,7 @@ fn plumb(
         }
         other => other.map_err(err("create veth"))?,
     }
+    sys::trace("net-veth");
     let mut inner = netlink::Netlink::open_in(&netns).map_err(err("socket in container"))?;
     let lo = inner.link_index("lo").map_err(err("get lo"))?;
     if let Some(lo) = lo {
@@ -326,16 +336,24 @@ fn plumb(
 
 /// Removes an endpoint's rules, veth and lease. Best effort, idempotent; the endpoint file
 /// goes last, and only once the rules are gone, so a failure is retried by the next sweep.
-fn teardown_locked(nl: &mut netlink::Netlink, ep: &Endpoint) {
+///
+/// The veth pair dies with the container's network namespace, which the kernel destroys
+/// (asynchronously, within milliseconds here) once the container's last process is gone.
+/// Deleting it ourselves costs ~15 ms of RCU synchronisation, so it is skipped
+/// (`delete_veth: false`) when the caller has just seen the container's init exit (its
+/// monitor); a restart that finds the old name still there deletes it then.
+fn teardown_locked(nl: &mut netlink::Netlink, ep: &Endpoint, delete_veth: bool) {
     if !ep.ports.is_empty()
         && ports::nft(&ports::unpublish_script(ep.address, &ep.ports)).is_err()
         && table_exists()
     {
         return;
     }
-    if nl.delete_link(&ep.veth).is_err() {
+    sys::trace("net-unpublished");
+    if delete_veth && nl.delete_link(&ep.veth).is_err() {
         return;
     }
+    sys::trace("net-veth-deleted");
     let _ = fs::remove_file(endpoint_path(&ep.id));
 }
 
@@ -373,7 +391,7 @@ pub fn disconnect(id: &str, pid: Option<i32>) -> Result<(), NetworkError> {
         op: "socket",
         source,
     })?;
-    teardown_locked(&mut nl, &ep);
+    teardown_locked(&mut nl, &ep, pid.is_none());
     Ok(())
 }
 
@@ -400,7 +418,7 @@ pub fn sweep() {
             continue;
         };
         if !current.alive() {
-            teardown_locked(&mut nl, &current);
+            teardown_locked(&mut nl, &current, true);
         }
     }
 }

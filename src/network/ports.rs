@@ -349,10 +349,15 @@ table ip {TABLE} {{
     )
 }
 
-/// Applies an nftables script as one transaction (`nft -f -`).
+/// Applies an nftables script as one transaction: in-process through libnftables (the
+/// library behind the `nft` command, loaded with dlopen when present), else `nft -f -`.
+/// In-process saves the ~10 ms of starting `nft` on every start and stop with published ports.
 pub fn nft(script: &str) -> Result<(), NetworkError> {
     if script.trim().is_empty() {
         return Ok(());
+    }
+    if let Some(lib) = libnftables::get() {
+        return lib.run(script);
     }
     let mut child = Command::new("nft")
         .args(["-f", "-"])
@@ -373,6 +378,94 @@ pub fn nft(script: &str) -> Result<(), NetworkError> {
         ));
     }
     Ok(())
+}
+
+/// libnftables' stable C API (nftables' `libnftables.so.1`), bound at run time so berth
+/// neither links against it nor needs it installed (it falls back to the `nft` command).
+mod libnftables {
+    use std::ffi::{CStr, CString, c_char, c_int, c_void};
+    use std::sync::OnceLock;
+
+    use super::NetworkError;
+
+    type CtxNew = unsafe extern "C" fn(u32) -> *mut c_void;
+    type CtxFree = unsafe extern "C" fn(*mut c_void);
+    type BufferError = unsafe extern "C" fn(*mut c_void) -> c_int;
+    type GetErrorBuffer = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+    type RunCmd = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+
+    pub struct Lib {
+        ctx_new: CtxNew,
+        ctx_free: CtxFree,
+        buffer_error: BufferError,
+        get_error_buffer: GetErrorBuffer,
+        run_cmd: RunCmd,
+    }
+
+    pub fn get() -> Option<&'static Lib> {
+        static LIB: OnceLock<Option<Lib>> = OnceLock::new();
+        LIB.get_or_init(|| {
+            if std::env::var_os("BERTH_NFT_COMMAND").is_some() {
+                return None;
+            }
+            // SAFETY: dlopen/dlsym with NUL-terminated names; each symbol is cast to the
+            // signature libnftables documents (nftables/libnftables.h).
+            unsafe {
+                let handle = libc::dlopen(c"libnftables.so.1".as_ptr(), libc::RTLD_NOW);
+                if handle.is_null() {
+                    return None;
+                }
+                let sym = |name: &CStr| {
+                    let p = libc::dlsym(handle, name.as_ptr());
+                    (!p.is_null()).then_some(p)
+                };
+                Some(Lib {
+                    ctx_new: std::mem::transmute::<*mut c_void, CtxNew>(sym(c"nft_ctx_new")?),
+                    ctx_free: std::mem::transmute::<*mut c_void, CtxFree>(sym(c"nft_ctx_free")?),
+                    buffer_error: std::mem::transmute::<*mut c_void, BufferError>(sym(
+                        c"nft_ctx_buffer_error",
+                    )?),
+                    get_error_buffer: std::mem::transmute::<*mut c_void, GetErrorBuffer>(sym(
+                        c"nft_ctx_get_error_buffer",
+                    )?),
+                    run_cmd: std::mem::transmute::<*mut c_void, RunCmd>(sym(
+                        c"nft_run_cmd_from_buffer",
+                    )?),
+                })
+            }
+        })
+        .as_ref()
+    }
+
+    impl Lib {
+        pub fn run(&self, script: &str) -> Result<(), NetworkError> {
+            let text = CString::new(script)
+                .map_err(|_| NetworkError::Nft("script contains a NUL byte".into()))?;
+            // SAFETY: a fresh context used by this thread only and freed before returning;
+            // the error buffer is copied out before the free.
+            unsafe {
+                let ctx = (self.ctx_new)(0);
+                if ctx.is_null() {
+                    return Err(NetworkError::Nft("nft_ctx_new failed".into()));
+                }
+                (self.buffer_error)(ctx);
+                let rc = (self.run_cmd)(ctx, text.as_ptr());
+                let result = if rc == 0 {
+                    Ok(())
+                } else {
+                    let e = (self.get_error_buffer)(ctx);
+                    let message = if e.is_null() {
+                        format!("error {rc}")
+                    } else {
+                        CStr::from_ptr(e).to_string_lossy().trim().to_string()
+                    };
+                    Err(NetworkError::Nft(message))
+                };
+                (self.ctx_free)(ctx);
+                result
+            }
+        }
+    }
 }
 
 #[cfg(test)]
