@@ -16,6 +16,9 @@ pub fn options(context: &Context, flags: &CreateFlags) -> Result<NetworkOptions,
     for p in &flags.publish {
         publish.extend(ports::parse_publish(p).map_err(|e| Failure::berth(format!("berth: {e}")))?);
     }
+    if !publish.is_empty() && flags.network == "host" {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
     let mut exposed = Vec::new();
     for e in &flags.expose {
         for (port, proto) in
