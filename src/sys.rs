@@ -172,20 +172,6 @@ impl FileLock {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_know_their_owner() {
-        let name = temp_name("x");
-        assert!(!temp_is_abandoned(&name));
-        assert!(temp_is_abandoned(".tmp-999999999-1-0-x"));
-        assert!(!temp_is_abandoned("regular"));
-        assert!(process_start_time(std::process::id() as i32).is_some());
-    }
-}
-
 /// 32 random bytes as hex: container and volume IDs.
 pub fn random_hex_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
@@ -208,5 +194,19 @@ pub fn trace(step: &str) {
         .unwrap_or(0);
     if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(f, "{} {step} {micros}", std::process::id());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_know_their_owner() {
+        let name = temp_name("x");
+        assert!(!temp_is_abandoned(&name));
+        assert!(temp_is_abandoned(".tmp-999999999-1-0-x"));
+        assert!(!temp_is_abandoned("regular"));
+        assert!(process_start_time(std::process::id() as i32).is_some());
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use berth::image::time::Timestamp;
+use berth::time::Timestamp;
 use common::{ANON, BASIC, PASSWORD, TOKEN, TestRoot, USER, fixtures};
 use sha2::Digest as _;
 

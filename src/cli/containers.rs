@@ -251,7 +251,7 @@ pub fn ps(context: &Context, args: PsArgs) -> CliResult {
             f["Command"].clone(),
             f["RunningFor"].clone() + " ago",
             f["Status"].clone(),
-            String::new(),
+            f["Ports"].clone(),
             f["Names"].clone(),
         ];
         if args.size {
@@ -285,7 +285,7 @@ fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static s
     f.insert("Status", status_text(&row.state));
     f.insert("State", row.state.status.as_str().to_string());
     f.insert("Names", row.record.name.clone());
-    f.insert("Ports", String::new());
+    f.insert("Ports", super::network::ps_ports(&row.record));
     f.insert(
         "Labels",
         row.record
@@ -785,6 +785,7 @@ pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerEr
         "HostConfig": {
             "AutoRemove": record.auto_remove,
             "NetworkMode": record.network_mode,
+            "PortBindings": super::network::port_bindings(&record),
             "Init": record.init,
             "Binds": record.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source.display(), m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
         },
@@ -810,16 +811,9 @@ pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerEr
             "Entrypoint": [record.path.clone()],
             "Labels": record.labels,
             "StopSignal": record.stop_signal,
+            "ExposedPorts": record.net.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
         },
-        "NetworkSettings": {
-            "Bridge": "",
-            "Ports": {},
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": super::network::inspect_settings(&record, running),
     }))
 }
 

@@ -6,6 +6,7 @@ pub mod containers;
 pub mod format;
 pub mod image;
 pub mod images;
+pub mod network;
 pub mod progress;
 pub mod template;
 
@@ -98,6 +99,8 @@ pub enum Command {
     Rm(containers::RmArgs),
     /// Return low-level information on containers and images
     Inspect(containers::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove one or more images
@@ -162,6 +165,8 @@ pub enum ContainerCommand {
     Prune(containers::PruneArgs),
     /// Display detailed information on one or more containers
     Inspect(containers::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +209,9 @@ impl Context {
 
 pub fn run(cli: Cli) -> CliResult {
     let context = Context::new(&cli)?;
+    // Networks of containers that died without their monitor (it was killed) are released
+    // by whichever berth command runs next.
+    crate::network::sweep();
     match cli.command {
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
             image::pull(&context, args)
@@ -273,5 +281,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Login(args) => images::login(&context, args),
         Command::Logout(args) => images::logout(&context, args),
         Command::System(SystemCommand::Df(args)) => images::system_df(&context, args),
+        Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
+            network::port(&context, args)
+        }
     }
 }
