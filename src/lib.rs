@@ -8,5 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod image;
+pub mod network;
 pub mod runtime;
 pub mod sys;
+pub mod time;

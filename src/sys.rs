@@ -172,129 +172,11 @@ impl FileLock {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_know_their_owner() {
-        let name = temp_name("x");
-        assert!(!temp_is_abandoned(&name));
-        assert!(temp_is_abandoned(".tmp-999999999-1-0-x"));
-        assert!(!temp_is_abandoned("regular"));
-        assert!(process_start_time(std::process::id() as i32).is_some());
-    }
-}
-
-/// `2026-11-23T05:35:17.123456789Z`: Docker's timestamp form (UTC, nanoseconds).
-pub fn rfc3339(time: std::time::SystemTime) -> String {
-    let since = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_nanos()
-    )
-}
-
-pub fn now_rfc3339() -> String {
-    rfc3339(std::time::SystemTime::now())
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into seconds and nanoseconds since the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let mut text = frac[..digits].to_string();
-        text.truncate(9);
-        while text.len() < 9 {
-            text.push('0');
-        }
-        nanos = text.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    Some((days * 86_400 + h * 3600 + mi * 60 + se - offset, nanos))
-}
-
-// Howard Hinnant's civil calendar algorithms.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// 32 random bytes as hex: container and volume IDs.
 pub fn random_hex_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(hex::encode(bytes))
-}
-
-#[cfg(test)]
-mod time_tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_round_trips() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5);
-        let s = rfc3339(t);
-        assert_eq!(s, "2023-11-14T22:13:20.000000005Z");
-        assert_eq!(parse_rfc3339(&s), Some((1_700_000_000, 5)));
-        assert_eq!(
-            parse_rfc3339("2001-01-01T00:00:00Z"),
-            Some((978_307_200, 0))
-        );
-        assert_eq!(
-            parse_rfc3339("2001-01-01T01:00:00+01:00"),
-            Some((978_307_200, 0))
-        );
-    }
 }
 
 /// With `BERTH_TRACE=FILE` set, appends `pid step microseconds` lines to FILE: where the time
@@ -312,5 +194,19 @@ pub fn trace(step: &str) {
         .unwrap_or(0);
     if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
         let _ = writeln!(f, "{} {step} {micros}", std::process::id());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_know_their_owner() {
+        let name = temp_name("x");
+        assert!(!temp_is_abandoned(&name));
+        assert!(temp_is_abandoned(".tmp-999999999-1-0-x"));
+        assert!(!temp_is_abandoned("regular"));
+        assert!(process_start_time(std::process::id() as i32).is_some());
     }
 }

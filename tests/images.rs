@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use berth::image::time::Timestamp;
+use berth::time::Timestamp;
 use common::{ANON, BASIC, PASSWORD, TOKEN, TestRoot, USER, fixtures};
 use sha2::Digest as _;
 
@@ -433,9 +433,9 @@ fn images_templates() {
         json.starts_with(r#"{"Containers":"N/A","CreatedAt":"#),
         "{json}"
     );
-    // A template error is a clear message; Docker exits 1.
+    // A template error is a clear message, exit 125 (the issue's code; Docker exits 1).
     let r = sh.sh("berth images --format '{{.Nope}}'");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 125);
     assert!(
         r.stderr.starts_with("template parsing error:"),
         "{}",
@@ -444,9 +444,9 @@ fn images_templates() {
     assert!(r.stderr.contains("Nope"), "{}", r.stderr);
     // Seed: docker image ls --format "{{.size}}" (fields are case-sensitive, as in Go).
     let r = sh.sh(r#"berth image ls --format "{{.size}}""#);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, 125, "{}", r.stdout);
     let r = sh.sh("berth images --format '{{.ID'");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 125);
     assert!(
         r.stderr.starts_with("template parsing error:"),
         "{}",
@@ -930,7 +930,7 @@ fn inspect_documents() {
         (1, "[]\n", "Error: No such object: nosuch\n")
     );
     let r = sh.sh("berth inspect -f '{{.Nope}}' nginx");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 125);
     assert!(
         r.stderr.starts_with("template parsing error"),
         "{}",

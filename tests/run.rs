@@ -1129,8 +1129,17 @@ fn host_interfaces() -> BTreeSet<String> {
 #[test]
 fn network_none_and_host() {
     let root = root_with("network", BUSYBOX);
-    let none = run_ok(&root, &[BUSYBOX, "ls", "/sys/class/net"]);
+    let none = run_ok(
+        &root,
+        &["--network", "none", BUSYBOX, "ls", "/sys/class/net"],
+    );
     assert_eq!(none.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    // The default network is the bridge: eth0 beside lo.
+    let bridged = run_ok(&root, &[BUSYBOX, "ls", "/sys/class/net"]);
+    assert_eq!(
+        bridged.split_whitespace().collect::<Vec<_>>(),
+        ["eth0", "lo"]
+    );
 
     let out = run_ok(
         &root,

@@ -25,9 +25,10 @@ use super::unpack;
 use crate::image::ImageError;
 use crate::image::assemble::{self, StagedLayer};
 use crate::image::digest::{Digest, HashingReader};
-use crate::image::lookup::{self, LookupError};
+use crate::image::index;
 use crate::image::manifest::{self, Document};
 use crate::image::reference::{DOCKER_HUB, Reference};
+use crate::image::resolve::{self, LookupError};
 use crate::image::store::{LayerRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +71,12 @@ pub struct SaveItem {
 /// an image ID.
 pub fn resolve_save_items(store: &Store, names: &[String]) -> Result<Vec<SaveItem>, TransferError> {
     let mut items: Vec<SaveItem> = Vec::new();
-    let repos = store.repositories()?;
+    let repos = index::load(store)?;
     for name in names {
-        let id = lookup::find_image(store, name)?;
+        let id = resolve::resolve(&repos, name)?;
         let mut tags = Vec::new();
         // Named by ID: saved without tags, like Docker.
-        let by_id = id.hex().starts_with(name.trim_start_matches("sha256:"));
+        let by_id = resolve::is_id_prefix(&id, name);
         if !by_id
             && let Ok(named) = Reference::parse_named(name)
             && named.digest.is_none()

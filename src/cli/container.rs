@@ -13,11 +13,12 @@ use crate::container::lifecycle::{self, StartOptions};
 use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
 use crate::image::digest::Digest;
-use crate::image::lookup::{self, LookupError};
+use crate::image::index;
 use crate::image::manifest::Platform;
 use crate::image::pull::{self, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::registry::Registry;
+use crate::image::resolve::{self, LookupError};
 use crate::image::store::Store;
 
 #[derive(Args, Debug, Clone)]
@@ -95,8 +96,33 @@ pub struct CreateFlags {
     #[arg(long)]
     pub init: bool,
     /// Connect a container to a network
-    #[arg(long, alias = "net", default_value = "none")]
+    #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Publish a container's port(s) to the host
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOSTPORT:]PORT[/PROTO]"
+    )]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
@@ -361,14 +387,15 @@ fn create_options(
         }
     }
     let network = match flags.network.as_str() {
-        "none" | "host" => flags.network.clone(),
-        "default" => "none".to_string(),
+        "none" | "host" | "bridge" => flags.network.clone(),
+        "default" => "bridge".to_string(),
         other => {
             return Err(Failure::berth(format!(
-                "network {other} not found (berth supports --network none and host)"
+                "berth: Error response from daemon: network {other} not found"
             )));
         }
     };
+    let net = super::network::options(context, flags)?;
     let mut labels = BTreeMap::new();
     for l in &flags.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -389,6 +416,7 @@ fn create_options(
         interactive: flags.interactive,
         auto_remove: flags.rm,
         network,
+        net,
         init: flags.init,
         labels,
         spec,
@@ -410,7 +438,8 @@ fn resolve_image(
         ));
     }
     if policy != "always" {
-        match lookup::find_image(images, image) {
+        let repos = index::load(images).map_err(Failure::berth)?;
+        match resolve::resolve(&repos, image) {
             Ok(id) => return Ok(id),
             Err(LookupError::NotFound(_)) => {}
             Err(e) => return Err(Failure::berth(e)),

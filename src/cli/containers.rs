@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::format::{ellipsis, human_duration, human_size, seconds_since, table};
+use super::template::{self, Format};
 use super::{CliResult, Context, Failure};
 use crate::container::ContainerError;
 use crate::container::attach::{self, PumpOptions};
@@ -212,11 +213,21 @@ pub fn ps(context: &Context, args: PsArgs) -> CliResult {
         return Ok(0);
     }
     if let Some(format) = &args.format {
-        let mut out = String::new();
-        for row in &rows {
-            out.push_str(&render_simple(format, &ps_fields(row, args.no_trunc))?);
-            out.push('\n');
-        }
+        let format = Format::parse(format).map_err(template_failure)?;
+        let values: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                let fields: serde_json::Map<String, serde_json::Value> =
+                    ps_fields(row, args.no_trunc)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                        .collect();
+                template::from_json(&serde_json::Value::Object(fields))
+            })
+            .collect();
+        let out = format
+            .render(&values, PS_HEADERS)
+            .map_err(template_failure)?;
         print!("{out}");
         return Ok(0);
     }
@@ -240,7 +251,7 @@ pub fn ps(context: &Context, args: PsArgs) -> CliResult {
             f["Command"].clone(),
             f["RunningFor"].clone() + " ago",
             f["Status"].clone(),
-            String::new(),
+            f["Ports"].clone(),
             f["Names"].clone(),
         ];
         if args.size {
@@ -274,7 +285,7 @@ fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static s
     f.insert("Status", status_text(&row.state));
     f.insert("State", row.state.status.as_str().to_string());
     f.insert("Names", row.record.name.clone());
-    f.insert("Ports", String::new());
+    f.insert("Ports", super::network::ps_ports(&row.record));
     f.insert(
         "Labels",
         row.record
@@ -287,34 +298,23 @@ fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static s
     f
 }
 
-/// `{{.Field}}` substitution for `ps --format` until the Go-template engine serves it too.
-fn render_simple(
-    format: &str,
-    fields: &std::collections::BTreeMap<&'static str, String>,
-) -> Result<String, Failure> {
-    let format = format.strip_prefix("table ").unwrap_or(format);
-    let format = format.replace("\\t", "\t");
-    let mut out = String::new();
-    let mut rest = format.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| Failure::berth("template: unclosed action"))?;
-        let action = rest[start + 2..start + end].trim();
-        let field = action.strip_prefix('.').ok_or_else(|| {
-            Failure::berth(format!("template: unsupported action {{{{{action}}}}}"))
-        })?;
-        let value = fields.get(field).ok_or_else(|| {
-            Failure::berth(format!(
-                "template: can't evaluate field {field} in type container"
-            ))
-        })?;
-        out.push_str(value);
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+/// Column headers of `ps --format 'table …'`, as Docker names them.
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Status", "STATUS"),
+    ("State", "STATE"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+];
+
+/// A template that cannot be parsed or executed: one line, exit 125.
+fn template_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::berth(e)
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -530,8 +530,8 @@ pub fn prune(context: &Context, args: PruneArgs) -> CliResult {
             continue;
         }
         if let Some(until) = until {
-            let created = crate::sys::parse_rfc3339(&row.record.created)
-                .map(|(s, _)| s)
+            let created = crate::time::Timestamp::parse_rfc3339(&row.record.created)
+                .map(|t| t.secs)
                 .unwrap_or(0);
             if created >= until {
                 continue;
@@ -785,6 +785,7 @@ pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerEr
         "HostConfig": {
             "AutoRemove": record.auto_remove,
             "NetworkMode": record.network_mode,
+            "PortBindings": super::network::port_bindings(&record),
             "Init": record.init,
             "Binds": record.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source.display(), m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
         },
@@ -810,16 +811,9 @@ pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerEr
             "Entrypoint": [record.path.clone()],
             "Labels": record.labels,
             "StopSignal": record.stop_signal,
+            "ExposedPorts": record.net.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
         },
-        "NetworkSettings": {
-            "Bridge": "",
-            "Ports": {},
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": super::network::inspect_settings(&record, running),
     }))
 }
 
@@ -838,8 +832,9 @@ pub fn inspect(context: &Context, args: InspectArgs) -> CliResult {
     }
     match &args.format {
         Some(format) => {
+            let format = Format::parse(format).map_err(template_failure)?;
             for v in &values {
-                println!("{}", render_json_path(format, v)?);
+                println!("{}", format.render_json(v).map_err(template_failure)?);
             }
         }
         None => println!(
@@ -848,39 +843,4 @@ pub fn inspect(context: &Context, args: InspectArgs) -> CliResult {
         ),
     }
     Ok(if failed { 1 } else { 0 })
-}
-
-/// `{{.State.Pid}}`-style field paths for `inspect -f`, until the Go-template engine serves it.
-fn render_json_path(format: &str, value: &serde_json::Value) -> Result<String, Failure> {
-    let mut out = String::new();
-    let mut rest = format;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| Failure::berth("template: unclosed action"))?;
-        let action = rest[start + 2..start + end].trim().trim_matches('"');
-        let (json, path) = match action.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, action),
-        };
-        let mut v = value;
-        for part in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|p| !p.is_empty())
-        {
-            v = v
-                .get(part)
-                .ok_or_else(|| Failure::berth(format!("template: can't evaluate field {part}")))?;
-        }
-        match v {
-            serde_json::Value::String(s) if !json => out.push_str(s),
-            serde_json::Value::Null if !json => out.push_str("<no value>"),
-            other => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }

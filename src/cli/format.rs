@@ -88,8 +88,8 @@ pub fn seconds_since(timestamp: &str) -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    crate::sys::parse_rfc3339(timestamp)
-        .map(|(s, _)| now - s)
+    crate::time::Timestamp::parse_rfc3339(timestamp)
+        .map(|t| now - t.secs)
         .unwrap_or(0)
 }
 

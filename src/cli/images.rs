@@ -18,8 +18,8 @@ use crate::image::registry::auth::Credentials;
 use crate::image::registry::login;
 use crate::image::remove::{self, Deletion};
 use crate::image::store::Store;
-use crate::image::time::Timestamp;
 use crate::image::usage;
+use crate::time::Timestamp;
 
 /// Docker's exit code for errors the daemon reports (`Error response from daemon: …`).
 const DAEMON_ERROR: i32 = 1;
@@ -39,8 +39,9 @@ fn client(e: impl std::fmt::Display) -> Failure {
     }
 }
 
+/// A bad template: one clear line, exit 125 (Docker itself exits 1 here; the issue asks 125).
 fn template_failure(e: TemplateError) -> Failure {
-    client(e)
+    Failure::berth(e)
 }
 
 fn open_store(context: &Context) -> Result<Store, Failure> {
@@ -596,7 +597,7 @@ pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
         );
         for (record, state, size) in &du.containers.containers {
             let volumes = record.mounts.iter().filter(|m| m.kind == "volume").count();
-            let created = crate::image::time::Timestamp::parse_rfc3339(&record.created)
+            let created = crate::time::Timestamp::parse_rfc3339(&record.created)
                 .map(|t| time_ago(t.secs, now))
                 .unwrap_or_default();
             table.push_str(&format!(

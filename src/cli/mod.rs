@@ -6,6 +6,7 @@ pub mod containers;
 pub mod format;
 pub mod image;
 pub mod images;
+pub mod network;
 pub mod progress;
 pub mod template;
 pub mod transfer;
@@ -115,6 +116,8 @@ pub enum Command {
     Push(transfer::PushArgs),
     /// Search for images (Docker Hub, or a registry's catalog)
     Search(transfer::SearchArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove one or more images
@@ -185,6 +188,8 @@ pub enum ContainerCommand {
     Diff(transfer::DiffArgs),
     /// Create a new image from a container's changes
     Commit(transfer::CommitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -235,6 +240,9 @@ impl Context {
 
 pub fn run(cli: Cli) -> CliResult {
     let context = Context::new(&cli)?;
+    // Networks of containers that died without their monitor (it was killed) are released
+    // by whichever berth command runs next.
+    crate::network::sweep();
     match cli.command {
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
             image::pull(&context, args)
@@ -326,5 +334,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Login(args) => images::login(&context, args),
         Command::Logout(args) => images::logout(&context, args),
         Command::System(SystemCommand::Df(args)) => images::system_df(&context, args),
+        Command::Port(args) | Command::Container(ContainerCommand::Port(args)) => {
+            network::port(&context, args)
+        }
     }
 }

@@ -138,8 +138,8 @@ pub fn export(context: &Context, args: ExportArgs) -> CliResult {
     let record = dir.record().map_err(daemon)?;
     let store = Store::open(&context.root).map_err(daemon)?;
     let scratch = store.temp_dir("export").map_err(daemon)?;
-    let created = crate::sys::parse_rfc3339(&record.created)
-        .map(|(s, _)| s.max(0) as u64)
+    let created = crate::time::Timestamp::parse_rfc3339(&record.created)
+        .map(|t| t.secs.max(0) as u64)
         .unwrap_or(0);
     let upper = dir.path.join("upper");
     let state = lifecycle::current_state(&dir).map_err(daemon)?;

@@ -13,6 +13,7 @@ use super::{ContainerError, names};
 use crate::image::config::ImageConfig;
 use crate::image::digest::Digest;
 use crate::image::store::Store;
+use crate::network::dns;
 use crate::runtime;
 use crate::sys;
 
@@ -37,6 +38,8 @@ pub struct CreateOptions {
     pub interactive: bool,
     pub auto_remove: bool,
     pub network: String,
+    /// Ports and DNS flags; `exposed` is completed with the image's `ExposedPorts` at create.
+    pub net: crate::network::NetworkOptions,
     pub init: bool,
     pub labels: BTreeMap<String, String>,
     pub spec: SpecOptions,
@@ -150,12 +153,35 @@ pub fn create(
         });
     }
 
+    let mut net = options.net.clone();
+    for port in image_config.exposed_ports.iter().flat_map(|p| p.keys()) {
+        let port = if port.contains('/') {
+            port.clone()
+        } else {
+            format!("{port}/tcp")
+        };
+        if !net.exposed.contains(&port) {
+            net.exposed.push(port);
+        }
+    }
+    for p in &net.publish {
+        let port = format!("{}/{}", p.container_port, p.proto);
+        if !net.exposed.contains(&port) {
+            net.exposed.push(port);
+        }
+    }
+    if options.network != "bridge" {
+        // Docker ignores published ports without a bridge.
+        net.publish.clear();
+        net.publish_all = false;
+    }
+
     let mut labels = image_config.labels.clone().unwrap_or_default();
     labels.extend(options.labels.clone());
     let record = ContainerRecord {
         id: id.clone(),
         name: String::new(),
-        created: sys::now_rfc3339(),
+        created: crate::time::Timestamp::now().rfc3339_nano(),
         image: options.image.clone(),
         image_id,
         path,
@@ -173,6 +199,7 @@ pub fn create(
         init: options.init,
         mounts,
         layers,
+        net,
     };
 
     // Everything is built under a temporary name, then renamed to the ID under the store lock
@@ -248,8 +275,14 @@ fn lay_out(
         fs::write(&p, text).map_err(io(&p))
     };
     write("hostname", format!("{hostname}\n"))?;
-    write("hosts", hosts_file(&record.network_mode, hostname))?;
-    write("resolv.conf", resolv_conf(&record.network_mode))?;
+    write(
+        "hosts",
+        dns::hosts_file(&record.network_mode, hostname, None, &record.net.dns),
+    )?;
+    write(
+        "resolv.conf",
+        dns::resolv_conf(&record.network_mode, &record.net.dns),
+    )?;
     // The spec is written with the final directory path: build it for `dir`'s future name.
     let final_dir = ContainerDir {
         id: record.id.clone(),
@@ -260,47 +293,6 @@ fn lay_out(
     let p = dir.spec_path();
     sys::replace_file(&p, &bytes, 0o600).map_err(io(&p))?;
     Ok(())
-}
-
-/// Docker's `/etc/hosts` for a container without a bridge address (or the host's own file with
-/// `--network host`).
-fn hosts_file(network: &str, hostname: &str) -> String {
-    if network == "host"
-        && let Ok(text) = fs::read_to_string("/etc/hosts")
-    {
-        return text;
-    }
-    format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
-}
-
-/// The host's resolv.conf; loopback nameservers cannot work from another network namespace,
-/// so (as Docker does) they are dropped, and Google's servers used if none are left.
-fn resolv_conf(network: &str) -> String {
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if network == "host" {
-        return host;
-    }
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let addr = words.next().unwrap_or("");
-            if addr.starts_with("127.") || addr == "::1" {
-                continue;
-            }
-            servers += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
 }
 
 /// Later `-e` entries override the image's by key; `-e KEY` takes the value from berth's own

@@ -11,7 +11,7 @@ use super::ContainerError;
 use super::lifecycle::current_state;
 use super::record::Status;
 use super::store::ContainerDir;
-use crate::sys::parse_rfc3339;
+use crate::time::{self, Timestamp};
 
 #[derive(Debug, Default, Clone)]
 pub struct LogOptions {
@@ -107,7 +107,9 @@ fn emit(line: &str, options: &LogOptions, out: &mut dyn Write, err: &mut dyn Wri
     let Ok(entry) = serde_json::from_str::<Entry>(line) else {
         return;
     };
-    let secs = parse_rfc3339(&entry.time).map(|(s, _)| s).unwrap_or(0);
+    let secs = Timestamp::parse_rfc3339(&entry.time)
+        .map(|t| t.secs)
+        .unwrap_or(0);
     if options.since.is_some_and(|since| secs < since) {
         return;
     }
@@ -121,37 +123,8 @@ fn emit(line: &str, options: &LogOptions, out: &mut dyn Write, err: &mut dyn Wri
     let _ = target.write_all(entry.log.as_bytes());
 }
 
-/// Docker's `--since`/`--until` values: RFC 3339, unix seconds, or a duration back from now
-/// (`10m`, `1h30m`, `45s`).
+/// Docker's `--since`/`--until` values (RFC 3339, unix seconds, or a duration back from now
+/// such as `10m`), as seconds since the epoch.
 pub fn parse_time_bound(s: &str) -> Option<i64> {
-    if let Some((secs, _)) = parse_rfc3339(s) {
-        return Some(secs);
-    }
-    if let Ok(n) = s.split('.').next().unwrap_or(s).parse::<i64>() {
-        return Some(n);
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    let mut total = 0i64;
-    let mut number = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number.parse().ok()?;
-        number.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    if !number.is_empty() {
-        return None;
-    }
-    Some(now - total)
+    time::parse_until(s, Timestamp::now()).map(|t| t.secs)
 }

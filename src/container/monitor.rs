@@ -17,6 +17,7 @@ use oci_spec::runtime::Spec;
 use super::attach::{self, ERROR, EXIT, RESIZE, STARTED, STDERR, STDIN, STDIN_EOF, STDOUT};
 use super::record::{ContainerRecord, State, Status};
 use super::store::ContainerDir;
+use crate::network;
 use crate::runtime::{self, SpawnOptions, Stdio, tty};
 use crate::sys;
 
@@ -237,7 +238,7 @@ impl Log {
             let entry = serde_json::json!({
                 "log": String::from_utf8_lossy(line),
                 "stream": stream,
-                "time": sys::now_rfc3339(),
+                "time": crate::time::Timestamp::now().rfc3339_nano(),
             });
             let _ = serde_json::to_writer(&mut *file, &entry);
             let _ = file.write_all(b"\n");
@@ -255,11 +256,12 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     let record = &setup.record;
     let mut clients = vec![Client::new(first, setup.foreground)];
     let (stdio, stdin_w, outputs_plan) = container_stdio(record)?;
+    let reservations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let options = SpawnOptions {
         stdio,
         cache_dir: setup.store_root.join("cache"),
         init: record.init,
-        prestart: None,
+        prestart: network_prestart(setup, reservations.clone()),
     };
     sys::trace("monitor-spawn");
     let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
@@ -271,7 +273,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
                 state.exit_code = Some(e.exit_code());
             }
             let _ = setup.dir.write_state(&state);
-            finish_cleanup(setup);
+            finish_cleanup(setup, None);
             let mut payload = e.exit_code().to_be_bytes().to_vec();
             payload.extend_from_slice(e.to_string().as_bytes());
             for c in &mut clients {
@@ -290,7 +292,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         monitor_pid: std::process::id() as i32,
         monitor_start: sys::process_start_time(std::process::id() as i32).unwrap_or(0),
         exit_code: None,
-        started_at: Some(sys::now_rfc3339()),
+        started_at: Some(crate::time::Timestamp::now().rfc3339_nano()),
         finished_at: None,
         error: None,
     };
@@ -452,7 +454,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     let code = exit_code.unwrap_or(255);
     state.status = Status::Exited;
     state.exit_code = Some(code);
-    state.finished_at = Some(sys::now_rfc3339());
+    state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
     for o in outputs.iter_mut() {
         if !o.partial.is_empty() {
             log.write(o.stream, &std::mem::take(&mut o.partial));
@@ -464,7 +466,8 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         let _ = setup.dir.write_state(&state);
     }
     sys::trace("monitor-outputs-closed");
-    finish_cleanup(setup);
+    finish_cleanup(setup, Some(pid));
+    drop(reservations);
     sys::trace("monitor-cleaned");
     let exit = attach::encode(EXIT, &code.to_be_bytes());
     for c in clients.iter_mut() {
@@ -480,10 +483,53 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     Ok(())
 }
 
-/// Removes the cgroup, the runtime directory, and with `--rm` the container and its anonymous
+/// With `--network bridge`: connects the container (veth, address, published ports) from the
+/// runtime's prestart hook, once its init is in its own network namespace and before anything
+/// of the container runs, and writes its address into its /etc/hosts. The host ports stay
+/// reserved by sockets this monitor holds in `reservations` while the container runs.
+fn network_prestart(
+    setup: &MonitorSetup,
+    reservations: std::sync::Arc<std::sync::Mutex<network::Reservations>>,
+) -> Option<runtime::Prestart> {
+    let record = &setup.record;
+    if record.network_mode != "bridge" {
+        return None;
+    }
+    let id = record.id.clone();
+    let name = record.name.clone();
+    let options = record.net.clone();
+    let hostname = record.hostname.clone();
+    let hosts = setup.dir.path.join("hosts");
+    Some(Box::new(move |pid| {
+        sys::trace("monitor-net-start");
+        let request = network::ConnectRequest {
+            id: &id,
+            pid: pid.as_raw(),
+            bip: options.bip.as_deref(),
+            options: &options,
+        };
+        let (endpoint, fds) = network::connect(&request).map_err(|e| {
+            format!(
+                "driver failed programming external connectivity on endpoint {name} ({id}): {e}"
+            )
+        })?;
+        if let Ok(mut slot) = reservations.lock() {
+            slot.extend(fds);
+        }
+        let text =
+            network::dns::hosts_file("bridge", &hostname, Some(endpoint.address), &options.dns);
+        std::fs::write(&hosts, text)?;
+        sys::trace("monitor-net-done");
+        Ok(())
+    }))
+}
+
+/// Removes the cgroup, the network endpoint (of the run whose init was `pid`; `None`: the
+/// start failed), the runtime directory, and with `--rm` the container and its anonymous
 /// volumes.
-fn finish_cleanup(setup: &MonitorSetup) {
+fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) {
     let _ = runtime::cleanup(&setup.spec);
+    let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {
         super::lifecycle::remove_files(&setup.store_root, &setup.dir, &setup.record, true);
     } else {

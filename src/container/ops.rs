@@ -112,9 +112,10 @@ fn settle(dir: &ContainerDir, before: &State) {
             if let Ok(spec) = load_spec(dir) {
                 let _ = runtime::cleanup(&spec);
             }
+            let _ = crate::network::disconnect(&dir.id, Some(before.pid));
             state.status = Status::Exited;
             state.exit_code = state.exit_code.or(Some(137));
-            state.finished_at = Some(crate::sys::now_rfc3339());
+            state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
             let _ = dir.write_state(&state);
             let _ = std::fs::remove_dir_all(dir.runtime_dir());
         }
@@ -159,6 +160,7 @@ pub fn remove(
         if let Ok(spec) = load_spec(dir) {
             let _ = runtime::cleanup(&spec);
         }
+        let _ = crate::network::disconnect(&dir.id, None);
     }
     lifecycle::remove_files(store_root, dir, &record, volumes);
     Ok(())

@@ -37,6 +37,9 @@ pub struct ContainerRecord {
     pub mounts: Vec<MountRecord>,
     /// Overlay lower directories, topmost first.
     pub layers: Vec<PathBuf>,
+    /// Published ports, exposed ports and DNS flags (`network/`).
+    #[serde(default)]
+    pub net: crate::network::NetworkOptions,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -273,5 +273,5 @@ pub fn record_written(
 
 /// The current time as Docker writes it in configs (RFC 3339, nanoseconds, UTC).
 pub fn now() -> String {
-    crate::sys::now_rfc3339()
+    crate::time::Timestamp::now().rfc3339_nano()
 }

@@ -6,7 +6,7 @@ use super::index;
 use super::inspect::{self, InspectError};
 use super::resolve as lookup;
 use super::store::{Repositories, Store};
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone)]
 pub struct HistoryItem {

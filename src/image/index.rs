@@ -133,6 +133,6 @@ pub fn load_locked(store: &Store, lock: &FileLock) -> Result<Repositories, Store
 /// Records that a tag was just pointed at `id` (the caller writes the index).
 pub fn tagged_now(repos: &mut Repositories, id: &Digest) {
     if let Some(summary) = repos.images.as_mut().and_then(|i| i.get_mut(id)) {
-        summary.last_tag_time = Some(super::time::Timestamp::now().rfc3339_nano());
+        summary.last_tag_time = Some(crate::time::Timestamp::now().rfc3339_nano());
     }
 }

@@ -10,7 +10,7 @@ use super::digest::Digest;
 use super::index;
 use super::resolve::{self as lookup, LookupError};
 use super::store::{Repositories, Store, StoreError};
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {

@@ -8,7 +8,7 @@ use super::index::{self, ImageSummary};
 use super::reference::Reference;
 use super::resolve::{self as lookup, LookupError};
 use super::store::{Repositories, Store, StoreError};
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {

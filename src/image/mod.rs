@@ -12,7 +12,6 @@ pub mod in_use;
 pub mod index;
 pub mod inspect;
 pub mod list;
-pub mod lookup;
 pub mod manifest;
 pub mod pull;
 pub mod push;
@@ -22,7 +21,6 @@ pub mod remove;
 pub mod resolve;
 pub mod search;
 pub mod store;
-pub mod time;
 pub mod usage;
 
 use self::manifest::ManifestError;

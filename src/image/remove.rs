@@ -20,8 +20,8 @@ use super::list::{Filters, ListError, created_of};
 use super::reference::{Reference, ReferenceError};
 use super::resolve::{self as lookup, LookupError};
 use super::store::{LayerRecord, Repositories, Store, StoreError};
-use super::time::{self, Timestamp};
 use crate::sys::FileLock;
+use crate::time::{self, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {

@@ -1,0 +1,217 @@
+//! Network flags of `create`/`run`, the `port` command, and the network parts of `ps` and
+//! `inspect`.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::container::CreateFlags;
+use super::{CliResult, Context, Failure};
+use crate::container::record::ContainerRecord;
+use crate::container::store::ContainerStore;
+use crate::network::{self, DnsOptions, Mapping, NetworkOptions, dns, ports};
+
+/// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
+pub fn options(context: &Context, flags: &CreateFlags) -> Result<NetworkOptions, Failure> {
+    let mut publish = Vec::new();
+    for p in &flags.publish {
+        publish.extend(ports::parse_publish(p).map_err(|e| Failure::berth(format!("berth: {e}")))?);
+    }
+    if !publish.is_empty() && flags.network == "host" {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
+    let mut exposed = Vec::new();
+    for e in &flags.expose {
+        for (port, proto) in
+            ports::parse_expose(e).map_err(|e| Failure::berth(format!("berth: {e}")))?
+        {
+            let key = format!("{port}/{proto}");
+            if !exposed.contains(&key) {
+                exposed.push(key);
+            }
+        }
+    }
+    for h in &flags.add_host {
+        if dns::parse_add_host(h).is_none() {
+            return Err(Failure::berth(format!(
+                "berth: invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{}\"",
+                h.split_once(':').map(|x| x.1).unwrap_or("")
+            )));
+        }
+    }
+    for d in &flags.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(Failure::berth(format!(
+                "berth: invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address"
+            )));
+        }
+    }
+    Ok(NetworkOptions {
+        publish,
+        publish_all: flags.publish_all,
+        exposed,
+        dns: DnsOptions {
+            add_hosts: flags.add_host.clone(),
+            servers: flags.dns.clone(),
+            search: flags.dns_search.clone(),
+            options: flags.dns_option.clone(),
+        },
+        bip: context.config.bip.clone(),
+    })
+}
+
+fn sorted(mut ports: Vec<Mapping>) -> Vec<Mapping> {
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.proto, a.host_port).cmp(&(b.container_port, &b.proto, b.host_port))
+    });
+    ports
+}
+
+/// The PORTS column of `ps`: `0.0.0.0:8080->80/tcp, 443/tcp`.
+pub fn ps_ports(record: &ContainerRecord) -> String {
+    let ep = network::endpoint(&record.id);
+    let Some(ep) = ep else {
+        return String::new();
+    };
+    let mut items: Vec<String> = sorted(ep.ports.clone())
+        .iter()
+        .map(Mapping::ps_text)
+        .collect();
+    for e in &record.net.exposed {
+        let published = ep
+            .ports
+            .iter()
+            .any(|m| format!("{}/{}", m.container_port, m.proto) == *e);
+        if !published {
+            items.push(e.clone());
+        }
+    }
+    items.join(", ")
+}
+
+/// `NetworkSettings` of `inspect`.
+pub fn inspect_settings(record: &ContainerRecord, running: bool) -> Value {
+    let ep = running.then(|| network::endpoint(&record.id)).flatten();
+    let mut ports = serde_json::Map::new();
+    if record.network_mode == "bridge" && running {
+        for e in &record.net.exposed {
+            ports.insert(e.clone(), Value::Null);
+        }
+    }
+    if let Some(ep) = &ep {
+        for m in sorted(ep.ports.clone()) {
+            let key = format!("{}/{}", m.container_port, m.proto);
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if !entry.is_array() {
+                *entry = json!([]);
+            }
+            if let Some(list) = entry.as_array_mut() {
+                list.push(
+                    json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string()}),
+                );
+            }
+        }
+    }
+    let (ip, gw, prefix, mac) = match &ep {
+        Some(ep) => (
+            ep.address.to_string(),
+            ep.gateway.to_string(),
+            ep.prefix,
+            ep.mac.clone(),
+        ),
+        None => (String::new(), String::new(), 0, String::new()),
+    };
+    let mut networks = serde_json::Map::new();
+    if record.network_mode != "default" {
+        networks.insert(
+            record.network_mode.clone(),
+            json!({
+                "Gateway": gw,
+                "IPAddress": ip,
+                "IPPrefixLen": prefix,
+                "MacAddress": mac,
+                "NetworkID": record.network_mode,
+            }),
+        );
+    }
+    json!({
+        "Bridge": "",
+        "Ports": ports,
+        "Gateway": gw,
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+        "MacAddress": mac,
+        "Networks": networks,
+    })
+}
+
+/// `HostConfig.PortBindings` of `inspect`.
+pub fn port_bindings(record: &ContainerRecord) -> Value {
+    let mut out = serde_json::Map::new();
+    for b in &record.net.publish {
+        let key = format!("{}/{}", b.container_port, b.proto);
+        let host_port = match (b.host_port, b.host_port_end) {
+            (0, _) => String::new(),
+            (p, 0) => p.to_string(),
+            (p, e) => format!("{p}-{e}"),
+        };
+        let entry = out.entry(key).or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"HostIp": b.host_ip, "HostPort": host_port}));
+        }
+    }
+    Value::Object(out)
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
+}
+
+/// `port CONTAINER [PORT[/PROTO]]`.
+pub fn port(context: &Context, args: PortArgs) -> CliResult {
+    let store = ContainerStore::open(&context.root).map_err(Failure::berth)?;
+    let dir = store.find(&args.container).map_err(|e| Failure {
+        code: 1,
+        message: format!("Error response from daemon: {e}"),
+    })?;
+    let record = dir.record().map_err(Failure::berth)?;
+    let ports = network::endpoint(&record.id)
+        .map(|ep| sorted(ep.ports))
+        .unwrap_or_default();
+    match &args.port {
+        None => {
+            for m in &ports {
+                println!(
+                    "{}/{} -> {}:{}",
+                    m.container_port, m.proto, m.host_ip, m.host_port
+                );
+            }
+            Ok(0)
+        }
+        Some(p) => {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let num: u16 = num
+                .parse()
+                .map_err(|_| Failure::berth(format!("Error: invalid port ({p})")))?;
+            let found: Vec<&Mapping> = ports
+                .iter()
+                .filter(|m| m.container_port == num && m.proto == proto)
+                .collect();
+            if found.is_empty() {
+                return Err(Failure {
+                    code: 1,
+                    message: format!(
+                        "Error: No public port '{num}/{proto}' published for {}",
+                        args.container
+                    ),
+                });
+            }
+            for m in found {
+                println!("{}:{}", m.host_ip, m.host_port);
+            }
+            Ok(0)
+        }
+    }
+}
