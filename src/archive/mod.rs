@@ -2,6 +2,10 @@
 //! compressed layers.
 
 pub mod compression;
+pub mod diff;
+pub mod docker_archive;
+pub mod export;
+pub mod tarwrite;
 pub mod unpack;
 
 use std::io;

@@ -9,6 +9,7 @@ pub mod images;
 pub mod network;
 pub mod progress;
 pub mod template;
+pub mod transfer;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,22 @@ pub enum Command {
     Inspect(containers::InspectArgs),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(transfer::ExportArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(transfer::ImportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(transfer::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(transfer::CommitArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// Search for images (Docker Hub, or a registry's catalog)
+    Search(transfer::SearchArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove one or more images
@@ -167,12 +184,26 @@ pub enum ContainerCommand {
     Inspect(containers::InspectArgs),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(transfer::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(transfer::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(transfer::CommitArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Download an image from a registry
     Pull(image::PullArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(transfer::ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
     /// List images
     #[command(visible_alias = "list")]
     Ls(images::ImagesArgs),
@@ -271,6 +302,28 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             images::images(&context, args)
         }
+        Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
+            transfer::export(&context, args)
+        }
+        Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
+            transfer::diff(&context, args)
+        }
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            transfer::commit(&context, args)
+        }
+        Command::Import(args) | Command::Image(ImageCommand::Import(args)) => {
+            transfer::import(&context, args)
+        }
+        Command::Save(args) | Command::Image(ImageCommand::Save(args)) => {
+            transfer::save(&context, args)
+        }
+        Command::Load(args) | Command::Image(ImageCommand::Load(args)) => {
+            transfer::load(&context, args)
+        }
+        Command::Push(args) | Command::Image(ImageCommand::Push(args)) => {
+            transfer::push(&context, args)
+        }
+        Command::Search(args) => transfer::search(&context, args),
         Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => images::rmi(&context, args),
         Command::Image(ImageCommand::Prune(args)) => images::prune(&context, args),
         Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => images::tag(&context, args),

@@ -1,19 +1,25 @@
 //! Images: reference grammar, digests, the registry client, manifests, pull, and the local
 //! content-addressed store.
 
+pub mod assemble;
+pub mod changes;
+pub mod commit;
 pub mod config;
 pub mod digest;
 pub mod history;
+pub mod import;
 pub mod in_use;
 pub mod index;
 pub mod inspect;
 pub mod list;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod remove;
 pub mod resolve;
+pub mod search;
 pub mod store;
 pub mod usage;
 
@@ -45,6 +51,10 @@ pub enum ImageError {
     InvalidManifest(String),
     #[error("invalid image config: {0}")]
     InvalidConfig(String),
+    #[error("layer diffID mismatch: expected {expected}, got {actual}")]
+    LayerMismatch { expected: String, actual: String },
+    #[error(transparent)]
+    Change(#[from] changes::ChangeError),
 }
 
 impl ImageError {

@@ -68,6 +68,8 @@ fn read_first<P: AsRef<Path>>(roots: &[P], rel: &str) -> Result<Option<String>, 
                 return Ok(Some(s));
             }
             Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => continue,
+            // An overlay whiteout (0/0 character device): deleted in this layer.
+            Err(nix::errno::Errno::ENXIO) => return Ok(None),
             Err(e) => {
                 return Err(RuntimeError::io(
                     "open",

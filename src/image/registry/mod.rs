@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod blob;
 pub mod login;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::io::Read;
