@@ -100,6 +100,8 @@ pub enum Command {
     Rm(containers::RmArgs),
     /// Return low-level information on containers and images
     Inspect(containers::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Export a container's filesystem as a tar archive
     Export(transfer::ExportArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -116,8 +118,6 @@ pub enum Command {
     Push(transfer::PushArgs),
     /// Search for images (Docker Hub, or a registry's catalog)
     Search(transfer::SearchArgs),
-    /// List port mappings or a specific mapping for the container
-    Port(network::PortArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove one or more images
@@ -182,14 +182,14 @@ pub enum ContainerCommand {
     Prune(containers::PruneArgs),
     /// Display detailed information on one or more containers
     Inspect(containers::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Export a container's filesystem as a tar archive
     Export(transfer::ExportArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(transfer::DiffArgs),
     /// Create a new image from a container's changes
     Commit(transfer::CommitArgs),
-    /// List port mappings or a specific mapping for the container
-    Port(network::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -54,6 +54,16 @@ impl PullPrinter {
         }
     }
 
+    fn columns(&self) -> u16 {
+        use std::os::fd::AsFd;
+        let size = if self.to_stderr {
+            crate::runtime::tty::window_size(std::io::stderr().as_fd())
+        } else {
+            crate::runtime::tty::window_size(std::io::stdout().as_fd())
+        };
+        size.map(|(_, cols)| cols).unwrap_or(80)
+    }
+
     fn plain(&self, text: &str) {
         if self.to_stderr {
             let _ = writeln!(std::io::stderr().lock(), "{text}");
@@ -102,7 +112,7 @@ impl PullPrinter {
         });
         let message = match status {
             LayerStatus::Downloading { current, total } => {
-                format!("Downloading {}", bar_text(current, total))
+                format!("Downloading {}", bar_text(current, total, self.columns()))
             }
             _ => text.to_string(),
         };
@@ -126,8 +136,12 @@ impl PullPrinter {
     }
 }
 
-/// `[=========>        ]  12.3MB/81.8MB` (50 columns, like Docker's).
-fn bar_text(current: u64, total: u64) -> String {
+/// `[=========>        ]  12.3MB/81.8MB` (a 50-column bar, like Docker's), or only the byte
+/// counts on a terminal narrower than 110 columns, where Docker leaves the bar out too.
+fn bar_text(current: u64, total: u64, columns: u16) -> String {
+    if columns < 110 {
+        return format!("{}/{}", human_size(current, 4), human_size(total, 4));
+    }
     const WIDTH: u64 = 50;
     let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
     let mut bar = "=".repeat(filled);
