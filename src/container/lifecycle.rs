@@ -10,7 +10,7 @@ use super::ContainerError;
 use super::attach::{self, StartReply};
 use super::monitor::{self, MonitorSetup};
 use super::record::{ContainerRecord, State, Status};
-use super::store::{ContainerDir, ContainerStore};
+use super::store::ContainerDir;
 use crate::sys;
 
 /// A started container: its init's pid, and the stream to its monitor (the first attach
@@ -160,14 +160,42 @@ pub fn remove_files(
     record: &ContainerRecord,
     anonymous_volumes: bool,
 ) {
+    for trash in detach_files(store_root, dir, record, anonymous_volumes) {
+        let _ = sys::remove_tree(&trash);
+    }
+}
+
+/// Takes a stopped container's files out of sight at once (renamed into the store's `tmp/`,
+/// so nothing of the container is listed or found any more) and returns what is left to
+/// delete. `run --rm`'s monitor reports the exit in between: deleting the files is the slow
+/// part, and nobody needs to wait for it. Whatever a crash leaves in `tmp/` is swept.
+pub fn detach_files(
+    store_root: &Path,
+    dir: &ContainerDir,
+    record: &ContainerRecord,
+    anonymous_volumes: bool,
+) -> Vec<std::path::PathBuf> {
+    let trash_dir = store_root.join("tmp");
+    let mut trash = Vec::new();
+    let mut take = |path: &Path| {
+        let to = trash_dir.join(sys::temp_name("removed"));
+        match std::fs::rename(path, &to) {
+            Ok(()) => trash.push(to),
+            // Another filesystem, or no tmp/: delete in place.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let _ = sys::remove_tree(path);
+            }
+            Err(_) => {}
+        }
+    };
     if anonymous_volumes {
         for mount in record.mounts.iter().filter(|m| m.anonymous) {
             if let Some(volume_dir) = mount.source.parent() {
-                let _ = sys::remove_tree(volume_dir);
+                take(volume_dir);
             }
         }
     }
-    if let Ok(store) = ContainerStore::open(store_root) {
-        let _ = store.remove(dir);
-    }
+    let _ = std::fs::remove_dir_all(dir.runtime_dir());
+    take(&dir.path);
+    trash
 }

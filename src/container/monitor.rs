@@ -273,13 +273,15 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
                 state.exit_code = Some(e.exit_code());
             }
             let _ = setup.dir.write_state(&state);
-            finish_cleanup(setup, None);
+            let trash = finish_cleanup(setup, None);
             let mut payload = e.exit_code().to_be_bytes().to_vec();
             payload.extend_from_slice(e.to_string().as_bytes());
             for c in &mut clients {
                 let _ = c.stream.set_nonblocking(false);
                 let _ = attach::write_frame(&mut c.stream, ERROR, &payload);
             }
+            drop(clients);
+            delete(trash);
             return Ok(());
         }
     };
@@ -466,7 +468,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         let _ = setup.dir.write_state(&state);
     }
     sys::trace("monitor-outputs-closed");
-    finish_cleanup(setup, Some(pid));
+    let trash = finish_cleanup(setup, Some(pid));
     drop(reservations);
     sys::trace("monitor-cleaned");
     let exit = attach::encode(EXIT, &code.to_be_bytes());
@@ -480,7 +482,16 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         let _ = c.stream.write_all(&pending);
         let _ = c.stream.write_all(&exit);
     }
+    drop(clients);
+    delete(trash);
     Ok(())
+}
+
+/// Deletes what `--rm` took out of sight, after the exit was reported.
+fn delete(trash: Vec<PathBuf>) {
+    for path in trash {
+        let _ = sys::remove_tree(&path);
+    }
 }
 
 /// With `--network bridge`: connects the container (veth, address, published ports) from the
@@ -525,15 +536,17 @@ fn network_prestart(
 }
 
 /// Removes the cgroup, the network endpoint (of the run whose init was `pid`; `None`: the
-/// start failed), the runtime directory, and with `--rm` the container and its anonymous
-/// volumes.
-fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) {
+/// start failed) and the runtime directory; with `--rm` it takes the container and its
+/// anonymous volumes out of sight and returns what is left to delete.
+fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) -> Vec<PathBuf> {
     let _ = runtime::cleanup(&setup.spec);
+    sys::trace("monitor-cgroup-removed");
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {
-        super::lifecycle::remove_files(&setup.store_root, &setup.dir, &setup.record, true);
+        super::lifecycle::detach_files(&setup.store_root, &setup.dir, &setup.record, true)
     } else {
         let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
+        Vec::new()
     }
 }
 
