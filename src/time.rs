@@ -95,26 +95,24 @@ impl Timestamp {
     /// `CreatedAt`: `2026-11-23 05:51:45 +0000 UTC`.
     pub fn go_string(&self) -> String {
         let (y, mo, d, h, mi, s) = self.civil();
-        let frac = if self.nanos == 0 {
-            String::new()
-        } else {
-            format!(".{:09}", self.nanos)
-                .trim_end_matches('0')
-                .to_string()
-        };
+        let frac = self.fraction();
         format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{frac} +0000 UTC")
+    }
+
+    /// `.123` for 123 ms: Go's trimmed fraction, empty for whole seconds.
+    fn fraction(&self) -> String {
+        if self.nanos == 0 {
+            return String::new();
+        }
+        format!(".{:09}", self.nanos)
+            .trim_end_matches('0')
+            .to_string()
     }
 
     /// RFC 3339 with nanoseconds trimmed, as Go's `time.RFC3339Nano` in UTC.
     pub fn rfc3339_nano(&self) -> String {
         let (y, mo, d, h, mi, s) = self.civil();
-        let frac = if self.nanos == 0 {
-            String::new()
-        } else {
-            format!(".{:09}", self.nanos)
-                .trim_end_matches('0')
-                .to_string()
-        };
+        let frac = self.fraction();
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
     }
 }

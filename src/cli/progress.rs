@@ -55,13 +55,7 @@ impl PullPrinter {
     }
 
     fn columns(&self) -> u16 {
-        use std::os::fd::AsFd;
-        let size = if self.to_stderr {
-            crate::runtime::tty::window_size(std::io::stderr().as_fd())
-        } else {
-            crate::runtime::tty::window_size(std::io::stdout().as_fd())
-        };
-        size.map(|(_, cols)| cols).unwrap_or(80)
+        terminal_columns(self.to_stderr)
     }
 
     fn plain(&self, text: &str) {
@@ -136,9 +130,20 @@ impl PullPrinter {
     }
 }
 
+/// The width of the terminal on stdout (or stderr), 80 when it cannot be told.
+pub(crate) fn terminal_columns(stderr: bool) -> u16 {
+    use std::os::fd::AsFd;
+    let size = if stderr {
+        crate::runtime::tty::window_size(std::io::stderr().as_fd())
+    } else {
+        crate::runtime::tty::window_size(std::io::stdout().as_fd())
+    };
+    size.map(|(_, cols)| cols).unwrap_or(80)
+}
+
 /// `[=========>        ]  12.3MB/81.8MB` (a 50-column bar, like Docker's), or only the byte
 /// counts on a terminal narrower than 110 columns, where Docker leaves the bar out too.
-fn bar_text(current: u64, total: u64, columns: u16) -> String {
+pub(crate) fn bar_text(current: u64, total: u64, columns: u16) -> String {
     if columns < 110 {
         return format!("{}/{}", human_size(current, 4), human_size(total, 4));
     }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::format::human_size;
+use super::progress::{bar_text, terminal_columns};
 use super::{CliResult, Context, Failure};
 use crate::archive::diff;
 use crate::archive::docker_archive;
@@ -436,7 +436,10 @@ impl PushPrinter {
             LayerStatus::Preparing => "Preparing".to_string(),
             LayerStatus::Waiting => "Waiting".to_string(),
             LayerStatus::Pushing { current, total } => {
-                format!("Pushing {}", bar_text(*current, *total))
+                format!(
+                    "Pushing {}",
+                    bar_text(*current, *total, terminal_columns(false))
+                )
             }
             LayerStatus::Pushed => "Pushed".to_string(),
             LayerStatus::AlreadyExists => "Layer already exists".to_string(),
@@ -501,7 +504,10 @@ impl LoadPrinter {
             bar.set_prefix(p.id.clone());
             bar
         });
-        bar.set_message(format!("Loading layer {}", bar_text(p.current, p.total)));
+        bar.set_message(format!(
+            "Loading layer {}",
+            bar_text(p.current, p.total, terminal_columns(false))
+        ));
     }
 
     fn finish(&self) {
@@ -511,25 +517,6 @@ impl LoadPrinter {
             }
         }
     }
-}
-
-/// `[=========>        ]  12.3MB/81.8MB`, 50 columns like Docker's.
-fn bar_text(current: u64, total: u64) -> String {
-    const WIDTH: u64 = 50;
-    let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
-    let mut bar = "=".repeat(filled);
-    if filled < WIDTH as usize {
-        bar.push('>');
-        bar.push_str(&" ".repeat(WIDTH as usize - filled - 1));
-    } else {
-        bar.pop();
-        bar.push('>');
-    }
-    format!(
-        "[{bar}] {:>8}/{}",
-        human_size(current, 4),
-        human_size(total, 4)
-    )
 }
 
 // ---------------------------------------------------------------- search
