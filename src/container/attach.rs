@@ -3,7 +3,7 @@
 //! CLI side that pumps a terminal or stdio through it.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -269,9 +269,4 @@ fn proxy_signals(pid: i32) {
             unsafe { libc::kill(TARGET.load(Ordering::Relaxed), signal) };
         }
     });
-}
-
-/// Used by the monitor: the raw fd of a stream, for poll.
-pub fn raw(stream: &UnixStream) -> i32 {
-    stream.as_raw_fd()
 }

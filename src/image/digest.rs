@@ -105,10 +105,6 @@ impl<R: Read> HashingReader<R> {
         io::copy(&mut self, &mut io::sink())?;
         Ok((Digest::from_hasher(self.hasher), self.count))
     }
-
-    pub fn count(&self) -> u64 {
-        self.count
-    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
