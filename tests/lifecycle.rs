@@ -1220,7 +1220,8 @@ fn exec_it_gives_a_prompt_with_both_shells_and_exit_code() {
     lab.run_d(&["-it", "--name", "ct", DEBIAN, "bash"]);
     let mut term = pty_berth(&lab, &["exec", "-it", "ct", "bash"]);
     term.expect("# ", LONG);
-    term.send("ps -e -o comm= | grep -c '^bash$' | sed 's/^/shells=/'\r");
+    // Shells counted by terminal: the pipeline's own children are `bash` until they exec.
+    term.send("ps -e -o comm=,tty= | awk '$1 == \"bash\" {print $2}' | sort -u | wc -l | sed 's/^/shells=/'\r");
     term.expect("shells=2\r\n", LONG);
     term.send("ps -e; echo END-$((1+1))\r");
     let listing = term.expect("END-2", LONG);
@@ -1242,7 +1243,9 @@ fn two_concurrent_exec_it_sessions_work() {
     two.send("echo two-$((40+2))\r");
     one.expect("one-41\r\n", LONG);
     two.expect("two-42\r\n", LONG);
-    one.send("ps -e -o comm= | grep -c '^bash$' | sed 's/^/shells=/'\r");
+    // One shell per terminal (the container's and the two sessions'); counting terminals, not
+    // processes, because the pipeline's own children are `bash` until they exec.
+    one.send("ps -e -o comm=,tty= | awk '$1 == \"bash\" {print $2}' | sort -u | wc -l | sed 's/^/shells=/'\r");
     one.expect("shells=3\r\n", LONG);
     two.send("exit 2\r");
     assert_eq!(two.wait(LONG), 2);
