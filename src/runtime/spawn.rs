@@ -38,11 +38,30 @@ use super::caps::{self, CapSets};
 use super::rootfs::{self, RootfsPlan, cstr};
 use super::seccomp::{self, Compiled};
 
-/// Which step failed in the child; the parent turns it back into a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Step {
-    Sync = 1,
+/// Declares `Step` and its decoding from the number the child sends over the pipe, from one
+/// list, so the two cannot drift apart.
+macro_rules! steps {
+    ($first:ident $(, $rest:ident)* $(,)?) => {
+        /// Which step failed in the child; the parent turns it back into a message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        pub(crate) enum Step {
+            $first = 1,
+            $($rest,)*
+        }
+
+        impl Step {
+            fn from_u32(v: u32) -> Option<Step> {
+                [Step::$first $(, Step::$rest)*]
+                    .into_iter()
+                    .find(|s| *s as u32 == v)
+            }
+        }
+    };
+}
+
+steps!(
+    Sync,
     Stdio,
     Setsid,
     Ctty,
@@ -78,52 +97,7 @@ pub(crate) enum Step {
     Dumpable,
     Pty,
     Sysctl,
-}
-
-impl Step {
-    fn from_u32(v: u32) -> Option<Step> {
-        use Step::*;
-        const ALL: [Step; 36] = [
-            Sync,
-            Stdio,
-            Setsid,
-            Ctty,
-            JoinNs,
-            CgroupNs,
-            Loopback,
-            Propagation,
-            OverlayPrep,
-            OverlayMount,
-            RootBind,
-            OpenRoot,
-            Mount,
-            Device,
-            DevSymlinks,
-            Console,
-            PivotRoot,
-            Masked,
-            Readonly,
-            RootReadonly,
-            Hostname,
-            Chdir,
-            CwdOutside,
-            Rlimit,
-            NoNewPrivs,
-            CapBounding,
-            SetUser,
-            Capset,
-            Seccomp,
-            CloseFds,
-            ExecNotFound,
-            Exec,
-            Fork,
-            Dumpable,
-            Pty,
-            Sysctl,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
-    }
-}
+);
 
 /// The fixed-size failure record the child sends over the err pipe.
 #[derive(Debug, Clone, Copy)]

@@ -415,27 +415,14 @@ impl Registry {
                     retry_after(&response).unwrap_or_else(|| backoff(attempt))
                 }
                 Err(ureq::Error::Status(status, response)) => {
-                    let challenge = response
-                        .header("www-authenticate")
-                        .and_then(Challenge::parse);
-                    let errors = response
-                        .into_string()
-                        .ok()
-                        .and_then(|body| serde_json::from_str::<ErrorBody>(&body).ok())
-                        .map(|b| b.errors)
-                        .unwrap_or_default();
+                    let (challenge, errors) = refusal(response);
                     return Ok(Err((status, challenge, errors)));
                 }
                 Err(ureq::Error::Transport(transport)) => {
                     if attempt >= MAX_TRIES {
-                        let text = transport.to_string();
-                        let message = text
-                            .strip_prefix(&format!("{url}: "))
-                            .unwrap_or(&text)
-                            .to_string();
                         return Err(RegistryError::Transport {
                             url: url.to_string(),
-                            message,
+                            message: transport_message(url, &transport),
                         });
                     }
                     backoff(attempt)
@@ -444,6 +431,28 @@ impl Registry {
             std::thread::sleep(delay);
         }
     }
+}
+
+/// What a refusing registry said: its authentication challenge and its error document.
+pub(crate) fn refusal(response: ureq::Response) -> (Option<Challenge>, Vec<ErrorDetail>) {
+    let challenge = response
+        .header("www-authenticate")
+        .and_then(Challenge::parse);
+    let errors = response
+        .into_string()
+        .ok()
+        .and_then(|body| serde_json::from_str::<ErrorBody>(&body).ok())
+        .map(|b| b.errors)
+        .unwrap_or_default();
+    (challenge, errors)
+}
+
+/// ureq's transport error without the URL it repeats (callers name the URL themselves).
+pub(crate) fn transport_message(url: &str, transport: &ureq::Transport) -> String {
+    let text = transport.to_string();
+    text.strip_prefix(&format!("{url}: "))
+        .unwrap_or(&text)
+        .to_string()
 }
 
 pub(crate) fn backoff(attempt: u32) -> Duration {

@@ -136,25 +136,12 @@ impl Registry {
                     retry_after(&response).unwrap_or_else(|| backoff(attempt))
                 }
                 Err(ureq::Error::Status(status, response)) => {
-                    let challenge = response
-                        .header("www-authenticate")
-                        .and_then(Challenge::parse);
-                    let errors = response
-                        .into_string()
-                        .ok()
-                        .and_then(|b| serde_json::from_str::<super::ErrorBody>(&b).ok())
-                        .map(|b| b.errors)
-                        .unwrap_or_default();
+                    let (challenge, errors) = super::refusal(response);
                     return Ok(Attempt::Failed(status, challenge, errors));
                 }
                 Err(ureq::Error::Transport(t)) => {
                     if attempt >= MAX_TRIES {
-                        let text = t.to_string();
-                        let message = text
-                            .strip_prefix(&format!("{url}: "))
-                            .unwrap_or(&text)
-                            .to_string();
-                        return Err(transport(message));
+                        return Err(transport(super::transport_message(url, &t)));
                     }
                     backoff(attempt)
                 }
