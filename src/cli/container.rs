@@ -171,13 +171,14 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
     let options = create_options(context, &images, flags)?;
     let created = create::create(&images, &containers, &options).map_err(run_failure)?;
     crate::sys::trace("created");
-    let started = match lifecycle::start(
+    let started = match lifecycle::start_with_spec(
         &context.root,
         &created.dir,
         StartOptions {
             foreground: !args.detach,
             console_size: terminal_size(flags.tty),
         },
+        Some(created.spec),
     ) {
         Ok(started) => started,
         Err(e) => {

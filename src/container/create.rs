@@ -48,6 +48,8 @@ pub struct CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub record: ContainerRecord,
+    /// The runtime spec just written to `config.json`, so `run` need not read it back.
+    pub spec: oci_spec::runtime::Spec,
 }
 
 pub fn create(
@@ -205,11 +207,13 @@ pub fn create(
     // Everything is built under a temporary name, then renamed to the ID under the store lock
     // together with the name check, so no half container is ever listed.
     let work = containers.dir_of(&sys::temp_name(&id));
-    let result = lay_out(&work, &record, &resolved, options, &hostname);
-    if let Err(e) = result {
-        let _ = sys::remove_tree(&work.path);
-        return Err(e);
-    }
+    let spec = match lay_out(&work, &record, &resolved, options, &hostname) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let _ = sys::remove_tree(&work.path);
+            return Err(e);
+        }
+    };
     let _lock = containers.lock()?;
     let mut record = record;
     record.name = match &options.name {
@@ -247,7 +251,7 @@ pub fn create(
         let _ = sys::remove_tree(&work.path);
         return Err(e);
     }
-    Ok(Created { dir, record })
+    Ok(Created { dir, record, spec })
 }
 
 fn lay_out(
@@ -256,7 +260,7 @@ fn lay_out(
     user: &runtime::ResolvedUser,
     options: &CreateOptions,
     hostname: &str,
-) -> Result<(), ContainerError> {
+) -> Result<oci_spec::runtime::Spec, ContainerError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContainerError::Io { path, source }
@@ -292,7 +296,7 @@ fn lay_out(
     let bytes = serde_json::to_vec_pretty(&spec).expect("spec serialises");
     let p = dir.spec_path();
     sys::replace_file(&p, &bytes, 0o600).map_err(io(&p))?;
-    Ok(())
+    Ok(spec)
 }
 
 /// Later `-e` entries override the image's by key; `-e KEY` takes the value from berth's own

@@ -36,6 +36,17 @@ pub fn start(
     dir: &ContainerDir,
     options: StartOptions,
 ) -> Result<Started, ContainerError> {
+    start_with_spec(store_root, dir, options, None)
+}
+
+/// [`start`], with the runtime spec when the caller already has it (`run`, right after
+/// `create` wrote it), instead of reading `config.json` back.
+pub fn start_with_spec(
+    store_root: &Path,
+    dir: &ContainerDir,
+    options: StartOptions,
+    spec: Option<Spec>,
+) -> Result<Started, ContainerError> {
     let _lock = dir.lock()?;
     // Removed while we waited for the lock.
     if !dir.record_path().exists() {
@@ -46,7 +57,10 @@ pub fn start(
     if matches!(state.status, Status::Running | Status::Paused) {
         return Err(ContainerError::AlreadyRunning(record.id.clone()));
     }
-    let mut spec = load_spec(dir)?;
+    let mut spec = match spec {
+        Some(spec) => spec,
+        None => load_spec(dir)?,
+    };
     if let (Some((rows, cols)), Some(process)) = (options.console_size, spec.process_mut())
         && record.tty
     {
