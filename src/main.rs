@@ -36,6 +36,7 @@ fn main() {
             }
         },
     };
+    berth::sys::trace("cli-parsed");
     let code = match cli::run(cli) {
         Ok(code) => code,
         Err(failure) => {

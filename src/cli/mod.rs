@@ -55,6 +55,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Download an image from a registry
     Pull(image::PullArgs),
@@ -136,12 +137,14 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Show berth disk usage
     Df(images::DfArgs),
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
@@ -193,6 +196,7 @@ pub enum ContainerCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCommand {
     /// Download an image from a registry
     Pull(image::PullArgs),

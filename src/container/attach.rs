@@ -251,7 +251,8 @@ pub fn restore_terminal_on_signals(fd: &OwnedFd) {
 }
 
 /// Forwards the signals a user can send to a foreground `berth run` to the container, the way
-/// Docker's sig-proxy does (SIGCHLD, SIGWINCH and SIGPIPE stay ours).
+/// Docker's sig-proxy does (SIGCHLD, SIGWINCH and SIGPIPE stay ours). The handlers call
+/// kill(2) themselves (async-signal-safe), so no thread has to be started for this.
 fn proxy_signals(pid: i32) {
     use signal_hook::consts::*;
     static TARGET: AtomicI32 = AtomicI32::new(0);
@@ -260,13 +261,13 @@ fn proxy_signals(pid: i32) {
         SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN,
         SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGSYS,
     ];
-    let Ok(mut iter) = signal_hook::iterator::Signals::new(signals) else {
-        return;
-    };
-    std::thread::spawn(move || {
-        for signal in iter.forever() {
-            // SAFETY: kill(2) with a pid we were told about; failure only means it is gone.
-            unsafe { libc::kill(TARGET.load(Ordering::Relaxed), signal) };
-        }
-    });
+    for signal in signals {
+        // SAFETY: the action only loads an atomic and calls kill(2), both async-signal-safe;
+        // failure of kill only means the container is gone.
+        let _ = unsafe {
+            signal_hook::low_level::register(signal, move || {
+                libc::kill(TARGET.load(Ordering::Relaxed), signal);
+            })
+        };
+    }
 }

@@ -226,14 +226,27 @@ impl StdinSink {
     }
 }
 
+/// The json-file log, created at the first line of output: a container that prints
+/// nothing costs no file (`logs` reads a missing log as empty).
 struct Log {
+    path: PathBuf,
     file: Option<std::io::BufWriter<File>>,
+    failed: bool,
 }
 
 impl Log {
     /// Docker's json-file format: one JSON object per line of output. Buffered, and flushed
     /// once per round of the event loop.
     fn write(&mut self, stream: &str, line: &[u8]) {
+        if self.file.is_none() && !self.failed {
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .ok()
+                .map(|f| std::io::BufWriter::with_capacity(64 * 1024, f));
+            self.failed = self.file.is_none();
+        }
         if let Some(file) = &mut self.file {
             let entry = serde_json::json!({
                 "log": String::from_utf8_lossy(line),
@@ -306,6 +319,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     }
 
     let master = spawned.pty_master;
+    let mount_ns = spawned.mount_ns;
     let mut outputs: Vec<Output> = match (&master, outputs_plan) {
         (Some(m), _) => vec![Output {
             fd: m.try_clone()?,
@@ -322,12 +336,9 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     }
     .map(StdinSink::new);
     let mut log = Log {
-        file: OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(setup.dir.log_path())
-            .ok()
-            .map(|f| std::io::BufWriter::with_capacity(64 * 1024, f)),
+        path: setup.dir.log_path(),
+        file: None,
+        failed: false,
     };
     let pidfd = pidfd_open(pid)?;
     listener.set_nonblocking(true)?;
@@ -483,6 +494,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         let _ = c.stream.write_all(&exit);
     }
     drop(clients);
+    drop(mount_ns);
     delete(trash);
     Ok(())
 }

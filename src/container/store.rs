@@ -73,10 +73,13 @@ impl ContainerDir {
         write_json(&self.state_path(), state)
     }
 
-    /// Serialises lifecycle operations (start, stop, rm, exec) on this container.
+    /// Serialises lifecycle operations (start, stop, rm, exec) on this container: a lock on
+    /// its directory. A removed container's directory is gone: NotFound.
     pub fn lock(&self) -> Result<FileLock, ContainerError> {
-        let path = self.path.join("lock");
-        FileLock::exclusive(&path).map_err(|source| ContainerError::Io { path, source })
+        FileLock::exclusive_dir(&self.path).map_err(|source| ContainerError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 

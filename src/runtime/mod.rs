@@ -45,7 +45,9 @@ pub mod spec;
 pub mod tty;
 pub mod user;
 
+use std::ffi::CString;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{Signal, kill};
@@ -109,6 +111,11 @@ pub struct Spawned {
     pub pty_master: Option<OwnedFd>,
     /// The cgroup path (relative to the hierarchy roots) the process was put in.
     pub cgroup_path: Option<PathBuf>,
+    /// The container's mount namespace, held open (spawn only). The kernel tears a mount
+    /// namespace down, which waits for an RCU grace period, inside the exit of its last
+    /// process, before the parent can see the exit: holding it moves that cost to whenever
+    /// the caller drops this, e.g. after it has reported the exit.
+    pub mount_ns: Option<OwnedFd>,
 }
 
 fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeError> {
@@ -120,6 +127,14 @@ fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeErr
         Some(p) => Ok(Some(cgroups::for_path(p)?)),
         None => Ok(None),
     }
+}
+
+fn self_join_files(cg: Option<&dyn cgroups::Cgroup>) -> Result<Vec<CString>, RuntimeError> {
+    cg.map(|c| c.self_join_files())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| rootfs::cstr(p.as_os_str().as_bytes(), "cgroup tasks file"))
+        .collect()
 }
 
 fn child_stdio(stdio: Stdio, console_size: Option<(u16, u16)>) -> Result<ChildStdio, RuntimeError> {
@@ -160,6 +175,7 @@ impl Trace {
     }
 
     fn mark(&mut self, what: &'static str) {
+        crate::sys::trace(what);
         if self.on {
             let now = std::time::Instant::now();
             self.marks.push((what, now - self.last));
@@ -226,6 +242,7 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         }
         e
     };
+    let cgroup_tasks = self_join_files(cg.as_deref()).map_err(fail_cg)?;
     let pipes = spawn::pipes().map_err(fail_cg)?;
     let child = ChildPlan {
         ns: &ns,
@@ -233,6 +250,7 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         hostname,
         proc_: &proc_,
         stdio,
+        cgroup_tasks: &cgroup_tasks,
     };
     trace.mark("cgroup create+apply");
     let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
@@ -250,8 +268,8 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
     drop(err_w);
 
     let placed = match &cg {
-        Some(cg) => cg.add_pid(pid),
-        None => Ok(()),
+        Some(cg) if cgroup_tasks.is_empty() => cg.add_pid(pid),
+        _ => Ok(()),
     };
     let placed = placed.and_then(|()| match process.oom_score_adj() {
         Some(adj) => std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -266,6 +284,10 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         reap(pid);
         return Err(fail_cg(e));
     }
+    // Opened while the child waits for us, so it cannot be gone yet.
+    let mount_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(OwnedFd::from);
     trace.mark("cgroup join");
     match spawn::release_and_wait(sync_w, err_r) {
         Ok(pty_master) => {
@@ -275,12 +297,13 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
                 pid,
                 pty_master,
                 cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+                mount_ns,
             })
         }
         Err(f) => {
             reap(pid);
             let e = match f {
-                Some(f) => spawn::describe(f, &proc_, Some(&rootfs), &ns),
+                Some(f) => spawn::describe(f, &proc_, Some(&rootfs), &ns, &cgroup_tasks),
                 None => RuntimeError::ContainerSetup {
                     step: "start",
                     object: "container init".into(),
@@ -309,6 +332,7 @@ pub fn exec(
         .as_ref()
         .map(|b| (b.height() as u16, b.width() as u16));
     let stdio = child_stdio(opts.stdio, size)?;
+    let cgroup_tasks = self_join_files(cg.as_deref())?;
     let pipes = spawn::pipes()?;
     let child = ChildPlan {
         ns: &ns,
@@ -316,6 +340,7 @@ pub fn exec(
         hostname: None,
         proc_: &proc_,
         stdio,
+        cgroup_tasks: &cgroup_tasks,
     };
     let pid = spawn::start_child(&child, &pipes)?;
     drop(child);
@@ -328,6 +353,7 @@ pub fn exec(
     drop(sync_r);
     drop(err_w);
     if let Some(cg) = &cg
+        && cgroup_tasks.is_empty()
         && let Err(e) = cg.add_pid(pid)
     {
         reap(pid);
@@ -338,11 +364,12 @@ pub fn exec(
             pid,
             pty_master,
             cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
+            mount_ns: None,
         }),
         Err(f) => {
             reap(pid);
             Err(match f {
-                Some(f) => spawn::describe(f, &proc_, None, &ns),
+                Some(f) => spawn::describe(f, &proc_, None, &ns, &cgroup_tasks),
                 None => RuntimeError::ContainerSetup {
                     step: "exec",
                     object: format!("in container {container_pid}"),

@@ -57,7 +57,7 @@ pub(crate) struct MountOp {
 
 pub(crate) struct Overlay {
     /// (short link name, layer dir) so the mount data stays far below a page even with
-    /// 128 layers whose paths are long.
+    /// 128 layers whose paths are long. Empty when the full paths fit: `data` names them.
     pub links: Vec<(CString, CString)>,
     pub data: CString,
 }
@@ -396,6 +396,40 @@ fn overlay_plan(
     }
     // Docker's overlay2 options: no inode index (layers are shared between many mounts).
     data.push_str(",index=off");
+    // The kernel takes one page of mount data. When the real paths fit, and hold none of
+    // the characters the option parser splits on, name them directly and save the scratch
+    // mount the short links need.
+    let dirs: Vec<&CStr> = links.iter().map(|(_, d)| d.as_c_str()).collect();
+    let plain = dirs.iter().all(|d| {
+        !d.to_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':' | b'\\'))
+    });
+    let full: usize = dirs.iter().map(|d| d.to_bytes().len() + 1).sum();
+    if plain && full + data.len() < 3072 {
+        let lowers = links.len() - if upper.is_some() { 2 } else { 0 };
+        let name = |d: &CStr| d.to_string_lossy().into_owned();
+        let mut direct = format!(
+            "lowerdir={}",
+            dirs[..lowers]
+                .iter()
+                .map(|d| name(d))
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+        if upper.is_some() {
+            direct.push_str(&format!(
+                ",upperdir={},workdir={}",
+                name(dirs[lowers]),
+                name(dirs[lowers + 1])
+            ));
+        }
+        direct.push_str(",index=off");
+        return Ok(Overlay {
+            links: Vec::new(),
+            data: cstr(direct, "overlay data")?,
+        });
+    }
     Ok(Overlay {
         links,
         data: cstr(data, "overlay data")?,
@@ -687,29 +721,8 @@ fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
 pub(crate) fn child_prepare(p: &RootfsPlan) -> Result<(), Fail> {
     mount_raw(None, c"/", None, p.propagation, None).map_err(fail(Step::Propagation, 0))?;
     if let Some(ov) = &p.overlay {
-        // A private scratch tmpfs, detached before use, holds the short symlinks: the
-        // overlay resolves them at mount time relative to our cwd, nothing stays behind.
-        mount_raw(
-            Some(c"tmpfs"),
-            &p.rootfs,
-            Some(c"tmpfs"),
-            MsFlags::empty(),
-            Some(c"mode=700,size=1m"),
-        )
-        .map_err(fail(Step::OverlayPrep, 0))?;
-        // SAFETY: plain syscalls on prepared strings.
-        unsafe {
-            if libc::chdir(p.rootfs.as_ptr()) < 0 {
-                return Err(Fail::new(Step::OverlayPrep, Errno::last_raw(), 0));
-            }
-            for (name, target) in &ov.links {
-                if libc::symlink(target.as_ptr(), name.as_ptr()) < 0 {
-                    return Err(Fail::new(Step::OverlayPrep, Errno::last_raw(), 0));
-                }
-            }
-            if libc::umount2(p.rootfs.as_ptr(), libc::MNT_DETACH) < 0 {
-                return Err(Fail::new(Step::OverlayPrep, Errno::last_raw(), 0));
-            }
+        if !ov.links.is_empty() {
+            scratch_links(p, ov)?;
         }
         let r = mount_raw(
             Some(c"overlay"),
@@ -732,13 +745,42 @@ pub(crate) fn child_prepare(p: &RootfsPlan) -> Result<(), Fail> {
         )
         .map_err(fail(Step::RootBind, 0))?;
     }
-
     let root = open_dir(&p.rootfs).map_err(fail(Step::OpenRoot, 0))?;
     for (i, m) in p.mounts.iter().enumerate() {
         mount_one(&root, m).map_err(fail(Step::Mount, i))?;
     }
     if p.dev_tmpfs {
         setup_dev(&root, p)?;
+    }
+    Ok(())
+}
+
+/// Leaves the cwd in a directory of short symlinks to the overlay's directories, for mount
+/// data that would not fit a page with the full paths.
+fn scratch_links(p: &RootfsPlan, ov: &Overlay) -> Result<(), Fail> {
+    // A private scratch tmpfs, detached before use, holds the short symlinks: the overlay
+    // resolves them at mount time relative to our cwd, nothing stays behind.
+    mount_raw(
+        Some(c"tmpfs"),
+        &p.rootfs,
+        Some(c"tmpfs"),
+        MsFlags::empty(),
+        Some(c"mode=700,size=1m"),
+    )
+    .map_err(fail(Step::OverlayPrep, 0))?;
+    // SAFETY: plain syscalls on prepared strings.
+    unsafe {
+        if libc::chdir(p.rootfs.as_ptr()) < 0 {
+            return Err(Fail::new(Step::OverlayPrep, Errno::last_raw(), 0));
+        }
+        for (name, target) in &ov.links {
+            if libc::symlink(target.as_ptr(), name.as_ptr()) < 0 {
+                return Err(Fail::new(Step::OverlayPrep, Errno::last_raw(), 0));
+            }
+        }
+        if libc::umount2(p.rootfs.as_ptr(), libc::MNT_DETACH) < 0 {
+            return Err(Fail::new(Step::OverlayPrep, Errno::last_raw(), 0));
+        }
     }
     Ok(())
 }

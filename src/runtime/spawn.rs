@@ -97,6 +97,7 @@ steps!(
     Dumpable,
     Pty,
     Sysctl,
+    CgroupJoin,
 );
 
 /// The fixed-size failure record the child sends over the err pipe.
@@ -782,6 +783,8 @@ pub(crate) struct ChildPlan<'a> {
     pub hostname: Option<CString>,
     pub proc_: &'a ProcPlan,
     pub stdio: ChildStdio,
+    /// The cgroup files the child writes "0" to (see `Cgroup::self_join_files`).
+    pub cgroup_tasks: &'a [CString],
 }
 
 fn loopback_up() -> Result<(), Fail> {
@@ -809,6 +812,26 @@ fn loopback_up() -> Result<(), Fail> {
     Ok(())
 }
 
+/// Moves the calling (single-threaded) process into its cgroup, one hierarchy at a time.
+fn join_cgroup(tasks: &[CString]) -> Result<(), Fail> {
+    for (i, path) in tasks.iter().enumerate() {
+        // SAFETY: open/write/close on a prepared path and a static buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(Fail::errno(Step::CgroupJoin, i));
+            }
+            let written = libc::write(fd, c"0".as_ptr() as *const libc::c_void, 1);
+            let e = Errno::last_raw();
+            libc::close(fd);
+            if written != 1 {
+                return Err(Fail::new(Step::CgroupJoin, e, i));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     // SAFETY: plain syscalls; no allocation anywhere on this path.
     unsafe {
@@ -816,6 +839,14 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
             return Fail::errno(Step::Dumpable, 0);
         }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    // While the parent finishes its side; before joining namespaces, while the host's
+    // cgroup mounts are still in view (exec joins the container's mount namespace).
+    if let Err(f) = join_cgroup(c.cgroup_tasks) {
+        return f;
+    }
+    // SAFETY: plain syscalls on our own fds.
+    unsafe {
         let mut b = [0u8; 1];
         if libc::read(sync_fd, b.as_mut_ptr() as *mut libc::c_void, 1) != 1 {
             // The parent gave up (or died): nothing to report to.
@@ -1058,6 +1089,7 @@ pub(crate) fn describe(
     proc_: &ProcPlan,
     rootfs: Option<&RootfsPlan>,
     ns: &Namespaces,
+    cgroup_tasks: &[CString],
 ) -> RuntimeError {
     let Some(step) = Step::from_u32(f.step) else {
         return RuntimeError::ContainerSetup {
@@ -1174,6 +1206,13 @@ pub(crate) fn describe(
             "write sysctl",
             r.and_then(|r| r.sysctls.get(idx))
                 .map(|s| s.0.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        Step::CgroupJoin => (
+            "join cgroup through",
+            cgroup_tasks
+                .get(idx)
+                .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         ),
         Step::ExecNotFound | Step::Exec => unreachable_step(),

@@ -18,7 +18,7 @@ pub use v1::V1;
 pub use v2::V2;
 
 /// What the runtime needs from a container's cgroup.
-pub trait Cgroup: Send {
+pub trait Cgroup: Send + Sync {
     /// The container's path relative to the hierarchy roots (e.g. `/berth/<id>`).
     fn path(&self) -> &Path;
     /// Creates the directories (idempotent).
@@ -27,6 +27,14 @@ pub trait Cgroup: Send {
     fn apply(&self, resources: &LinuxResources) -> Result<(), RuntimeError>;
     /// Moves `pid` into the cgroup.
     fn add_pid(&self, pid: Pid) -> Result<(), RuntimeError>;
+    /// Files a new single-threaded process writes "0" to, to move itself in, instead of
+    /// being moved by `add_pid`; empty when the layout has none. On v1 these are the
+    /// per-thread `tasks` files: a thread moving itself skips the kernel's global
+    /// threadgroup lock, whose writer waits for an RCU grace period (up to 20 ms here)
+    /// whenever no other migration happened just before.
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// Freezes (`true`) or thaws (`false`) every process in the cgroup.
     fn freeze(&self, frozen: bool) -> Result<(), RuntimeError>;
     /// The pids currently in the cgroup.

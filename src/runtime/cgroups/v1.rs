@@ -17,8 +17,18 @@ pub struct V1 {
 }
 
 /// The v1 hierarchies mounted on this host: (super options naming the controllers,
-/// mount point). Read from mountinfo, not guessed from directory names.
+/// mount point). Read from mountinfo, not guessed from directory names; once per process
+/// (the kernel formats mountinfo at ~50 µs a read, and starting a container asks thrice).
 pub fn hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
+    static CACHE: std::sync::OnceLock<Vec<(Vec<String>, PathBuf)>> = std::sync::OnceLock::new();
+    if let Some(h) = CACHE.get() {
+        return Ok(h.clone());
+    }
+    let h = read_hierarchies()?;
+    Ok(CACHE.get_or_init(|| h).clone())
+}
+
+fn read_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
     let info = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| RuntimeError::io("read", "/proc/self/mountinfo", e))?;
     let mut out = Vec::new();
@@ -189,6 +199,13 @@ impl Cgroup for V1 {
             write(&self.dir(mnt), "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
+    }
+
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|(_, mnt)| self.dir(mnt).join("tasks"))
+            .collect()
     }
 
     fn freeze(&self, frozen: bool) -> Result<(), RuntimeError> {
