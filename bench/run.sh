@@ -15,11 +15,14 @@ $B pull -q "$IMAGE" >/dev/null
 b=$(median_ms : "$B run --rm --network none $IMAGE true")
 echo "berth run --rm --network none busybox true: median ${b} ms over $RUNS runs"
 $B run -d --name bench-exec --network none "$IMAGE" sleep 1000 >/dev/null
-e=$(median_ms : "$B exec bench-exec true")
-echo "berth exec c true: median ${e} ms"
 state="$ROOT/containers/$($B inspect -f '{{.Id}}' bench-exec)/state.json"
 monitor=$(sed -n 's/.*"monitor_pid": \([0-9]*\).*/\1/p' "$state")
-echo "berth monitor RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/"$monitor"/status)"
+echo "berth monitor RSS just after start: $(awk '/VmRSS/ {print $2, $3}' /proc/"$monitor"/status)"
+e=$(median_ms : "$B exec bench-exec true")
+echo "berth exec c true: median ${e} ms"
+# The monitor gives memory back once its container has been quiet for a second.
+sleep 1.5
+echo "berth monitor RSS (idle container): $(awk '/VmRSS/ {print $2, $3}' /proc/"$monitor"/status)"
 
 if have_docker; then
   docker pull -q "$IMAGE" >/dev/null

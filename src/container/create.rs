@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::record::{ContainerRecord, MountRecord};
@@ -204,10 +205,11 @@ pub fn create(
         net,
     };
 
+    let init_layer = ensure_init_layer(store_root)?;
     // Everything is built under a temporary name, then renamed to the ID under the store lock
     // together with the name check, so no half container is ever listed.
     let work = containers.dir_of(&sys::temp_name(&id));
-    let spec = match lay_out(&work, &record, &resolved, options, &hostname) {
+    let spec = match lay_out(&work, &record, &resolved, options, &hostname, &init_layer) {
         Ok(spec) => spec,
         Err(e) => {
             let _ = sys::remove_tree(&work.path);
@@ -260,6 +262,7 @@ fn lay_out(
     user: &runtime::ResolvedUser,
     options: &CreateOptions,
     hostname: &str,
+    init_layer: &Path,
 ) -> Result<oci_spec::runtime::Spec, ContainerError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -292,11 +295,55 @@ fn lay_out(
         id: record.id.clone(),
         path: dir.path.with_file_name(&record.id),
     };
-    let spec = spec::build(record, &final_dir, user, &options.spec)?;
+    let spec = spec::build(record, &final_dir, user, &options.spec, init_layer)?;
     let bytes = serde_json::to_vec_pretty(&spec).expect("spec serialises");
     let p = dir.spec_path();
     sys::replace_file(&p, &bytes, 0o600).map_err(io(&p))?;
     Ok(spec)
+}
+
+/// The mountpoints the runtime needs in every container (`/etc/hostname`, `/etc/hosts`,
+/// `/etc/resolv.conf`, `/proc`, `/sys`, `/dev`), as one read-only layer shared by all
+/// containers and placed above the image's layers, like Docker's per-container init layer.
+/// Without it each start would create them in the container's upper directory: four new
+/// inodes and a copy-up of `/etc` per container. Built once per store, atomically.
+pub fn ensure_init_layer(store_root: &Path) -> Result<PathBuf, ContainerError> {
+    let layer = store_root.join("init-layer");
+    if layer.is_dir() {
+        return Ok(layer);
+    }
+    let tmp_dir = store_root.join("tmp");
+    let work = tmp_dir.join(sys::temp_name("init-layer"));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ContainerError::Io { path, source }
+    };
+    let built = (|| {
+        fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
+        for d in ["", "etc", "proc", "sys", "dev"] {
+            let p = work.join(d);
+            fs::create_dir(&p).map_err(io(&p))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(io(&p))?;
+        }
+        for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf"] {
+            let p = work.join(f);
+            fs::write(&p, b"").map_err(io(&p))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io(&p))?;
+        }
+        match fs::rename(&work, &layer) {
+            Ok(()) => Ok(()),
+            // Another berth built it first.
+            Err(_) if layer.is_dir() => {
+                let _ = sys::remove_tree(&work);
+                Ok(())
+            }
+            Err(e) => Err(io(&layer)(e)),
+        }
+    })();
+    if built.is_err() {
+        let _ = sys::remove_tree(&work);
+    }
+    built.map(|()| layer)
 }
 
 /// Later `-e` entries override the image's by key; `-e KEY` takes the value from berth's own

@@ -113,27 +113,23 @@ fn spawn_monitor(
     listener: UnixListener,
     theirs: UnixStream,
 ) -> Result<(), ContainerError> {
-    // SAFETY: the CLI is single-threaded here; the children only call async-signal-safe
-    // functions until the monitor, which then owns its own process.
+    // SAFETY: the CLI is single-threaded here, so the child may go on running our code.
     match unsafe { libc::fork() } {
         -1 => Err(ContainerError::Io {
             path: setup.dir.path.clone(),
             source: std::io::Error::last_os_error(),
         }),
         0 => {
-            // SAFETY: see above.
-            unsafe {
-                libc::setsid();
-                match libc::fork() {
-                    0 => monitor::run(setup, listener, theirs),
-                    _ => libc::_exit(0),
-                }
-            }
+            // A session of its own: the user's terminal closing or a ctrl-c in it does not
+            // reach the monitor. One fork, not the daemon's two: the monitor never opens a
+            // terminal that could become its controlling one (the container's pty is opened
+            // by the container's own session leader), and when this CLI exits the kernel
+            // hands it to init like any orphan.
+            // SAFETY: setsid in the new child, which leads no group yet.
+            unsafe { libc::setsid() };
+            monitor::run(setup, listener, theirs)
         }
-        child => {
-            let mut status = 0;
-            // SAFETY: reaping the intermediate child we just forked.
-            unsafe { libc::waitpid(child, &mut status, 0) };
+        _ => {
             drop(theirs);
             drop(listener);
             Ok(())

@@ -49,40 +49,73 @@ pub fn run(setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! 
     unsafe { libc::_exit(code) }
 }
 
-/// The monitor is a fork of the CLI and starts out holding every page the CLI touched: the
-/// code for parsing, pulling, building specs. It lives as long as its container, so it gives
-/// the code pages back (they fault in again on the paths that need them) and returns free heap
-/// to the kernel. Data mappings are left alone: dropping those would revert the process's own
-/// data (RELRO included).
-fn shed_inherited_memory() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let path = fields.nth(3).unwrap_or("");
-        // Only code: read-only data may be RELRO, written during relocation and then sealed.
-        if !path.starts_with('/') || perms != "r-xp" {
-            continue;
+/// Gives back the memory the monitor does not need while it waits. It is a fork of the CLI
+/// and starts out holding every page the CLI touched (the code for parsing, pulling, building
+/// specs), and it lives as long as its container; it calls this after the start and whenever
+/// its container has been quiet for a second. Dropped: pages mapped read-only from files,
+/// code and constant data, which fault in again from the page cache on the paths that need
+/// them (never a mapping holding private copies, such as relocated RELRO data: dropping those
+/// would revert them to the file's bytes); the stack below what is in use; the scratch
+/// buffer; free heap.
+fn shed_memory(scratch: &mut [u8]) {
+    const PAGE: usize = 4096;
+    let here = 0u8;
+    // Everything deeper than this is unused; the margin covers the calls made from here.
+    let stack_in_use = (std::ptr::addr_of!(here) as usize - 32 * 1024) & !(PAGE - 1);
+    let mut drop: Vec<(usize, usize)> = Vec::new();
+    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
+        // (range, droppable) of the mapping whose fields are being read.
+        let mut current: Option<(usize, usize, bool)> = None;
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(first) = fields.next() else {
+                continue;
+            };
+            if let Some((start, end)) = first.split_once('-')
+                && let (Ok(start), Ok(end)) = (
+                    usize::from_str_radix(start, 16),
+                    usize::from_str_radix(end, 16),
+                )
+            {
+                if let Some((s, e, true)) = current.take() {
+                    drop.push((s, e));
+                }
+                let perms = fields.next().unwrap_or("");
+                let path = fields.nth(3).unwrap_or("");
+                current = if path == "[stack]" {
+                    drop.push((start, stack_in_use.clamp(start, end)));
+                    None
+                } else {
+                    let file_read_only =
+                        path.starts_with('/') && perms.as_bytes().get(1) == Some(&b'-');
+                    Some((start, end, file_read_only))
+                };
+            } else if first == "Anonymous:"
+                && fields.next() != Some("0")
+                && let Some(m) = current.as_mut()
+            {
+                m.2 = false;
+            }
         }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
-        // SAFETY: a code mapping of this process; its pages are re-read from the file on the
-        // next access. MADV_RANDOM first, so that access maps one page rather than the 64 KiB
-        // around it.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        if let Some((s, e, true)) = current {
+            drop.push((s, e));
+        }
+    }
+    let buf_start = (scratch.as_ptr() as usize).next_multiple_of(PAGE);
+    let buf_end = (scratch.as_ptr() as usize + scratch.len()) & !(PAGE - 1);
+    if buf_end > buf_start {
+        drop.push((buf_start, buf_end));
+    }
+    for (start, end) in drop {
+        if end > start {
+            // SAFETY: each range is a clean file mapping (re-read on access), stack below the
+            // deepest frame in use, or whole pages of the scratch buffer, whose contents are
+            // never read before being written. MADV_RANDOM keeps a later fault from reading
+            // ahead.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
         }
     }
     // SAFETY: glibc's malloc_trim only returns free memory.
@@ -111,18 +144,20 @@ fn detach_from_terminal(keep: &[RawFd]) {
             libc::close(null);
         }
     }
-    // Nothing of the CLI's (a lock file, a terminal) may stay open in a long-lived process.
-    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-        let fds: Vec<RawFd> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .filter(|fd| *fd > 2 && !keep.contains(fd))
-            .collect();
-        for fd in fds {
+    // Nothing of the CLI's (a lock file, a terminal) may stay open in a long-lived process:
+    // close every range between the descriptors we keep.
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    keep.sort_unstable();
+    let mut from: libc::c_uint = 3;
+    for fd in keep.into_iter().map(|fd| fd as libc::c_uint) {
+        if fd > from {
             // SAFETY: closing descriptors this process will never use.
-            unsafe { libc::close(fd) };
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
         }
+        from = fd + 1;
     }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
 }
 
 struct Client {
@@ -319,7 +354,12 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     }
 
     let master = spawned.pty_master;
-    let mount_ns = spawned.mount_ns;
+    // The mount namespace pins the container's network namespace (through its /sys), and
+    // a bridged container's veth must vanish with its exit, not after the report: only a
+    // container without host-visible networking keeps its teardown for after the report.
+    let mount_ns = spawned
+        .mount_ns
+        .filter(|_| setup.record.network_mode != "bridge");
     let mut outputs: Vec<Output> = match (&master, outputs_plan) {
         (Some(m), _) => vec![Output {
             fd: m.try_clone()?,
@@ -342,10 +382,12 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     };
     let pidfd = pidfd_open(pid)?;
     listener.set_nonblocking(true)?;
-    shed_inherited_memory();
     let mut exit_code: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
+    shed_memory(&mut buf);
+    // Something happened since the last shed_memory: shed again after a quiet second.
+    let mut touched = true;
 
     loop {
         let outputs_open = outputs.iter().any(|o| o.open);
@@ -395,9 +437,19 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
             }
             fds.push(pfd(c.stream.as_raw_fd(), events));
         }
-        let timeout = if exited_at.is_some() { 100 } else { -1 };
+        let timeout = match (exited_at, touched) {
+            (Some(_), _) => 100,
+            (None, true) => 1000,
+            (None, false) => -1,
+        };
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n == 0 && exited_at.is_none() {
+            shed_memory(&mut buf);
+            touched = false;
+            continue;
+        }
+        touched = true;
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {

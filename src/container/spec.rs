@@ -3,6 +3,7 @@
 //! This document is the whole contract between `container/` and `runtime/`.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::runtime::Spec;
@@ -68,6 +69,7 @@ pub fn build(
     dir: &ContainerDir,
     user: &ResolvedUser,
     options: &SpecOptions,
+    init_layer: &Path,
 ) -> Result<Spec, ContainerError> {
     let template = runtime::default_spec()?;
     let mut spec = serde_json::to_value(&template).expect("spec serialises");
@@ -113,9 +115,9 @@ pub fn build(
     // Root file system: an overlay of the image's layers, mounted by the runtime inside the
     // container's mount namespace.
     spec["root"] = json!({"path": dir.rootfs(), "readonly": options.read_only});
-    let lower: Vec<String> = record
-        .layers
-        .iter()
+    // Topmost first: the shared init layer (mountpoints), then the image's layers.
+    let lower: Vec<String> = std::iter::once(init_layer)
+        .chain(record.layers.iter().map(PathBuf::as_path))
         .map(|p| p.display().to_string())
         .collect();
     spec["annotations"] = json!({
