@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::record::{ContainerRecord, MountRecord};
@@ -297,8 +298,15 @@ fn lay_out(
     };
     let spec = spec::build(record, &final_dir, user, &options.spec, init_layer)?;
     let bytes = serde_json::to_vec_pretty(&spec).expect("spec serialises");
+    // The directory is still private (renamed into place whole): no temp file needed.
     let p = dir.spec_path();
-    sys::replace_file(&p, &bytes, 0o600).map_err(io(&p))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&p)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(io(&p))?;
     Ok(spec)
 }
 

@@ -71,7 +71,13 @@ pub fn build(
     options: &SpecOptions,
     init_layer: &Path,
 ) -> Result<Spec, ContainerError> {
-    let template = runtime::default_spec()?;
+    let mut template = runtime::default_spec()?;
+    // The seccomp section (hundreds of syscall names) stays typed: only the rest of the
+    // template goes through JSON values to be edited.
+    let default_profile = template
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.seccomp_mut().take());
     let mut spec = serde_json::to_value(&template).expect("spec serialises");
 
     // Process.
@@ -220,38 +226,28 @@ pub fn build(
     }
     let seccomp = match (&options.seccomp, options.privileged) {
         (_, true) | (Some(None), _) => None,
-        (Some(Some(profile)), _) => Some(
-            serde_json::to_value(runtime::docker_profile_to_oci(
-                profile,
-                &caps.iter().cloned().collect::<Vec<_>>(),
-            )?)
-            .expect("seccomp serialises"),
-        ),
+        (Some(Some(profile)), _) => Some(runtime::docker_profile_to_oci(
+            profile,
+            &caps.iter().cloned().collect::<Vec<_>>(),
+        )?),
         (None, false) => {
             if caps.iter().eq(default_caps.iter().collect::<BTreeSet<_>>()) {
-                Some(linux["seccomp"].clone())
+                default_profile
             } else {
                 // Extra capabilities open up the syscalls Docker's profile ties to them.
-                Some(
-                    serde_json::to_value(runtime::default_seccomp(
-                        &caps.iter().cloned().collect::<Vec<_>>(),
-                    )?)
-                    .expect("seccomp serialises"),
-                )
+                Some(runtime::default_seccomp(
+                    &caps.iter().cloned().collect::<Vec<_>>(),
+                )?)
             }
         }
     };
-    match seccomp {
-        Some(s) if !s.is_null() => linux["seccomp"] = s,
-        _ => {
-            if let Some(obj) = linux.as_object_mut() {
-                obj.remove("seccomp");
-            }
-        }
-    }
 
-    serde_json::from_value(spec)
-        .map_err(|e| ContainerError::InvalidFlag(format!("runtime spec: {e}")))
+    let mut spec: Spec = serde_json::from_value(spec)
+        .map_err(|e| ContainerError::InvalidFlag(format!("runtime spec: {e}")))?;
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_seccomp(seccomp);
+    }
+    Ok(spec)
 }
 
 /// Without CAP_SYS_RESOURCE (this VM's bounding set lacks it) a hard limit cannot be raised

@@ -1,7 +1,7 @@
 //! cgroup v1: the container gets the same relative path in every mounted hierarchy.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -169,6 +169,9 @@ impl Cgroup for V1 {
             write(&dir, "pids.max", &v)?;
         }
         if let (Some(devs), Some(dir)) = (r.devices(), self.controller("devices")) {
+            // One rule per write(2), but the files stay open across the rules.
+            let mut allow: Option<fs::File> = None;
+            let mut deny: Option<fs::File> = None;
             for d in devs {
                 let typ = match d.typ() {
                     Some(LinuxDeviceType::A) | None => "a",
@@ -183,12 +186,28 @@ impl Cgroup for V1 {
                 } else {
                     format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
                 };
-                let file = if d.allow() {
-                    "devices.allow"
+                let (name, slot) = if d.allow() {
+                    ("devices.allow", &mut allow)
                 } else {
-                    "devices.deny"
+                    ("devices.deny", &mut deny)
                 };
-                write(&dir, file, &rule)?;
+                let path = dir.join(name);
+                let fail = |e: io::Error| RuntimeError::Cgroup {
+                    op: "write",
+                    path: path.clone(),
+                    source: e,
+                };
+                if slot.is_none() {
+                    *slot = Some(
+                        fs::OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(fail)?,
+                    );
+                }
+                if let Some(file) = slot.as_mut() {
+                    file.write_all(rule.as_bytes()).map_err(fail)?;
+                }
             }
         }
         Ok(())
@@ -241,6 +260,21 @@ impl Cgroup for V1 {
     }
 
     fn destroy(&self) -> Result<(), RuntimeError> {
+        // Usually every process is gone already (the container's init took its pid
+        // namespace down): try the plain rmdirs first and only look for survivors, thaw and
+        // kill them where a directory is still busy.
+        let mut busy = false;
+        for (_, mnt) in &self.hierarchies {
+            match fs::remove_dir(self.dir(mnt)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // EBUSY, or anything the careful pass below should report.
+                Err(_) => busy = true,
+            }
+        }
+        if !busy {
+            return Ok(());
+        }
         // A frozen task cannot die: thaw first.
         if let Some(dir) = self.controller("freezer")
             && dir.exists()
