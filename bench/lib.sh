@@ -2,6 +2,8 @@
 # wall time in milliseconds. Sourced by the bench/*.sh scripts.
 BERTH=${BERTH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/berth}
 RUNS=${RUNS:-5}
+# $EPOCHREALTIME uses the locale's decimal separator; median_ms expects a dot.
+export LC_ALL=C
 
 # median_ms SETUP_CMD CMD: runs SETUP_CMD (untimed) then CMD (timed) RUNS times; prints the
 # median in milliseconds with one decimal.

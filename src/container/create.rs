@@ -314,9 +314,10 @@ fn lay_out(
 /// `/etc/resolv.conf`, `/proc`, `/sys`, `/dev`), as one read-only layer shared by all
 /// containers and placed above the image's layers, like Docker's per-container init layer.
 /// Without it each start would create them in the container's upper directory: four new
-/// inodes and a copy-up of `/etc` per container. Built once per store, atomically.
+/// inodes and a copy-up of `/etc` per container. Built once per store, atomically; the name
+/// carries a version, so a berth that lays it out differently builds its own.
 pub fn ensure_init_layer(store_root: &Path) -> Result<PathBuf, ContainerError> {
-    let layer = store_root.join("init-layer");
+    let layer = store_root.join("init-layer-v1");
     if layer.is_dir() {
         return Ok(layer);
     }

@@ -106,8 +106,8 @@ pub fn start_with_spec(
     }
 }
 
-/// Forks the monitor as a grandchild in its own session, so it is adopted by init (or the
-/// nearest subreaper) and survives the CLI and the user's terminal session.
+/// Forks the monitor into a session of its own, so it survives the CLI (which it outlives as
+/// an orphan adopted by init or the nearest subreaper) and the user's terminal session.
 fn spawn_monitor(
     setup: MonitorSetup,
     listener: UnixListener,

@@ -51,8 +51,8 @@ pub fn run(setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! 
 
 /// Gives back the memory the monitor does not need while it waits. It is a fork of the CLI
 /// and starts out holding every page the CLI touched (the code for parsing, pulling, building
-/// specs), and it lives as long as its container; it calls this after the start and whenever
-/// its container has been quiet for a second. Dropped: pages mapped read-only from files,
+/// specs), and it lives as long as its container; it calls this whenever its container has
+/// been quiet for a second. Dropped: pages mapped read-only from files,
 /// code and constant data, which fault in again from the page cache on the paths that need
 /// them (never a mapping holding private copies, such as relocated RELRO data: dropping those
 /// would revert them to the file's bytes); the stack below what is in use; the scratch
@@ -83,17 +83,22 @@ fn shed_memory(scratch: &mut [u8]) {
                 let perms = fields.next().unwrap_or("");
                 let path = fields.nth(3).unwrap_or("");
                 current = if path == "[stack]" {
-                    drop.push((start, stack_in_use.clamp(start, end)));
+                    // Only the stack we are running on, below the frames in use.
+                    if (start..end).contains(&stack_in_use) {
+                        drop.push((start, stack_in_use));
+                    }
                     None
                 } else {
                     let file_read_only =
                         path.starts_with('/') && perms.as_bytes().get(1) == Some(&b'-');
                     Some((start, end, file_read_only))
                 };
-            } else if first == "Anonymous:"
+            } else if matches!(first, "Anonymous:" | "Swap:")
                 && fields.next() != Some("0")
                 && let Some(m) = current.as_mut()
             {
+                // Private copies in memory or swapped out (relocated RELRO, say): dropping
+                // them would bring back the file's bytes.
                 m.2 = false;
             }
         }
@@ -149,15 +154,31 @@ fn detach_from_terminal(keep: &[RawFd]) {
     let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
     keep.sort_unstable();
     let mut from: libc::c_uint = 3;
-    for fd in keep.into_iter().map(|fd| fd as libc::c_uint) {
+    let mut closed = true;
+    for fd in keep.iter().map(|fd| *fd as libc::c_uint) {
         if fd > from {
             // SAFETY: closing descriptors this process will never use.
-            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+            closed &= unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) } == 0;
         }
         from = fd + 1;
     }
     // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
+    closed &= unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) } == 0;
+    if closed {
+        return;
+    }
+    // No close_range (an old kernel, a seccomp filter): one by one.
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<RawFd> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2 && !keep.contains(fd))
+            .collect();
+        for fd in fds {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 struct Client {
@@ -385,8 +406,8 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     let mut exit_code: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
-    shed_memory(&mut buf);
-    // Something happened since the last shed_memory: shed again after a quiet second.
+    // Something happened since the last shed_memory: shed after a quiet second (not at
+    // once: a short-lived container would wait for it to see its exit handled).
     let mut touched = true;
 
     loop {

@@ -678,51 +678,87 @@ mod tests {
         }
     }
 
+    /// Runs `sc`'s compiled filter for every syscall number of every ABI (and numbers past
+    /// the tables, x32 ones included) against the verdict the rules give, as written.
+    fn check_every_syscall(sc: &LinuxSeccomp) -> Vec<Insn> {
+        let prog = compile(sc).unwrap().program;
+        let default = action_value(sc.default_action(), sc.default_errno_ret()).unwrap();
+        let rules: Vec<_> = sc.syscalls().iter().flatten().collect();
+        // Argument values on both sides of every constant the profile compares with.
+        let mut probes = vec![0u64, 1, u64::MAX, 1 << 32];
+        for a in rules.iter().flat_map(|r| r.args().iter().flatten()) {
+            for v in [a.value(), a.value_two().unwrap_or(0)] {
+                probes.extend([v, v.wrapping_add(1), v.wrapping_sub(1), v | 1 << 40]);
+            }
+        }
+        for abi in abis() {
+            let max = abi.table.iter().map(|&(_, nr)| nr).max().unwrap();
+            let nrs = (0..max + 8).chain([0x4000_0000, 0x4000_0001, u32::MAX]);
+            for nr in nrs {
+                let names: Vec<&str> = abi
+                    .table
+                    .iter()
+                    .filter(|&&(_, n)| n == nr)
+                    .map(|&(name, _)| name)
+                    .collect();
+                for &p in &probes {
+                    let args = [p; 6];
+                    let want = rules
+                        .iter()
+                        .filter(|r| r.names().iter().any(|n| names.contains(&n.as_str())))
+                        .find(|r| r.args().iter().flatten().all(|a| holds(a, &args)))
+                        .map(|r| action_value(r.action(), r.errno_ret()).unwrap())
+                        .unwrap_or(default);
+                    assert_eq!(
+                        run(&prog, abi.audit_arch, nr, args),
+                        want,
+                        "syscall {nr} ({names:?}) of arch {:#x}, args {p:#x}",
+                        abi.audit_arch
+                    );
+                }
+            }
+        }
+        // Another architecture gets the default for everything.
+        assert_eq!(run(&prog, 0x4000_0028, 0, [0; 6]), default);
+        prog
+    }
+
     #[test]
     fn compiled_filter_gives_every_syscall_the_profiles_verdict() {
         for caps in [vec![], vec!["CAP_SYS_ADMIN".to_string()]] {
-            let sc = default_seccomp(&caps).unwrap();
-            let prog = compile(&sc).unwrap().program;
+            let prog = check_every_syscall(&default_seccomp(&caps).unwrap());
             assert!(prog.len() < 1024, "{} instructions", prog.len());
-            let default = action_value(sc.default_action(), sc.default_errno_ret()).unwrap();
-            let rules: Vec<_> = sc.syscalls().iter().flatten().collect();
-            // Argument values on both sides of every constant the profile compares with.
-            let mut probes = vec![0u64, 1, u64::MAX, 1 << 32];
-            for a in rules.iter().flat_map(|r| r.args().iter().flatten()) {
-                for v in [a.value(), a.value_two().unwrap_or(0)] {
-                    probes.extend([v, v.wrapping_add(1), v.wrapping_sub(1), v | 1 << 40]);
-                }
-            }
-            for abi in abis() {
-                let max = abi.table.iter().map(|&(_, nr)| nr).max().unwrap();
-                let nrs = (0..max + 8).chain([0x4000_0000, 0x4000_0001, u32::MAX]);
-                for nr in nrs {
-                    let names: Vec<&str> = abi
-                        .table
-                        .iter()
-                        .filter(|&&(_, n)| n == nr)
-                        .map(|&(name, _)| name)
-                        .collect();
-                    for &p in &probes {
-                        let args = [p; 6];
-                        let want = rules
-                            .iter()
-                            .filter(|r| r.names().iter().any(|n| names.contains(&n.as_str())))
-                            .find(|r| r.args().iter().flatten().all(|a| holds(a, &args)))
-                            .map(|r| action_value(r.action(), r.errno_ret()).unwrap())
-                            .unwrap_or(default);
-                        assert_eq!(
-                            run(&prog, abi.audit_arch, nr, args),
-                            want,
-                            "syscall {nr} ({names:?}) of arch {:#x}, args {p:#x}",
-                            abi.audit_arch
-                        );
-                    }
-                }
-            }
-            // Another architecture gets the default for everything.
-            assert_eq!(run(&prog, 0x4000_0028, 0, [0; 6]), default);
         }
+    }
+
+    #[test]
+    fn long_argument_blocks_are_reached_through_long_jumps() {
+        // 80 argument rules on `read`: a leaf of 400 instructions, past the 255 a
+        // conditional jump can skip, so the search tree has to hop over it.
+        let mut read = String::from(r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": ["#);
+        let mut rules = Vec::new();
+        for i in 0..80 {
+            rules.push(format!(
+                r#"{{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": {}, "args": [{{"index": 0, "value": {}, "op": "SCMP_CMP_EQ"}}]}}"#,
+                i + 1,
+                i * 3
+            ));
+        }
+        read.push_str(r#"{"index": 1, "value": 7, "op": "SCMP_CMP_GT"}]}"#);
+        rules.push(read);
+        rules.push(
+            r#"{"names": ["write", "close", "exit_group"], "action": "SCMP_ACT_ALLOW"}"#.into(),
+        );
+        let profile = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{}]}}"#,
+            rules.join(",")
+        );
+        let sc = docker_profile_to_oci(&profile, &[]).unwrap();
+        let prog = check_every_syscall(&sc);
+        assert!(
+            prog.iter().filter(|i| i.code == BPF_JMP_JA).count() > 2,
+            "no long jump was needed"
+        );
     }
 
     #[test]

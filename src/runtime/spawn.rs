@@ -842,9 +842,7 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     }
     // While the parent finishes its side; before joining namespaces, while the host's
     // cgroup mounts are still in view (exec joins the container's mount namespace).
-    if let Err(f) = join_cgroup(c.cgroup_tasks) {
-        return f;
-    }
+    let joined = join_cgroup(c.cgroup_tasks);
     // SAFETY: plain syscalls on our own fds.
     unsafe {
         let mut b = [0u8; 1];
@@ -853,6 +851,11 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
             libc::_exit(1);
         }
         libc::close(sync_fd);
+    }
+    // Reported only now: the parent reads failures once it has released us (before, it
+    // would find a dead child and only a generic error).
+    if let Err(f) = joined {
+        return f;
     }
     for (i, (fd, flag, _)) in c.ns.join.iter().enumerate() {
         // SAFETY: setns on an fd we hold.
