@@ -15,7 +15,6 @@ use super::{ContainerError, names};
 use crate::image::config::ImageConfig;
 use crate::image::digest::Digest;
 use crate::image::store::Store;
-use crate::network::dns;
 use crate::runtime;
 use crate::sys;
 
@@ -210,7 +209,7 @@ pub fn create(
     // Everything is built under a temporary name, then renamed to the ID under the store lock
     // together with the name check, so no half container is ever listed.
     let work = containers.dir_of(&sys::temp_name(&id));
-    let spec = match lay_out(&work, &record, &resolved, options, &hostname, &init_layer) {
+    let spec = match lay_out(&work, &record, &resolved, options, &init_layer) {
         Ok(spec) => spec,
         Err(e) => {
             let _ = sys::remove_tree(&work.path);
@@ -262,7 +261,6 @@ fn lay_out(
     record: &ContainerRecord,
     user: &runtime::ResolvedUser,
     options: &CreateOptions,
-    hostname: &str,
     init_layer: &Path,
 ) -> Result<oci_spec::runtime::Spec, ContainerError> {
     let io = |path: &Path| {
@@ -278,19 +276,6 @@ fn lay_out(
             fs::create_dir_all(&mount.source).map_err(io(&mount.source))?;
         }
     }
-    let write = |name: &str, text: String| {
-        let p = dir.path.join(name);
-        fs::write(&p, text).map_err(io(&p))
-    };
-    write("hostname", format!("{hostname}\n"))?;
-    write(
-        "hosts",
-        dns::hosts_file(&record.network_mode, hostname, None, &record.net.dns),
-    )?;
-    write(
-        "resolv.conf",
-        dns::resolv_conf(&record.network_mode, &record.net.dns),
-    )?;
     // The spec is written with the final directory path: build it for `dir`'s future name.
     let final_dir = ContainerDir {
         id: record.id.clone(),

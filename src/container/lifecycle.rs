@@ -77,6 +77,7 @@ pub fn start_with_spec(
         path: runtime_dir.clone(),
         source,
     })?;
+    write_etc_files(dir, &record)?;
     let socket = dir.attach_socket();
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|source| ContainerError::Io {
@@ -135,6 +136,29 @@ fn spawn_monitor(
             Ok(())
         }
     }
+}
+
+/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into its runtime
+/// directory, where the spec bind-mounts them from; afresh at each start, as Docker does
+/// (a bridged container's address is added to hosts once it has one). On tmpfs: three files
+/// per start cost no inodes on the store's file system.
+fn write_etc_files(dir: &ContainerDir, record: &ContainerRecord) -> Result<(), ContainerError> {
+    use crate::network::dns;
+    let texts = [
+        format!("{}\n", record.hostname),
+        dns::hosts_file(
+            &record.network_mode,
+            &record.hostname,
+            None,
+            &record.net.dns,
+        ),
+        dns::resolv_conf(&record.network_mode, &record.net.dns),
+    ];
+    for (name, text) in super::spec::ETC_FILES.iter().zip(texts) {
+        let path = dir.runtime_dir().join(name);
+        std::fs::write(&path, text).map_err(|source| ContainerError::Io { path, source })?;
+    }
+    Ok(())
 }
 
 pub fn load_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {

@@ -595,7 +595,7 @@ fn network_prestart(
     let name = record.name.clone();
     let options = record.net.clone();
     let hostname = record.hostname.clone();
-    let hosts = setup.dir.path.join("hosts");
+    let hosts = setup.dir.runtime_dir().join("hosts");
     Some(Box::new(move |pid| {
         sys::trace("monitor-net-start");
         let request = network::ConnectRequest {

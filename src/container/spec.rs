@@ -64,6 +64,9 @@ fn host_capabilities() -> Vec<String> {
         .unwrap_or_else(|_| all_capabilities())
 }
 
+/// The files of the container's /etc that berth writes and bind-mounts.
+pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
 pub fn build(
     record: &ContainerRecord,
     dir: &ContainerDir,
@@ -150,11 +153,12 @@ pub fn build(
             }
         }
     }
-    for file in ["hostname", "hosts", "resolv.conf"] {
+    // Generated at each start in the runtime directory (see `lifecycle::write_etc_files`).
+    for file in ETC_FILES {
         mounts.push(json!({
             "destination": format!("/etc/{file}"),
             "type": "bind",
-            "source": dir.path.join(file),
+            "source": dir.runtime_dir().join(file),
             "options": ["rbind", "rprivate"],
         }));
     }
