@@ -20,7 +20,7 @@ monitor=$(sed -n 's/.*"monitor_pid": \([0-9]*\).*/\1/p' "$state")
 echo "berth monitor RSS just after start: $(awk '/VmRSS/ {print $2, $3}' /proc/"$monitor"/status)"
 e=$(median_ms : "$B exec bench-exec true")
 echo "berth exec c true: median ${e} ms"
-# The monitor gives memory back once its container has been quiet for a second.
+# The monitor gives memory back once its container has been quiet (100 ms, then 1 s).
 sleep 1.5
 echo "berth monitor RSS (idle container): $(awk '/VmRSS/ {print $2, $3}' /proc/"$monitor"/status)"
 

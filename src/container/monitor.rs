@@ -407,8 +407,10 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
     // Something happened since the last shed_memory: shed after a quiet second (not at
-    // once: a short-lived container would wait for it to see its exit handled).
+    // once: a short-lived container would wait for it to see its exit handled). The first
+    // time, when most of what the CLI left behind is still mapped, after a quiet 100 ms.
     let mut touched = true;
+    let mut quiet_ms = 100;
 
     loop {
         let outputs_open = outputs.iter().any(|o| o.open);
@@ -460,13 +462,14 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         }
         let timeout = match (exited_at, touched) {
             (Some(_), _) => 100,
-            (None, true) => 1000,
+            (None, true) => quiet_ms,
             (None, false) => -1,
         };
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n == 0 && exited_at.is_none() {
             shed_memory(&mut buf);
+            quiet_ms = 1000;
             touched = false;
             continue;
         }
