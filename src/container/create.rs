@@ -205,7 +205,7 @@ pub fn create(
         net,
     };
 
-    let init_layer = ensure_init_layer(store_root)?;
+    let init_layer = ensure_init_layer(images)?;
     // Everything is built under a temporary name, then renamed to the ID under the store lock
     // together with the name check, so no half container is ever listed.
     let work = containers.dir_of(&sys::temp_name(&id));
@@ -301,43 +301,33 @@ fn lay_out(
 /// Without it each start would create them in the container's upper directory: four new
 /// inodes and a copy-up of `/etc` per container. Built once per store, atomically; the name
 /// carries a version, so a berth that lays it out differently builds its own.
-pub fn ensure_init_layer(store_root: &Path) -> Result<PathBuf, ContainerError> {
-    let layer = store_root.join("init-layer-v1");
+pub fn ensure_init_layer(images: &Store) -> Result<PathBuf, ContainerError> {
+    let layer = images.root().join("init-layer-v1");
     if layer.is_dir() {
         return Ok(layer);
     }
-    let tmp_dir = store_root.join("tmp");
-    let work = tmp_dir.join(sys::temp_name("init-layer"));
+    // Removed on drop: whatever fails, or loses the race, leaves nothing behind.
+    let work = images.temp_dir("init-layer")?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContainerError::Io { path, source }
     };
-    let built = (|| {
-        fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
-        for d in ["", "etc", "proc", "sys", "dev"] {
-            let p = work.join(d);
-            fs::create_dir(&p).map_err(io(&p))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(io(&p))?;
-        }
-        for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf"] {
-            let p = work.join(f);
-            fs::write(&p, b"").map_err(io(&p))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io(&p))?;
-        }
-        match fs::rename(&work, &layer) {
-            Ok(()) => Ok(()),
-            // Another berth built it first.
-            Err(_) if layer.is_dir() => {
-                let _ = sys::remove_tree(&work);
-                Ok(())
-            }
-            Err(e) => Err(io(&layer)(e)),
-        }
-    })();
-    if built.is_err() {
-        let _ = sys::remove_tree(&work);
+    for d in ["", "etc", "proc", "sys", "dev"] {
+        let p = work.path().join(d);
+        fs::create_dir_all(&p).map_err(io(&p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(io(&p))?;
     }
-    built.map(|()| layer)
+    for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf"] {
+        let p = work.path().join(f);
+        fs::write(&p, b"").map_err(io(&p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io(&p))?;
+    }
+    match fs::rename(work.path(), &layer) {
+        Ok(()) => Ok(layer),
+        // Another berth built it first.
+        Err(_) if layer.is_dir() => Ok(layer),
+        Err(e) => Err(io(&layer)(e)),
+    }
 }
 
 /// Later `-e` entries override the image's by key; `-e KEY` takes the value from berth's own

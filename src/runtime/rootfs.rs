@@ -364,76 +364,61 @@ fn overlay_plan(
     upper: Option<&String>,
     work: Option<&String>,
 ) -> Result<Overlay, RuntimeError> {
-    let mut links = Vec::new();
-    let mut names = Vec::new();
-    for (i, l) in lower.split(':').filter(|l| !l.is_empty()).enumerate() {
-        if !l.starts_with('/') {
-            return Err(RuntimeError::InvalidSpec(format!(
-                "overlay lowerdir {l} is not absolute"
-            )));
-        }
-        let name = format!("{i}");
-        links.push((cstr(&name, "overlay")?, cstr(l, "overlay lowerdir")?));
-        names.push(name);
+    let lowers: Vec<&str> = lower.split(':').filter(|l| !l.is_empty()).collect();
+    if let Some(l) = lowers.iter().find(|l| !l.starts_with('/')) {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "overlay lowerdir {l} is not absolute"
+        )));
     }
-    if links.is_empty() {
+    if lowers.is_empty() {
         return Err(RuntimeError::InvalidSpec(
             "overlay lowerdir is empty".into(),
         ));
     }
-    let mut data = format!("lowerdir={}", names.join(":"));
-    match (upper, work) {
-        (Some(u), Some(w)) => {
-            links.push((cstr("u", "overlay")?, cstr(u, "overlay upperdir")?));
-            links.push((cstr("w", "overlay")?, cstr(w, "overlay workdir")?));
-            data.push_str(",upperdir=u,workdir=w");
-        }
-        (None, None) => {}
+    let upper_work = match (upper, work) {
+        (Some(u), Some(w)) => Some((u.as_str(), w.as_str())),
+        (None, None) => None,
         _ => {
             return Err(RuntimeError::InvalidSpec(
                 "overlay upperdir and workdir must be given together".into(),
             ));
         }
-    }
+    };
     // Docker's overlay2 options: no inode index (layers are shared between many mounts).
-    data.push_str(",index=off");
+    let data = |lowers: &[&str], upper_work: Option<(&str, &str)>| {
+        let mut d = format!("lowerdir={}", lowers.join(":"));
+        if let Some((u, w)) = upper_work {
+            d.push_str(&format!(",upperdir={u},workdir={w}"));
+        }
+        d.push_str(",index=off");
+        d
+    };
     // The kernel takes one page of mount data. When the real paths fit, and hold none of
     // the characters the option parser splits on, name them directly and save the scratch
     // mount the short links need.
-    let dirs: Vec<&CStr> = links.iter().map(|(_, d)| d.as_c_str()).collect();
-    let plain = dirs.iter().all(|d| {
-        !d.to_bytes()
-            .iter()
-            .any(|b| matches!(b, b',' | b':' | b'\\'))
-    });
-    let full: usize = dirs.iter().map(|d| d.to_bytes().len() + 1).sum();
-    if plain && full + data.len() < 3072 {
-        let lowers = links.len() - if upper.is_some() { 2 } else { 0 };
-        let name = |d: &CStr| d.to_string_lossy().into_owned();
-        let mut direct = format!(
-            "lowerdir={}",
-            dirs[..lowers]
-                .iter()
-                .map(|d| name(d))
-                .collect::<Vec<_>>()
-                .join(":")
-        );
-        if upper.is_some() {
-            direct.push_str(&format!(
-                ",upperdir={},workdir={}",
-                name(dirs[lowers]),
-                name(dirs[lowers + 1])
-            ));
-        }
-        direct.push_str(",index=off");
+    let direct = data(&lowers, upper_work);
+    let all = lowers
+        .iter()
+        .copied()
+        .chain(upper_work.into_iter().flat_map(|(u, w)| [u, w]));
+    if direct.len() < 3072 && !all.clone().any(|p| p.contains([',', ':', '\\'])) {
         return Ok(Overlay {
             links: Vec::new(),
             data: cstr(direct, "overlay data")?,
         });
     }
+    let names: Vec<String> = (0..lowers.len()).map(|i| i.to_string()).collect();
+    let short: Vec<&str> = names.iter().map(String::as_str).collect();
+    let links = short
+        .iter()
+        .copied()
+        .chain(upper_work.map(|_| ["u", "w"]).into_iter().flatten())
+        .zip(all)
+        .map(|(name, dir)| Ok((cstr(name, "overlay")?, cstr(dir, "overlay directory")?)))
+        .collect::<Result<Vec<_>, RuntimeError>>()?;
     Ok(Overlay {
         links,
-        data: cstr(data, "overlay data")?,
+        data: cstr(data(&short, upper_work.map(|_| ("u", "w"))), "overlay data")?,
     })
 }
 
@@ -1068,4 +1053,42 @@ pub(crate) fn child_finish(p: &RootfsPlan) -> Result<(), Fail> {
         remount_bind(c"/", MsFlags::MS_RDONLY).map_err(fail(Step::RootReadonly, 0))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_data_names_directories_directly_when_they_fit_a_page() {
+        let (u, w) = ("/s/c/upper".to_string(), "/s/c/work".to_string());
+        let ov = overlay_plan("/s/init:/s/l1", Some(&u), Some(&w)).unwrap();
+        assert!(ov.links.is_empty());
+        assert_eq!(
+            ov.data.to_str().unwrap(),
+            "lowerdir=/s/init:/s/l1,upperdir=/s/c/upper,workdir=/s/c/work,index=off"
+        );
+
+        // 128 long layer paths would overflow the page: short names, linked.
+        let long: Vec<String> = (0..128)
+            .map(|i| format!("/{}/{i}", "x".repeat(60)))
+            .collect();
+        let ov = overlay_plan(&long.join(":"), Some(&u), Some(&w)).unwrap();
+        assert_eq!(ov.links.len(), 130);
+        assert_eq!(ov.links[5].1.to_str().unwrap(), long[5]);
+        assert_eq!(ov.links[128].1.to_str().unwrap(), u);
+        let data = ov.data.to_str().unwrap();
+        assert!(
+            data.starts_with("lowerdir=0:1:2:")
+                && data.ends_with(",upperdir=u,workdir=w,index=off")
+        );
+
+        // A comma in a path would split the options: links too.
+        let ov = overlay_plan("/s/a,b", None, None).unwrap();
+        assert_eq!(ov.links.len(), 1);
+        assert_eq!(ov.data.to_str().unwrap(), "lowerdir=0,index=off");
+
+        assert!(overlay_plan("rel", None, None).is_err());
+        assert!(overlay_plan("/a", Some(&u), None).is_err());
+    }
 }

@@ -18,7 +18,7 @@ pub use v1::V1;
 pub use v2::V2;
 
 /// What the runtime needs from a container's cgroup.
-pub trait Cgroup: Send + Sync {
+pub trait Cgroup: Send {
     /// The container's path relative to the hierarchy roots (e.g. `/berth/<id>`).
     fn path(&self) -> &Path;
     /// Creates the directories (idempotent).
