@@ -178,7 +178,7 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
             foreground: !args.detach,
             console_size: terminal_size(flags.tty),
         },
-        Some(created.spec),
+        Some((created.record.clone(), created.spec)),
     ) {
         Ok(started) => started,
         Err(e) => {

@@ -39,20 +39,23 @@ pub fn start(
     start_with_spec(store_root, dir, options, None)
 }
 
-/// [`start`], with the runtime spec when the caller already has it (`run`, right after
-/// `create` wrote it), instead of reading `config.json` back.
+/// [`start`], with the record and runtime spec when the caller already has them (`run`,
+/// right after `create` wrote them), instead of reading them back.
 pub fn start_with_spec(
     store_root: &Path,
     dir: &ContainerDir,
     options: StartOptions,
-    spec: Option<Spec>,
+    created: Option<(ContainerRecord, Spec)>,
 ) -> Result<Started, ContainerError> {
     let _lock = dir.lock()?;
     // Removed while we waited for the lock.
     if !dir.record_path().exists() {
         return Err(ContainerError::NotFound(dir.id.clone()));
     }
-    let record = dir.record()?;
+    let (record, spec) = match created {
+        Some((record, spec)) => (record, Some(spec)),
+        None => (dir.record()?, None),
+    };
     let state = current_state(dir)?;
     if matches!(state.status, Status::Running | Status::Paused) {
         return Err(ContainerError::AlreadyRunning(record.id.clone()));
