@@ -243,7 +243,8 @@ pub fn create(
     };
     let dir = containers.dir_of(&id);
     let finish = (|| {
-        work.write_record(&record)?;
+        let bytes = serde_json::to_vec_pretty(&record).expect("container record serialises");
+        write_private(&work.record_path(), &bytes)?;
         fs::rename(&work.path, &dir.path).map_err(|source| ContainerError::Io {
             path: dir.path.clone(),
             source,
@@ -282,17 +283,25 @@ fn lay_out(
         path: dir.path.with_file_name(&record.id),
     };
     let spec = spec::build(record, &final_dir, user, &options.spec, init_layer)?;
-    let bytes = serde_json::to_vec_pretty(&spec).expect("spec serialises");
-    // The directory is still private (renamed into place whole): no temp file needed.
-    let p = dir.spec_path();
+    // Compact, as containerd writes it: a third of the pretty form's bytes.
+    let bytes = serde_json::to_vec(&spec).expect("spec serialises");
+    write_private(&dir.spec_path(), &bytes)?;
+    Ok(spec)
+}
+
+/// Writes a new file into the container's directory while it is still private (it is
+/// renamed into place whole): no temp file and rename needed.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ContainerError> {
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&p)
-        .and_then(|mut f| f.write_all(&bytes))
-        .map_err(io(&p))?;
-    Ok(spec)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|source| ContainerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// The mountpoints the runtime needs in every container (`/etc/hostname`, `/etc/hosts`,

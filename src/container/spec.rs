@@ -6,8 +6,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use oci_spec::runtime::Spec;
-use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespaceType,
+    LinuxPids, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Root, Spec, User,
+};
+use serde_json::Value;
 
 use super::ContainerError;
 use super::record::ContainerRecord;
@@ -74,160 +79,147 @@ pub fn build(
     options: &SpecOptions,
     init_layer: &Path,
 ) -> Result<Spec, ContainerError> {
-    let mut template = runtime::default_spec()?;
-    // The seccomp section (hundreds of syscall names) stays typed: only the rest of the
-    // template goes through JSON values to be edited.
-    let default_profile = template
-        .linux_mut()
-        .as_mut()
-        .and_then(|l| l.seccomp_mut().take());
-    let mut spec = serde_json::to_value(&template).expect("spec serialises");
+    // Edited in its typed form: a round trip through JSON values cost a third of `create`.
+    let mut spec = runtime::default_spec()?;
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        ContainerError::InvalidFlag(format!("runtime spec: {what}: {e}"))
+    };
 
     // Process.
-    let process = &mut spec["process"];
-    let mut args = vec![record.path.clone()];
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .ok_or_else(|| invalid("process", &"missing from the template"))?;
+    let mut args = Vec::with_capacity(record.args.len() + 1);
+    args.push(record.path.clone());
     args.extend(record.args.iter().cloned());
-    process["args"] = json!(args);
-    process["env"] = json!(record.env);
-    process["cwd"] = json!(record.working_dir);
-    process["terminal"] = json!(record.tty);
-    process["user"] = json!({
-        "uid": user.uid,
-        "gid": user.gid,
-        "additionalGids": user.additional_gids,
-    });
-    process["noNewPrivileges"] = json!(options.no_new_privileges);
+    process.set_args(Some(args));
+    process.set_env(Some(record.env.clone()));
+    process.set_cwd(PathBuf::from(&record.working_dir));
+    process.set_terminal(Some(record.tty));
+    let mut process_user = User::default();
+    process_user.set_uid(user.uid);
+    process_user.set_gid(user.gid);
+    process_user.set_additional_gids(Some(user.additional_gids.clone()));
+    process.set_user(process_user);
+    process.set_no_new_privileges(Some(options.no_new_privileges));
 
-    let default_caps: Vec<String> = process["capabilities"]["bounding"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+    let default_caps: Vec<String> = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().as_ref())
+        .map(runtime::capability_names)
         .unwrap_or_default();
     let caps = effective_caps(&default_caps, options)?;
-    let cap_json = json!(caps.iter().collect::<Vec<_>>());
-    for set in ["bounding", "effective", "permitted"] {
-        process["capabilities"][set] = cap_json.clone();
-    }
+    let cap_set = caps
+        .iter()
+        .map(|name| {
+            serde_json::from_value::<Capability>(Value::String(name.clone()))
+                .map_err(|e| invalid(name, &e))
+        })
+        .collect::<Result<Capabilities, _>>()?;
+    let mut capabilities = process.capabilities().clone().unwrap_or_default();
+    capabilities.set_bounding(Some(cap_set.clone()));
+    capabilities.set_effective(Some(cap_set.clone()));
+    capabilities.set_permitted(Some(cap_set));
+    process.set_capabilities(Some(capabilities));
 
-    let mut rlimits: Vec<Value> = process["rlimits"].as_array().cloned().unwrap_or_default();
+    let mut rlimits = process.rlimits().clone().unwrap_or_default();
     for ulimit in &options.ulimits {
-        let kind = format!("RLIMIT_{}", ulimit.name.to_ascii_uppercase());
-        rlimits.retain(|r| r["type"] != json!(kind));
-        rlimits.push(json!({"type": kind, "soft": ulimit.soft, "hard": ulimit.hard}));
+        let name = format!("RLIMIT_{}", ulimit.name.to_ascii_uppercase());
+        let kind = serde_json::from_value::<PosixRlimitType>(Value::String(name.clone()))
+            .map_err(|e| invalid(&name, &e))?;
+        rlimits.retain(|r| r.typ() != kind);
+        rlimits.push(rlimit(kind, ulimit.soft, ulimit.hard)?);
     }
-    clamp_rlimits(&mut rlimits);
-    process["rlimits"] = json!(rlimits);
+    process.set_rlimits(Some(clamp_rlimits(rlimits)?));
 
     // Root file system: an overlay of the image's layers, mounted by the runtime inside the
     // container's mount namespace.
-    spec["root"] = json!({"path": dir.rootfs(), "readonly": options.read_only});
+    let mut root = Root::default();
+    root.set_path(dir.rootfs());
+    root.set_readonly(Some(options.read_only));
+    spec.set_root(Some(root));
     // Topmost first: the shared init layer (mountpoints), then the image's layers.
     let lower: Vec<String> = std::iter::once(init_layer)
         .chain(record.layers.iter().map(PathBuf::as_path))
         .map(|p| p.display().to_string())
         .collect();
-    spec["annotations"] = json!({
-        "org.berth.overlay.lowerdir": lower.join(":"),
-        "org.berth.overlay.upperdir": dir.path.join("upper"),
-        "org.berth.overlay.workdir": dir.path.join("work"),
-        "org.berth.container.id": record.id,
-    });
-    spec["hostname"] = json!(record.hostname);
+    let path_text = |p: PathBuf| p.display().to_string();
+    spec.set_annotations(Some(HashMap::from([
+        ("org.berth.overlay.lowerdir".to_string(), lower.join(":")),
+        (
+            "org.berth.overlay.upperdir".to_string(),
+            path_text(dir.path.join("upper")),
+        ),
+        (
+            "org.berth.overlay.workdir".to_string(),
+            path_text(dir.path.join("work")),
+        ),
+        ("org.berth.container.id".to_string(), record.id.clone()),
+    ])));
+    spec.set_hostname(Some(record.hostname.clone()));
 
     // Mounts: defaults, then the generated /etc files, volumes and tmpfs.
-    let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
     if options.privileged {
         for m in mounts.iter_mut() {
-            if m["destination"] == json!("/sys") || m["destination"] == json!("/sys/fs/cgroup") {
-                let opts: Vec<Value> = m["options"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|o| o != "ro")
-                    .collect();
-                m["options"] = json!(opts);
+            let dest = m.destination().as_path();
+            if (dest == Path::new("/sys") || dest == Path::new("/sys/fs/cgroup"))
+                && let Some(opts) = m.options_mut()
+            {
+                opts.retain(|o| o != "ro");
             }
         }
     }
+    let mount = |destination: PathBuf, typ: &str, source: PathBuf, opts: Vec<String>| {
+        let mut m = Mount::default();
+        m.set_destination(destination);
+        m.set_typ(Some(typ.to_string()));
+        m.set_source(Some(source));
+        m.set_options(Some(opts));
+        m
+    };
+    let strings = |opts: &[&str]| opts.iter().map(|o| o.to_string()).collect::<Vec<_>>();
     // Generated at each start in the runtime directory (see `lifecycle::write_etc_files`).
     for file in ETC_FILES {
-        mounts.push(json!({
-            "destination": format!("/etc/{file}"),
-            "type": "bind",
-            "source": dir.runtime_dir().join(file),
-            "options": ["rbind", "rprivate"],
-        }));
+        mounts.push(mount(
+            PathBuf::from(format!("/etc/{file}")),
+            "bind",
+            dir.runtime_dir().join(file),
+            strings(&["rbind", "rprivate"]),
+        ));
     }
-    for mount in &record.mounts {
-        let mut opts = vec!["rbind", "rprivate"];
-        if mount.read_only {
-            opts.push("ro");
+    for m in record.mounts.iter().filter(|m| m.kind != "tmpfs") {
+        let mut opts = strings(&["rbind", "rprivate"]);
+        if m.read_only {
+            opts.push("ro".into());
         }
-        if mount.kind == "tmpfs" {
-            continue;
-        }
-        mounts.push(json!({
-            "destination": mount.destination,
-            "type": "bind",
-            "source": mount.source,
-            "options": opts,
-        }));
+        mounts.push(mount(
+            PathBuf::from(&m.destination),
+            "bind",
+            m.source.clone(),
+            opts,
+        ));
     }
     for (destination, extra) in &options.tmpfs {
-        let mut opts: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+        let mut opts = strings(&["nosuid", "nodev", "noexec"]);
         opts.extend(
             extra
                 .split(',')
                 .filter(|o| !o.is_empty())
                 .map(str::to_string),
         );
-        mounts.push(json!({
-            "destination": destination,
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": opts,
-        }));
+        mounts.push(mount(
+            PathBuf::from(destination),
+            "tmpfs",
+            PathBuf::from("tmpfs"),
+            opts,
+        ));
     }
-    spec["mounts"] = json!(mounts);
+    spec.set_mounts(Some(mounts));
 
     // Linux: namespaces, cgroup, resources, security.
-    let linux = &mut spec["linux"];
-    linux["cgroupsPath"] = json!(format!("/berth/{}", record.id));
-    if record.network_mode == "host" {
-        // Docker shares the host's network and UTS namespaces with --network host.
-        let namespaces: Vec<Value> = linux["namespaces"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|n| n["type"] != json!("network") && n["type"] != json!("uts"))
-            .collect();
-        linux["namespaces"] = json!(namespaces);
-    }
-    if options.privileged {
-        linux["maskedPaths"] = json!([]);
-        linux["readonlyPaths"] = json!([]);
-    }
-    let resources = &mut linux["resources"];
-    if let Some(memory) = options.memory {
-        // Docker: without --memory-swap, swap may use as much again as memory.
-        let swap = options.memory_swap.unwrap_or(memory * 2);
-        resources["memory"] = json!({"limit": memory, "swap": swap});
-    }
-    if let Some(nano) = options.nano_cpus {
-        let period: i64 = 100_000;
-        resources["cpu"] = json!({"quota": nano * period / 1_000_000_000, "period": period});
-    }
-    if let Some(pids) = options.pids_limit {
-        resources["pids"] = json!({"limit": pids});
-    }
-    if options.privileged {
-        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
-    }
     let seccomp = match (&options.seccomp, options.privileged) {
         (_, true) | (Some(None), _) => None,
         (Some(Some(profile)), _) => Some(runtime::docker_profile_to_oci(
@@ -236,7 +228,9 @@ pub fn build(
         )?),
         (None, false) => {
             if caps.iter().eq(default_caps.iter().collect::<BTreeSet<_>>()) {
-                default_profile
+                spec.linux_mut()
+                    .as_mut()
+                    .and_then(|l| l.seccomp_mut().take())
             } else {
                 // Extra capabilities open up the syscalls Docker's profile ties to them.
                 Some(runtime::default_seccomp(
@@ -245,19 +239,62 @@ pub fn build(
             }
         }
     };
-
-    let mut spec: Spec = serde_json::from_value(spec)
-        .map_err(|e| ContainerError::InvalidFlag(format!("runtime spec: {e}")))?;
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_seccomp(seccomp);
+    let linux = spec
+        .linux_mut()
+        .as_mut()
+        .ok_or_else(|| invalid("linux", &"missing from the template"))?;
+    linux.set_seccomp(seccomp);
+    linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{}", record.id))));
+    if record.network_mode == "host"
+        && let Some(namespaces) = linux.namespaces_mut()
+    {
+        // Docker shares the host's network and UTS namespaces with --network host.
+        namespaces.retain(|n| {
+            !matches!(
+                n.typ(),
+                LinuxNamespaceType::Network | LinuxNamespaceType::Uts
+            )
+        });
     }
+    if options.privileged {
+        linux.set_masked_paths(Some(Vec::new()));
+        linux.set_readonly_paths(Some(Vec::new()));
+    }
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if let Some(memory) = options.memory {
+        // Docker: without --memory-swap, swap may use as much again as memory.
+        let swap = options.memory_swap.unwrap_or(memory * 2);
+        let mut limits = LinuxMemory::default();
+        limits.set_limit(Some(memory));
+        limits.set_swap(Some(swap));
+        resources.set_memory(Some(limits));
+    }
+    if let Some(nano) = options.nano_cpus {
+        let period: i64 = 100_000;
+        let mut cpu = LinuxCpu::default();
+        cpu.set_quota(Some(nano * period / 1_000_000_000));
+        cpu.set_period(Some(period as u64));
+        resources.set_cpu(Some(cpu));
+    }
+    if let Some(limit) = options.pids_limit {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(limit);
+        resources.set_pids(Some(pids));
+    }
+    if options.privileged {
+        let mut all = LinuxDeviceCgroup::default();
+        all.set_allow(true);
+        all.set_access(Some("rwm".into()));
+        resources.set_devices(Some(vec![all]));
+    }
+    linux.set_resources(Some(resources));
     Ok(spec)
 }
 
 /// Without CAP_SYS_RESOURCE (this VM's bounding set lacks it) a hard limit cannot be raised
 /// above the current one: such limits are clamped here, once, rather than failing or warning
 /// inside every container. runtime-specs/README.md says so too.
-fn clamp_rlimits(rlimits: &mut [Value]) {
+fn clamp_rlimits(rlimits: Vec<PosixRlimit>) -> Result<Vec<PosixRlimit>, ContainerError> {
     let can_raise = caps::has_cap(
         None,
         caps::CapSet::Effective,
@@ -265,48 +302,54 @@ fn clamp_rlimits(rlimits: &mut [Value]) {
     )
     .unwrap_or(false);
     if can_raise {
-        return;
+        return Ok(rlimits);
     }
-    for r in rlimits.iter_mut() {
-        let Some(resource) = r["type"].as_str().and_then(rlimit_resource) else {
-            continue;
-        };
-        let mut current = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit fills the struct we pass.
-        if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
-            continue;
-        }
-        let max = current.rlim_max;
-        for key in ["hard", "soft"] {
-            if r[key].as_u64().is_some_and(|v| v > max) {
-                r[key] = json!(max);
+    rlimits
+        .into_iter()
+        .map(|r| {
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            match rlimit_resource(r.typ()) {
+                // SAFETY: getrlimit fills the struct we pass.
+                Some(resource) if unsafe { libc::getrlimit(resource, &mut current) } == 0 => {
+                    let max = current.rlim_max;
+                    rlimit(r.typ(), r.soft().min(max), r.hard().min(max))
+                }
+                _ => Ok(r),
             }
-        }
-    }
+        })
+        .collect()
 }
 
-fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
-    Some(match name {
-        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
-        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
-        "RLIMIT_CORE" => libc::RLIMIT_CORE,
-        "RLIMIT_STACK" => libc::RLIMIT_STACK,
-        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
-        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
-        "RLIMIT_AS" => libc::RLIMIT_AS,
-        "RLIMIT_CPU" => libc::RLIMIT_CPU,
-        "RLIMIT_DATA" => libc::RLIMIT_DATA,
-        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
-        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => libc::RLIMIT_NICE,
-        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
-        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
-        "RLIMIT_RSS" => libc::RLIMIT_RSS,
-        _ => return None,
+fn rlimit(kind: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit, ContainerError> {
+    PosixRlimitBuilder::default()
+        .typ(kind)
+        .soft(soft)
+        .hard(hard)
+        .build()
+        .map_err(|e| ContainerError::InvalidFlag(format!("runtime spec: {kind}: {e}")))
+}
+
+fn rlimit_resource(kind: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
+    Some(match kind {
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
     })
 }
 
@@ -335,4 +378,162 @@ fn effective_caps(
     // Only what the host has can be granted.
     let host: BTreeSet<String> = host_capabilities().into_iter().collect();
     Ok(set.intersection(&host).cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxNamespaceType;
+
+    fn record(network_mode: &str) -> ContainerRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "name": "n", "created": "", "image": "i",
+            "image_id": format!("sha256:{}", "0".repeat(64)),
+            "path": "sh", "args": ["-c", "true"], "hostname": "h", "user": "",
+            "env": ["A=1"], "working_dir": "/w", "tty": true, "open_stdin": false,
+            "auto_remove": false, "network_mode": network_mode, "stop_signal": null,
+            "labels": {}, "init": false,
+            "mounts": [
+                {"kind": "bind", "name": "", "source": "/src", "destination": "/dst",
+                 "read_only": true, "anonymous": false},
+                {"kind": "tmpfs", "name": "", "source": "", "destination": "/skipped",
+                 "read_only": false, "anonymous": false}
+            ],
+            "layers": ["/store/layers/a/diff"]
+        }))
+        .unwrap()
+    }
+
+    fn build_with(network_mode: &str, options: &SpecOptions) -> Spec {
+        let dir = ContainerDir {
+            id: "c0ffee".into(),
+            path: PathBuf::from("/store/containers/c0ffee"),
+        };
+        let user = ResolvedUser {
+            uid: 7,
+            gid: 8,
+            additional_gids: vec![8, 9],
+            home: PathBuf::from("/home/u"),
+        };
+        build(
+            &record(network_mode),
+            &dir,
+            &user,
+            options,
+            Path::new("/store/init"),
+        )
+        .unwrap()
+    }
+
+    fn mount_options(spec: &Spec, destination: &str) -> Vec<String> {
+        spec.mounts()
+            .iter()
+            .flatten()
+            .find(|m| m.destination() == Path::new(destination))
+            .and_then(|m| m.options().clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_record_and_flags_shape_the_template() {
+        let options = SpecOptions {
+            memory: Some(64 << 20),
+            nano_cpus: Some(1_500_000_000),
+            pids_limit: Some(20),
+            ulimits: vec![Ulimit {
+                name: "nproc".into(),
+                soft: 10,
+                hard: 20,
+            }],
+            cap_add: vec!["sys_admin".into()],
+            cap_drop: vec!["CAP_NET_RAW".into()],
+            tmpfs: vec![("/run".into(), "size=1m".into())],
+            read_only: true,
+            ..Default::default()
+        };
+        let spec = build_with("none", &options);
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.args().as_ref().unwrap(), &["sh", "-c", "true"]);
+        assert_eq!(process.cwd(), Path::new("/w"));
+        assert_eq!(process.user().additional_gids().as_ref().unwrap(), &[8, 9]);
+        let bounding = runtime::capability_names(
+            process
+                .capabilities()
+                .as_ref()
+                .unwrap()
+                .bounding()
+                .as_ref()
+                .unwrap(),
+        );
+        assert!(bounding.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!bounding.contains(&"CAP_NET_RAW".to_string()));
+        let nproc: Vec<_> = process
+            .rlimits()
+            .iter()
+            .flatten()
+            .filter(|r| r.typ() == PosixRlimitType::RlimitNproc)
+            .collect();
+        assert_eq!(nproc.len(), 1);
+        assert!(nproc[0].soft() <= 10 && nproc[0].hard() <= 20);
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        let annotations = spec.annotations().as_ref().unwrap();
+        assert_eq!(
+            annotations["org.berth.overlay.lowerdir"],
+            "/store/init:/store/layers/a/diff"
+        );
+        assert_eq!(mount_options(&spec, "/dst"), ["rbind", "rprivate", "ro"]);
+        assert!(mount_options(&spec, "/skipped").is_empty());
+        assert!(mount_options(&spec, "/run").contains(&"size=1m".to_string()));
+        assert!(mount_options(&spec, "/sys").contains(&"ro".to_string()));
+        let linux = spec.linux().as_ref().unwrap();
+        let resources = linux.resources().as_ref().unwrap();
+        assert_eq!(resources.memory().unwrap().swap(), Some(128 << 20));
+        assert_eq!(resources.cpu().as_ref().unwrap().quota(), Some(150_000));
+        assert_eq!(resources.pids().unwrap().limit(), 20);
+        // --cap-add SYS_ADMIN opens the syscalls Docker's profile ties to it.
+        let names: Vec<&String> = linux
+            .seccomp()
+            .as_ref()
+            .unwrap()
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|s| s.names())
+            .collect();
+        assert!(names.iter().any(|n| *n == "mount"));
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn privileged_and_host_network_drop_confinement() {
+        let options = SpecOptions {
+            privileged: true,
+            ..Default::default()
+        };
+        let spec = build_with("host", &options);
+        assert!(!mount_options(&spec, "/sys").contains(&"ro".to_string()));
+        assert!(!mount_options(&spec, "/sys/fs/cgroup").contains(&"ro".to_string()));
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+        let devices = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        assert!(devices.len() == 1 && devices[0].allow());
+        assert!(
+            linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|n| !matches!(
+                    n.typ(),
+                    LinuxNamespaceType::Network | LinuxNamespaceType::Uts
+                ))
+        );
+    }
 }
