@@ -929,6 +929,32 @@ fn a_taken_name_is_a_conflict() {
 }
 
 #[test]
+fn names_stay_unique_through_the_name_index_its_rebuild_and_stale_entries() {
+    let lab = Lab::new("name-index");
+    let index = lab.path.join("container-names");
+    let id = lab.run_d(&["--name", "web", BUSYBOX, "sleep", "1000"]);
+    assert_eq!(
+        std::fs::read_link(index.join("web")).unwrap().to_str(),
+        Some(id.as_str())
+    );
+    // A store from before the index: it is rebuilt from the records, the name stays taken.
+    std::fs::remove_dir_all(&index).unwrap();
+    let err = lab.fails(&["create", "--name", "web", BUSYBOX, "true"], 125);
+    assert!(err.contains("Conflict."), "{err}");
+    assert_eq!(lab.ok(&["exec", "web", "echo", "found"]), "found\n");
+    // An entry left by a crash (its container is gone) does not hold the name.
+    std::os::unix::fs::symlink("0".repeat(64), index.join("ghost")).unwrap();
+    lab.ok(&["create", "--name", "ghost", BUSYBOX, "true"]);
+    lab.fails(&["create", "--name", "ghost", BUSYBOX, "true"], 125);
+    // `run --rm` gives its name back when it ends.
+    lab.ok(&["run", "--rm", "--name", "once", BUSYBOX, "true"]);
+    assert!(!index.join("once").exists());
+    lab.ok(&["run", "--rm", "--name", "once", BUSYBOX, "true"]);
+    lab.ok_within(&["rm", "-f", "web", "ghost"], Duration::from_secs(20));
+    assert_eq!(std::fs::read_dir(&index).unwrap().count(), 0);
+}
+
+#[test]
 fn every_command_accepts_name_full_id_and_unique_prefix() {
     let lab = Lab::new("refs");
     let id = lab.run_d(&["--name", "ct", BUSYBOX, "sh", "-c", "echo x; sleep 1000"]);

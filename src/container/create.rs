@@ -245,12 +245,14 @@ pub fn create(
     let finish = (|| {
         let bytes = serde_json::to_vec_pretty(&record).expect("container record serialises");
         write_private(&work.record_path(), &bytes)?;
+        containers.claim_name(&record.name, &id)?;
         fs::rename(&work.path, &dir.path).map_err(|source| ContainerError::Io {
             path: dir.path.clone(),
             source,
         })
     })();
     if let Err(e) = finish {
+        let _ = containers.release_name(&record.name, &id);
         let _ = sys::remove_tree(&work.path);
         return Err(e);
     }

@@ -234,5 +234,11 @@ pub fn detach_files(
     }
     let _ = std::fs::remove_dir_all(dir.runtime_dir());
     take(&dir.path);
+    // Gone from the listing: its name is free again.
+    if let Ok(store) = super::store::ContainerStore::open(store_root)
+        && let Ok(_lock) = store.lock()
+    {
+        let _ = store.release_name(&record.name, &dir.id);
+    }
     trash
 }

@@ -197,8 +197,13 @@ pub fn rename(store: &ContainerStore, dir: &ContainerDir, new: &str) -> Result<(
         });
     }
     let mut record = dir.record()?;
-    record.name = new.to_string();
-    dir.write_record(&record)
+    let old = std::mem::replace(&mut record.name, new.to_string());
+    store.claim_name(new, &dir.id)?;
+    if let Err(e) = dir.write_record(&record) {
+        let _ = store.release_name(new, &dir.id);
+        return Err(e);
+    }
+    store.release_name(&old, &dir.id)
 }
 
 /// Host pids of every process in the container (through its cgroup).

@@ -1,5 +1,6 @@
 //! The container store: one directory per container under `<root>/containers/<id>/`, found by
-//! full ID, unique ID prefix or name; and the runtime directory (`/run/berth/<id>/`) holding what
+//! full ID, unique ID prefix or name (through the name index `<root>/container-names/`); and
+//! the runtime directory (`/run/berth/<id>/`) holding what
 //! must not survive a reboot (the monitor's attach socket).
 
 use std::fs;
@@ -133,16 +134,17 @@ impl ContainerStore {
         if input.is_empty() {
             return Err(not_found());
         }
-        let all = self.list()?;
-        if let Some(dir) = all.iter().find(|d| d.id == input) {
-            return Ok(dir.clone());
-        }
-        let name = input.trim_start_matches('/');
-        for dir in &all {
-            if dir.record().map(|r| r.name == name).unwrap_or(false) {
-                return Ok(dir.clone());
+        // A full ID and a name are found without listing the store.
+        if input.len() == 64 && !input.contains('/') {
+            let dir = self.dir_of(input);
+            if dir.record_path().exists() {
+                return Ok(dir);
             }
         }
+        if let Some(id) = self.name_owner(input.trim_start_matches('/'))? {
+            return Ok(self.dir_of(&id));
+        }
+        let all = self.list()?;
         let mut prefixed = all.iter().filter(|d| d.id.starts_with(input));
         match (prefixed.next(), prefixed.next()) {
             (Some(dir), None) => Ok(dir.clone()),
@@ -151,14 +153,94 @@ impl ContainerStore {
         }
     }
 
-    /// The container already using `name`, if any.
+    /// The container already using `name`, if any: one lookup in the name index, so
+    /// creating a container costs the same with a hundred stopped ones around.
     pub fn name_owner(&self, name: &str) -> Result<Option<String>, ContainerError> {
-        for dir in self.list()? {
-            if dir.record().map(|r| r.name == name).unwrap_or(false) {
-                return Ok(Some(dir.id));
+        let names = self.name_index()?;
+        let id = match fs::read_link(names.join(name)) {
+            Ok(target) => target.to_string_lossy().into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return Ok(None),
+            Err(source) => {
+                return Err(ContainerError::Io {
+                    path: names.join(name),
+                    source,
+                });
             }
+        };
+        // An entry outlives its container only after a crash between the two steps of a
+        // create or a removal: such an entry names nobody.
+        let owner = self.dir_of(&id);
+        Ok(owner
+            .record()
+            .is_ok_and(|r| r.name == name)
+            .then_some(owner.id))
+    }
+
+    /// Records `name` as `id`'s, under the store lock, after `name_owner` found it free.
+    pub fn claim_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+        let path = self.name_index()?.join(name);
+        let io = |source| ContainerError::Io {
+            path: path.clone(),
+            source,
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
         }
-        Ok(None)
+        std::os::unix::fs::symlink(id, &path).map_err(io)
+    }
+
+    /// Forgets `name` if it is still `id`'s; under the store lock, so it cannot remove the
+    /// entry of a container that took the name meanwhile.
+    pub fn release_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+        let path = self.name_index()?.join(name);
+        match fs::read_link(&path) {
+            Ok(target) if target.as_os_str() == id => {
+                fs::remove_file(&path).map_err(|source| ContainerError::Io { path, source })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `<root>/container-names/<name>`: a symlink to the ID of the container using the name.
+    /// A store from before the index gets it built from the records once, in a temporary
+    /// directory renamed into place (the caller holds the store lock or only reads).
+    fn name_index(&self) -> Result<PathBuf, ContainerError> {
+        let names = self.dir.with_file_name("container-names");
+        if names.is_dir() {
+            return Ok(names);
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ContainerError::Io { path, source }
+        };
+        // Built beside the containers, whose abandoned temporaries are swept.
+        let work = self.dir.join(sys::temp_name("names"));
+        fs::create_dir(&work).map_err(io(&work))?;
+        let built = (|| {
+            for dir in self.list()? {
+                if let Ok(record) = dir.record()
+                    && !record.name.is_empty()
+                {
+                    let entry = work.join(&record.name);
+                    std::os::unix::fs::symlink(&dir.id, &entry).map_err(io(&entry))?;
+                }
+            }
+            Ok(())
+        })();
+        let placed = built.and_then(|()| match fs::rename(&work, &names) {
+            Ok(()) => Ok(()),
+            // Built by another berth meanwhile.
+            Err(_) if names.is_dir() => Ok(()),
+            Err(source) => Err(ContainerError::Io {
+                path: names.clone(),
+                source,
+            }),
+        });
+        let _ = sys::remove_tree(&work);
+        placed.map(|()| names)
     }
 
     /// Removes a container's directory (and its runtime directory).
