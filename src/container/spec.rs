@@ -2,11 +2,9 @@
 //! `runtime-specs/` (through `runtime::default_spec`), then the image config, then the flags.
 //! This document is the whole contract between `container/` and `runtime/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-
-use std::collections::HashMap;
 
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespaceType,
@@ -108,7 +106,7 @@ pub fn build(
         .capabilities()
         .as_ref()
         .and_then(|c| c.bounding().as_ref())
-        .map(runtime::capability_names)
+        .map(runtime::caps::names)
         .unwrap_or_default();
     let caps = effective_caps(&default_caps, options)?;
     let cap_set = caps
@@ -383,7 +381,6 @@ fn effective_caps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxNamespaceType;
 
     fn record(network_mode: &str) -> ContainerRecord {
         serde_json::from_value(serde_json::json!({
@@ -456,7 +453,7 @@ mod tests {
         assert_eq!(process.args().as_ref().unwrap(), &["sh", "-c", "true"]);
         assert_eq!(process.cwd(), Path::new("/w"));
         assert_eq!(process.user().additional_gids().as_ref().unwrap(), &[8, 9]);
-        let bounding = runtime::capability_names(
+        let bounding = runtime::caps::names(
             process
                 .capabilities()
                 .as_ref()

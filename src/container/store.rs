@@ -243,27 +243,6 @@ impl ContainerStore {
         placed.map(|()| names)
     }
 
-    /// Removes a container's directory (and its runtime directory).
-    pub fn remove(&self, dir: &ContainerDir) -> Result<(), ContainerError> {
-        let _ = fs::remove_dir_all(dir.runtime_dir());
-        // Rename first so a crash mid-delete never leaves a half container that still lists.
-        let trash = self.dir.join(sys::temp_name(&dir.id));
-        match fs::rename(&dir.path, &trash) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => {
-                return Err(ContainerError::Io {
-                    path: dir.path.clone(),
-                    source,
-                });
-            }
-        }
-        sys::remove_tree(&trash).map_err(|source| ContainerError::Io {
-            path: trash,
-            source,
-        })
-    }
-
     /// Sweeps directories abandoned by crashed removals or creations.
     pub fn sweep(&self) {
         sys::sweep_temps(&self.dir);

@@ -55,7 +55,6 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
 
-pub use caps::names as capability_names;
 pub use error::RuntimeError;
 pub use seccomp::{default_seccomp, docker_profile_to_oci};
 pub use spec::{default_spec, load_spec};
