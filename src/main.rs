@@ -44,5 +44,6 @@ fn main() {
             failure.code
         }
     };
+    berth::sys::trace("cli-exit");
     std::process::exit(code);
 }
