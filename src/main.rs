@@ -24,6 +24,25 @@ fn main() {
                 eprintln!("unknown flag: {flag}\nSee 'berth --help'.");
                 std::process::exit(125);
             }
+            ErrorKind::ValueValidation => {
+                // Docker's wording: invalid argument "x" for "--pids-limit" flag: <why>.
+                let flag = e
+                    .get(clap::error::ContextKind::InvalidArg)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let flag = flag.split([' ', '=']).next().unwrap_or(&flag);
+                let value = e
+                    .get(clap::error::ContextKind::InvalidValue)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let why = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "invalid value".into());
+                eprintln!(
+                    "invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee 'berth --help'."
+                );
+                std::process::exit(125);
+            }
             _ => {
                 let rendered = e.to_string();
                 let first = rendered

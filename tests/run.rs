@@ -1217,6 +1217,99 @@ fn exit_125_bad_flag_value() {
 }
 
 #[test]
+fn exit_125_bad_values_worded_as_docker() {
+    let root = root_with("badvalues", BUSYBOX);
+    let err = root.fails(&["run", "--rm", "--pids-limit", "x", BUSYBOX, "true"], 125);
+    assert!(
+        err.starts_with("invalid argument \"x\" for \"--pids-limit\" flag: "),
+        "{err}"
+    );
+    let err = root.fails(&["run", "--rm", "--cap-add", "nope", BUSYBOX, "true"], 125);
+    assert!(
+        err.contains("invalid CapAdd: unknown capability: \"CAP_NOPE\""),
+        "{err}"
+    );
+    let err = root.fails(&["run", "--rm", "--cap-drop", "NOPE", BUSYBOX, "true"], 125);
+    assert!(
+        err.contains("invalid CapDrop: unknown capability: \"CAP_NOPE\""),
+        "{err}"
+    );
+    let err = root.fails(&["run", "--rm", "--env-file", "/etc", BUSYBOX, "true"], 125);
+    assert!(
+        err.contains("invalid env file (/etc): read /etc: is a directory"),
+        "{err}"
+    );
+    let missing = root.dir.join("no-such.env");
+    let missing = missing.to_str().unwrap();
+    let err = root.fails(
+        &["run", "--rm", "--env-file", missing, BUSYBOX, "true"],
+        125,
+    );
+    assert!(
+        err.contains(&format!("open {missing}: no such file or directory")),
+        "{err}"
+    );
+    assert_no_containers(&root);
+}
+
+/// An architecture the fixtures are not built for, whatever the host.
+fn foreign_platform() -> &'static str {
+    if cfg!(target_arch = "s390x") {
+        "linux/riscv64"
+    } else {
+        "linux/s390x"
+    }
+}
+
+#[test]
+fn platform_must_match_the_image() {
+    let root = root_with("platform", BUSYBOX);
+    let host = root.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Os}}/{{.Architecture}}",
+        BUSYBOX,
+    ]);
+    let host = host.trim();
+    assert_eq!(
+        run_ok(&root, &["--platform", host, BUSYBOX, "echo", "ok"]),
+        "ok\n"
+    );
+    // The local image is for another platform: pulling it again cannot help (the fixture
+    // registry serves one platform), so the run fails as Docker's does, and leaves nothing.
+    let wanted = foreign_platform();
+    let mismatch = format!(
+        "image with reference {BUSYBOX} was found but does not match the specified platform: \
+         wanted {wanted}, actual: {host}"
+    );
+    let err = root.fails(&["run", "--rm", "--platform", wanted, BUSYBOX, "true"], 125);
+    assert!(err.contains("Unable to find image"), "{err}");
+    assert!(err.contains(&mismatch), "{err}");
+    let err = root.fails(
+        &[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--platform",
+            wanted,
+            BUSYBOX,
+            "true",
+        ],
+        125,
+    );
+    assert!(err.contains(&mismatch), "{err}");
+    root.fails(&["create", "--platform", wanted, BUSYBOX, "true"], 125);
+    let err = root.fails(
+        &["run", "--rm", "--platform", "linux", BUSYBOX, "true"],
+        125,
+    );
+    assert!(err.contains("invalid platform"), "{err}");
+    assert_no_containers(&root);
+}
+
+#[test]
 fn exit_125_unknown_flag_message() {
     let root = root_with("unknownflag", BUSYBOX);
     let err = root.fails(&["run", "--rm", "--bogus", BUSYBOX, "true"], 125);

@@ -12,10 +12,11 @@ use crate::container::create::{self, CreateOptions};
 use crate::container::lifecycle::{self, StartOptions};
 use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
+use crate::image::config::ImageConfig;
 use crate::image::digest::Digest;
 use crate::image::index;
 use crate::image::manifest::Platform;
-use crate::image::pull::{self, PullOptions};
+use crate::image::pull::{self, PullOptions, PullStatus};
 use crate::image::reference::Reference;
 use crate::image::registry::Registry;
 use crate::image::resolve::{self, LookupError};
@@ -310,8 +311,15 @@ fn create_options(
 
     let mut env = Vec::new();
     for file in &flags.env_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| Failure::berth(format!("open {file}: {e}")))?;
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Failure::berth(match e.kind() {
+                std::io::ErrorKind::NotFound => format!("open {file}: no such file or directory"),
+                std::io::ErrorKind::IsADirectory => {
+                    format!("invalid env file ({file}): read {file}: is a directory")
+                }
+                _ => format!("invalid env file ({file}): {e}"),
+            })
+        })?;
         env.extend(
             text.lines()
                 .map(str::trim)
@@ -438,10 +446,38 @@ fn resolve_image(
             "must be one of always, missing, never",
         ));
     }
+    let platform = flags
+        .platform
+        .as_deref()
+        .map(Platform::parse)
+        .transpose()
+        .map_err(Failure::berth)?;
+    // Docker's rule: a local image built for another platform than `--platform` asks for
+    // counts as missing, and pulling must bring the right one.
+    let mismatch = |id: &Digest| -> Result<Option<Failure>, Failure> {
+        let Some(wanted) = &platform else {
+            return Ok(None);
+        };
+        let actual = ImageConfig::load(images, id)
+            .map_err(Failure::berth)?
+            .platform();
+        Ok((!wanted.accepts(&actual)).then(|| {
+            Failure::berth(format!(
+                "berth: image with reference {image} was found but does not match the \
+                 specified platform: wanted {wanted}, actual: {actual}"
+            ))
+        }))
+    };
     if policy != "always" {
         let repos = index::load(images).map_err(Failure::berth)?;
         match resolve::resolve(&repos, image) {
-            Ok(id) => return Ok(id),
+            Ok(id) => match mismatch(&id)? {
+                None => return Ok(id),
+                Some(refused) if policy == "never" || Reference::parse(image).is_err() => {
+                    return Err(refused);
+                }
+                Some(_) => {}
+            },
             Err(LookupError::NotFound(_)) => {}
             Err(e) => return Err(Failure::berth(e)),
         }
@@ -456,29 +492,34 @@ fn resolve_image(
     if policy == "missing" {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
-    let platform = flags
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()
-        .map_err(Failure::berth)?;
     let printer = PullPrinter::with_target(false, std::io::stderr().is_terminal(), true);
     let registry = Registry::new(&reference.domain, &context.config);
     let pulled = pull::pull(
         images,
         &registry,
         &reference,
-        &PullOptions { platform },
+        &PullOptions {
+            platform: platform.clone(),
+        },
         &|e| printer.event(e),
     );
     printer.finish();
     let pulled = pulled.map_err(|e| Failure::berth(format!("berth: {e}")))?;
     printer.line(&format!("Digest: {}", pulled.digest));
-    printer.line(&format!(
-        "Status: Downloaded newer image for {}",
-        reference.familiar()
-    ));
-    Ok(pulled.id)
+    // `--pull always` or a platform mismatch can find the image already there.
+    printer.line(&if pulled.status == PullStatus::Downloaded {
+        format!(
+            "Status: Downloaded newer image for {}",
+            reference.familiar()
+        )
+    } else {
+        format!("Status: Image is up to date for {}", reference.familiar())
+    });
+    // A single-platform manifest is pulled whatever it was built for.
+    match mismatch(&pulled.id)? {
+        Some(refused) => Err(refused),
+        None => Ok(pulled.id),
+    }
 }
 
 /// Docker's `RAMInBytes`: a number with an optional b/k/m/g/t/p unit (binary multiples).

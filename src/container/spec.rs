@@ -47,7 +47,9 @@ fn all_capabilities() -> Vec<String> {
     caps::all().iter().map(|c| c.to_string()).collect()
 }
 
-fn normalise_cap(name: &str) -> Result<String, ContainerError> {
+/// `CAP_`-prefixed and upper-case; `list` ("CapAdd" or "CapDrop") names the flag in Docker's
+/// error.
+fn normalise_cap(name: &str, list: &str) -> Result<String, ContainerError> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
         upper
@@ -56,7 +58,9 @@ fn normalise_cap(name: &str) -> Result<String, ContainerError> {
     };
     caps::Capability::from_str(&full)
         .map(|c| c.to_string())
-        .map_err(|_| ContainerError::InvalidFlag(format!("invalid capability: {name}")))
+        .map_err(|_| {
+            ContainerError::InvalidFlag(format!("invalid {list}: unknown capability: \"{full}\""))
+        })
 }
 
 /// The capabilities this host lets berth hand out (`--privileged` gets all of them; this VM,
@@ -363,14 +367,14 @@ fn effective_caps(
         if cap.eq_ignore_ascii_case("all") {
             set.extend(host_capabilities());
         } else {
-            set.insert(normalise_cap(cap)?);
+            set.insert(normalise_cap(cap, "CapAdd")?);
         }
     }
     for cap in &options.cap_drop {
         if cap.eq_ignore_ascii_case("all") {
             set.clear();
         } else {
-            set.remove(&normalise_cap(cap)?);
+            set.remove(&normalise_cap(cap, "CapDrop")?);
         }
     }
     // Only what the host has can be granted.

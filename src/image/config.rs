@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
+use super::manifest::Platform;
 use super::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -18,6 +19,8 @@ pub struct ImageConfig {
     pub architecture: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     #[serde(default)]
     pub config: RunConfig,
 }
@@ -47,6 +50,16 @@ pub struct RunConfig {
 }
 
 impl ImageConfig {
+    /// The platform the image was built for, as its config states it (Docker's defaults,
+    /// linux and amd64, where a field is missing).
+    pub fn platform(&self) -> Platform {
+        Platform {
+            os: self.os.clone().unwrap_or_else(|| "linux".into()),
+            architecture: self.architecture.clone().unwrap_or_else(|| "amd64".into()),
+            variant: self.variant.clone(),
+        }
+    }
+
     pub fn load(store: &Store, id: &Digest) -> Result<ImageConfig, StoreError> {
         let bytes = store.image_config(id)?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {

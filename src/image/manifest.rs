@@ -97,9 +97,9 @@ impl Platform {
         }
     }
 
-    /// Whether an index entry serves this (wanted) platform. A wanted variant must match; the
-    /// host's implied variant (arm64/v8) also accepts entries with no variant.
-    fn accepts(&self, entry: &Platform) -> bool {
+    /// Whether an index entry (or an image) serves this (wanted) platform. A wanted variant
+    /// must match; the host's implied variant (arm64/v8) also accepts entries with no variant.
+    pub fn accepts(&self, entry: &Platform) -> bool {
         self.os == entry.os
             && self.architecture == normalise_arch(&entry.architecture)
             && match (&self.variant, &entry.variant) {
