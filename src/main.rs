@@ -2,7 +2,7 @@
 //! stderr plus Docker's exit code.
 
 use clap::Parser;
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ErrorKind};
 
 use berth::cli::{self, Cli};
 
@@ -16,30 +16,18 @@ fn main() {
                 std::process::exit(0);
             }
             ErrorKind::UnknownArgument => {
-                let arg = e
-                    .get(clap::error::ContextKind::InvalidArg)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                let flag = arg.split(['=', ' ']).next().unwrap_or(&arg);
-                eprintln!("unknown flag: {flag}\nSee 'berth --help'.");
+                eprintln!("unknown flag: {}\nSee 'berth --help'.", flag_of(&e));
                 std::process::exit(125);
             }
             ErrorKind::ValueValidation => {
                 // Docker's wording: invalid argument "x" for "--pids-limit" flag: <why>.
-                let flag = e
-                    .get(clap::error::ContextKind::InvalidArg)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                let flag = flag.split([' ', '=']).next().unwrap_or(&flag);
-                let value = e
-                    .get(clap::error::ContextKind::InvalidValue)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
+                let value = context(&e, ContextKind::InvalidValue);
                 let why = std::error::Error::source(&e)
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "invalid value".into());
                 eprintln!(
-                    "invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee 'berth --help'."
+                    "invalid argument \"{value}\" for \"{}\" flag: {why}\nSee 'berth --help'.",
+                    flag_of(&e)
                 );
                 std::process::exit(125);
             }
@@ -65,4 +53,15 @@ fn main() {
     };
     berth::sys::trace("cli-exit");
     std::process::exit(code);
+}
+
+fn context(e: &clap::Error, kind: ContextKind) -> String {
+    e.get(kind).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The flag a parse error is about, without clap's value placeholder (`--memory <MEMORY>`)
+/// or the value given with `=`.
+fn flag_of(e: &clap::Error) -> String {
+    let arg = context(e, ContextKind::InvalidArg);
+    arg.split(['=', ' ']).next().unwrap_or_default().to_string()
 }

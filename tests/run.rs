@@ -1239,6 +1239,20 @@ fn exit_125_bad_values_worded_as_docker() {
         err.contains("invalid env file (/etc): read /etc: is a directory"),
         "{err}"
     );
+    // Checked before the image is looked for, as by Docker's client: nothing is pulled.
+    let err = root.fails(
+        &[
+            "run",
+            "--rm",
+            "--memory",
+            "10x",
+            "127.0.0.1:5000/nope",
+            "true",
+        ],
+        125,
+    );
+    assert!(err.contains("for \"-m, --memory\" flag"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
     let missing = root.dir.join("no-such.env");
     let missing = missing.to_str().unwrap();
     let err = root.fails(

@@ -298,8 +298,9 @@ fn flag_error(flag: &str, value: &str, why: impl std::fmt::Display) -> Failure {
     ))
 }
 
-/// Turns the flags into `CreateOptions`, pulling the image first when it is missing (or
-/// always, with `--pull always`).
+/// Turns the flags into `CreateOptions`, pulling the image when it is missing (or always,
+/// with `--pull always`) once the flags have been checked: as with Docker's client, a bad
+/// flag value fails before anything is pulled.
 fn create_options(
     context: &Context,
     images: &Store,
@@ -307,7 +308,6 @@ fn create_options(
 ) -> Result<CreateOptions, Failure> {
     let image = flags.args[0].clone();
     let command = flags.args[1..].to_vec();
-    let image_id = resolve_image(context, images, &image, flags)?;
 
     let mut env = Vec::new();
     for file in &flags.env_file {
@@ -410,6 +410,7 @@ fn create_options(
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
+    let image_id = resolve_image(context, images, &image, flags)?;
     Ok(CreateOptions {
         image,
         image_id: Some(image_id),
@@ -446,12 +447,7 @@ fn resolve_image(
             "must be one of always, missing, never",
         ));
     }
-    let platform = flags
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()
-        .map_err(Failure::berth)?;
+    let platform = Platform::parse_flag(flags.platform.as_deref()).map_err(Failure::berth)?;
     // Docker's rule: a local image built for another platform than `--platform` asks for
     // counts as missing, and pulling must bring the right one.
     let mismatch = |id: &Digest| -> Result<Option<Failure>, Failure> {

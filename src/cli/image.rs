@@ -32,12 +32,7 @@ pub fn pull(context: &Context, args: PullArgs) -> CliResult {
     if args.all_tags && (named.tag.is_some() || named.digest.is_some()) {
         return Err(Failure::berth("tag can't be used with --all-tags/-a"));
     }
-    let platform = args
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()
-        .map_err(Failure::berth)?;
+    let platform = Platform::parse_flag(args.platform.as_deref()).map_err(Failure::berth)?;
     let printer = PullPrinter::new(args.quiet, std::io::stdout().is_terminal());
     let store = Store::open(&context.root).map_err(Failure::berth)?;
     let registry = Registry::new(&named.domain, &context.config);

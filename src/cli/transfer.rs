@@ -249,12 +249,7 @@ pub struct ImportArgs {
 
 pub fn import(context: &Context, args: ImportArgs) -> CliResult {
     let tag = args.repository.as_deref().map(named_tag).transpose()?;
-    let platform = args
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()
-        .map_err(client)?;
+    let platform = Platform::parse_flag(args.platform.as_deref()).map_err(client)?;
     if args.source == "-" && io::stdin().is_terminal() {
         return Err(client(
             "requested import from stdin, but stdin is a terminal",

@@ -77,6 +77,11 @@ impl Platform {
         }
     }
 
+    /// A `--platform` flag's value, if given.
+    pub fn parse_flag(flag: Option<&str>) -> Result<Option<Platform>, ManifestError> {
+        flag.map(Platform::parse).transpose()
+    }
+
     pub fn parse(s: &str) -> Result<Platform, ManifestError> {
         let parts: Vec<&str> = s.split('/').collect();
         let bad = || ManifestError::BadPlatform(s.to_string());
