@@ -122,6 +122,17 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// Where this process's argument strings lie in its memory (/proc/self/stat fields 48 and
+/// 49): what `ps` shows as its command line.
+pub fn own_argv_region() -> Option<(usize, usize)> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after.split(' ').skip(45);
+    let start: usize = fields.next()?.parse().ok()?;
+    let end: usize = fields.next()?.parse().ok()?;
+    (end > start).then_some((start, end))
+}
+
 /// An exclusive `flock` held until dropped. Locks die with their process, so a `kill -9`
 /// never leaves a store locked.
 pub struct FileLock {
@@ -222,5 +233,11 @@ mod tests {
         assert!(temp_is_abandoned(".tmp-999999999-1-0-x"));
         assert!(!temp_is_abandoned("regular"));
         assert!(process_start_time(std::process::id() as i32).is_some());
+        let (start, end) = own_argv_region().unwrap();
+        let first = std::env::args().next().unwrap();
+        // SAFETY: reading our own argument strings, which live until exit.
+        let argv0 = unsafe { std::ffi::CStr::from_ptr(start as *const libc::c_char) };
+        assert_eq!(argv0.to_str().unwrap(), first);
+        assert!(end - start > first.len());
     }
 }

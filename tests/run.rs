@@ -946,6 +946,35 @@ fn init_reaps_zombies() {
     );
 }
 
+#[test]
+fn init_shows_as_berth_init_not_the_host_command_line() {
+    let root = root_with("inittitle", BUSYBOX);
+    let out = run_ok(
+        &root,
+        &[
+            "--init",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /proc/1/comm; tr '\\0' ' ' </proc/1/cmdline",
+        ],
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("berth-init"), "{out}");
+    let cmdline = lines.next().unwrap_or_default().trim_end();
+    // As Docker's `/sbin/docker-init -- CMD`; nothing of the host's berth invocation (the
+    // store path, the flags) is visible in the container.
+    assert!(
+        cmdline.starts_with("berth-init -- sh -c cat /proc/1/comm"),
+        "{out}"
+    );
+    let store = root.path.to_str().unwrap();
+    assert!(
+        !cmdline.contains(store) && !cmdline.contains("--init"),
+        "{out}"
+    );
+}
+
 /// Waits until the container whose only directory is in `root` is running; its host pid.
 fn running_pid(root: &TestRoot, timeout: Duration) -> i32 {
     let deadline = Instant::now() + timeout;

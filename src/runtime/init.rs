@@ -6,6 +6,10 @@
 //! catchable signal gets a (never-run) handler and is then blocked and collected with
 //! sigwaitinfo: no async handler code, no allocation.
 //!
+//! Having never exec'd, it would show berth's host command line to `ps` in the container
+//! (store paths, every flag): it writes `berth-init -- CMD ARGS` over its argument strings
+//! and names itself `berth-init`, as Docker's PID 1 shows `/sbin/docker-init -- CMD ARGS`.
+//!
 //! Unlike the user's command, this process never execs: its /proc/1/exe is the host's
 //! berth binary for the container's whole life. It stays non-dumpable (set before the
 //! clone), so container processes without CAP_SYS_PTRACE cannot open /proc/1/exe or
@@ -20,6 +24,7 @@ use super::spawn::{self, Fail, ProcPlan, Step};
 extern "C" fn noop(_: libc::c_int) {}
 
 pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
+    p.set_init_title();
     // SAFETY: signal-mask and sigaction calls on stack structs.
     let all = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();

@@ -266,9 +266,53 @@ pub(crate) struct ProcPlan {
     caps: CapSets,
     seccomp: Option<Compiled>,
     pub init: bool,
+    /// With `init`: what `ps` in the container shows for PID 1.
+    init_title: Option<ProcessTitle>,
     /// Create a missing working directory (a container's first process, as Docker does);
     /// `exec` leaves it an error.
     pub create_cwd: bool,
+}
+
+/// A command line written over the process's own argument strings (what /proc/PID/cmdline
+/// reads), for a process that does not exec: `berth-init -- CMD ARGS` as Docker's PID 1
+/// shows `/sbin/docker-init -- CMD ARGS`. Cut to the length of the original strings.
+struct ProcessTitle {
+    at: usize,
+    bytes: Vec<u8>,
+}
+
+impl ProcessTitle {
+    fn for_init(args: &[String]) -> Option<Self> {
+        // Found in the parent: the child is a copy of it, at the same addresses.
+        let (start, end) = crate::sys::own_argv_region()?;
+        let mut bytes = Vec::with_capacity(end - start);
+        for arg in ["berth-init", "--"]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+        {
+            bytes.extend_from_slice(arg.as_bytes());
+            bytes.push(0);
+        }
+        bytes.resize(end - start, 0);
+        if let Some(last) = bytes.last_mut() {
+            *last = 0;
+        }
+        Some(ProcessTitle { at: start, bytes })
+    }
+
+    fn apply(&self) {
+        // SAFETY: [at, at + len) is this process's argument area (found by the kernel's own
+        // account, /proc/self/stat), writable stack memory that nothing here reads again;
+        // PR_SET_NAME copies at most 16 bytes of a NUL-terminated string.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.bytes.as_ptr(),
+                self.at as *mut u8,
+                self.bytes.len(),
+            );
+            libc::prctl(libc::PR_SET_NAME, c"berth-init".as_ptr(), 0, 0, 0);
+        }
+    }
 }
 
 fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
@@ -375,8 +419,21 @@ impl ProcPlan {
             caps,
             seccomp,
             init,
+            init_title: if init {
+                ProcessTitle::for_init(&args)
+            } else {
+                None
+            },
             create_cwd: false,
         })
+    }
+
+    /// `--init`'s PID 1 never execs, so without this the container's `ps` would show the
+    /// host's berth command line (store paths, flags) as PID 1's.
+    pub(crate) fn set_init_title(&self) {
+        if let Some(title) = &self.init_title {
+            title.apply();
+        }
     }
 
     /// The common tail of spawn and exec, in the child, inside the container's mount
