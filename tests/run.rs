@@ -1200,6 +1200,70 @@ fn network_none_and_host() {
     );
 }
 
+/// `start` makes each container's network namespace in the CLI (see
+/// `lifecycle::send_network_namespace`) and must come back to its own each time: a second
+/// container started by the same command gets the host's network, or one of its own, never
+/// the first one's.
+#[test]
+fn one_start_of_containers_with_different_networks() {
+    let root = root_with("startnets", BUSYBOX);
+    let list = "ls /sys/class/net; cat /proc/net/dev | wc -l";
+    root.ok(&[
+        "create",
+        "--name",
+        "n1",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        list,
+    ]);
+    root.ok(&[
+        "create",
+        "--name",
+        "h1",
+        "--network",
+        "host",
+        BUSYBOX,
+        "sh",
+        "-c",
+        list,
+    ]);
+    root.ok(&[
+        "create",
+        "--name",
+        "n2",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        list,
+    ]);
+    assert_eq!(root.ok(&["start", "n1", "h1", "n2"]), "n1\nh1\nn2\n");
+    for name in ["n1", "h1", "n2"] {
+        root.ok(&["wait", name]);
+    }
+    let interfaces = |name: &str| -> BTreeSet<String> {
+        root.ok(&["logs", name])
+            .lines()
+            .filter(|l| !l.trim().chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_string)
+            .filter(|n| !n.starts_with("veth"))
+            .collect()
+    };
+    let only_lo = BTreeSet::from(["lo".to_string()]);
+    assert_eq!(interfaces("n1"), only_lo);
+    assert_eq!(interfaces("n2"), only_lo);
+    let host: BTreeSet<String> = host_interfaces()
+        .into_iter()
+        .filter(|n| !n.starts_with("veth"))
+        .collect();
+    assert_eq!(interfaces("h1"), host);
+    root.ok(&["rm", "n1", "h1", "n2"]);
+}
+
 #[test]
 fn name_conflict_fails_125() {
     let root = root_with("name", BUSYBOX);

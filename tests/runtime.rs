@@ -144,6 +144,7 @@ impl Bundle {
             cache_dir: scratch().join("cache"),
             init,
             prestart: None,
+            network_namespace: None,
         }
     }
 

@@ -113,6 +113,7 @@ pub fn exec(
             cache_dir: store_root.join("cache"),
             init: false,
             prestart: None,
+            network_namespace: None,
         },
     )?;
     if options.detach {

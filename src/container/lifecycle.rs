@@ -1,6 +1,7 @@
 //! Starting containers (through their monitor), telling what state they are really in, and
 //! removing them.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -91,14 +92,21 @@ pub fn start_with_spec(
         path: socket.clone(),
         source,
     })?;
+    let (netns_cli, netns_monitor) = match crate::runtime::wants_new_network_namespace(&spec) {
+        true => netns_channel().map_or((None, None), |(a, b)| (Some(a), Some(b))),
+        false => (None, None),
+    };
     let setup = MonitorSetup {
         store_root: store_root.to_path_buf(),
         foreground: options.foreground,
         dir: dir.clone(),
         record,
         spec,
+        network_namespace_from: netns_monitor,
     };
-    spawn_monitor(setup, listener, theirs)?;
+    if let Some(channel) = spawn_monitor(setup, listener, theirs, netns_cli)? {
+        send_network_namespace(&channel);
+    }
     let mut stream = ours;
     match attach::read_start_reply(&mut stream) {
         Ok(StartReply::Started(pid)) => Ok(Started { pid, stream }),
@@ -112,11 +120,13 @@ pub fn start_with_spec(
 
 /// Forks the monitor into a session of its own, so it survives the CLI (which it outlives as
 /// an orphan adopted by init or the nearest subreaper) and the user's terminal session.
+/// Returns `netns_cli` to the CLI (the monitor closes its copy).
 fn spawn_monitor(
     setup: MonitorSetup,
     listener: UnixListener,
     theirs: UnixStream,
-) -> Result<(), ContainerError> {
+    netns_cli: Option<OwnedFd>,
+) -> Result<Option<OwnedFd>, ContainerError> {
     // SAFETY: the CLI is single-threaded here, so the child may go on running our code.
     match unsafe { libc::fork() } {
         -1 => Err(ContainerError::Io {
@@ -131,14 +141,52 @@ fn spawn_monitor(
             // hands it to init like any orphan.
             // SAFETY: setsid in the new child, which leads no group yet.
             unsafe { libc::setsid() };
+            drop(netns_cli);
             monitor::run(setup, listener, theirs)
         }
         _ => {
             drop(theirs);
             drop(listener);
-            Ok(())
+            Ok(netns_cli)
         }
     }
+}
+
+/// The CLI's and the monitor's ends of the channel the container's network namespace is
+/// handed over on (see `send_network_namespace`).
+fn netns_channel() -> Option<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ok()
+}
+
+/// Makes the container's network namespace here in the CLI while the monitor prepares the
+/// rest, and hands it to the monitor: one message, with the namespace's fd when making it
+/// worked (without, or if the CLI is gone, the monitor's clone makes one).
+fn send_network_namespace(channel: &OwnedFd) {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let made = crate::runtime::make_network_namespace().ok();
+    let fds: Vec<_> = made.iter().map(|fd| fd.as_raw_fd()).collect();
+    let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&fds)]
+    };
+    let iov = [std::io::IoSlice::new(b"n")];
+    // The monitor may have stopped waiting: no SIGPIPE for that.
+    let _ = sendmsg::<()>(
+        channel.as_raw_fd(),
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    );
 }
 
 /// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into its runtime

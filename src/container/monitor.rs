@@ -36,6 +36,9 @@ pub struct MonitorSetup {
     pub dir: ContainerDir,
     pub record: ContainerRecord,
     pub spec: Spec,
+    /// Where the starting CLI sends the container's network namespace, which it makes while
+    /// the monitor prepares the rest (see `lifecycle::send_network_namespace`).
+    pub network_namespace_from: Option<OwnedFd>,
 }
 
 /// Runs in the forked monitor process; never returns.
@@ -323,6 +326,10 @@ impl Log {
 
 fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> io::Result<()> {
     let record = &setup.record;
+    let network_namespace = setup
+        .network_namespace_from
+        .as_ref()
+        .and_then(|channel| receive_network_namespace(channel).ok());
     let mut clients = vec![Client::new(first, setup.foreground)];
     let (stdio, stdin_w, outputs_plan) = container_stdio(record)?;
     let reservations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -331,6 +338,7 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
         cache_dir: setup.store_root.join("cache"),
         init: record.init,
         prestart: network_prestart(setup, reservations.clone()),
+        network_namespace,
     };
     sys::trace("monitor-spawn");
     let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
@@ -573,6 +581,46 @@ fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> i
     drop(mount_ns);
     delete(trash);
     Ok(())
+}
+
+/// How long the monitor waits for the CLI's network namespace before making one itself (a
+/// CLI stopped by ^Z at that moment must not hold the container back).
+const NETNS_WAIT_MS: libc::c_int = 500;
+
+/// Receives, when the runtime asks for it just before the clone, the network namespace the
+/// starting CLI made meanwhile. The CLI gone, slow or without a namespace to give: `None`,
+/// and the clone makes one.
+fn receive_network_namespace(channel: &OwnedFd) -> io::Result<runtime::NetworkNamespaceSource> {
+    let channel = channel.try_clone()?;
+    Ok(Box::new(move || {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        let mut ready = libc::pollfd {
+            fd: channel.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut ready, 1, NETNS_WAIT_MS) } != 1 {
+            return None;
+        }
+        let mut byte = [0u8; 1];
+        let mut iov = [io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<()>(
+            channel.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+        )
+        .ok()?;
+        msg.cmsgs().ok()?.find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| {
+                // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            }),
+            _ => None,
+        })
+    }))
 }
 
 /// Deletes what `--rm` took out of sight, after the exit was reported.

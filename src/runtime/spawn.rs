@@ -721,6 +721,9 @@ pub(crate) struct Namespaces {
     pub cgroup_ns: bool,
     pub join: Vec<(OwnedFd, CloneFlags, String)>,
     pub join_pid: Option<OwnedFd>,
+    /// A network namespace the child is born in (the parent enters it around the clone), as
+    /// it would be in one the clone created: a prestart hook finds it at /proc/PID/ns/net.
+    pub net_at_clone: Option<OwnedFd>,
     pub new_mount: bool,
     pub new_net: bool,
     pub new_uts: bool,
@@ -733,6 +736,7 @@ impl Namespaces {
             cgroup_ns: false,
             join: Vec::new(),
             join_pid: None,
+            net_at_clone: None,
             new_mount: false,
             new_net: false,
             new_uts: false,
@@ -799,6 +803,7 @@ impl Namespaces {
             cgroup_ns: false,
             join: Vec::new(),
             join_pid: None,
+            net_at_clone: None,
             new_mount: false,
             new_net: false,
             new_uts: false,
@@ -831,6 +836,46 @@ impl Namespaces {
         }
         Ok(n)
     }
+}
+
+impl Namespaces {
+    /// Joins `fd`, a fresh network namespace made ahead (loopback up), instead of creating
+    /// one in the clone.
+    pub(crate) fn join_network_namespace(&mut self, fd: OwnedFd) {
+        self.clone_flags.remove(CloneFlags::CLONE_NEWNET);
+        self.new_net = false;
+        self.net_at_clone = Some(fd);
+    }
+}
+
+/// See `runtime::make_network_namespace`.
+pub(crate) fn new_network_namespace() -> Result<OwnedFd, RuntimeError> {
+    let own_path = "/proc/thread-self/ns/net";
+    let own = File::open(own_path).map_err(|e| RuntimeError::io("open", own_path, e))?;
+    // SAFETY: unshare with a constant flag; it moves only this thread.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        return Err(RuntimeError::sys(
+            "unshare",
+            "network namespace",
+            Errno::last(),
+        ));
+    }
+    let made = loopback_up()
+        .map_err(|f| RuntimeError::sys("bring up", "lo", Errno::from_raw(f.errno)))
+        .and_then(|()| {
+            File::open(own_path)
+                .map(OwnedFd::from)
+                .map_err(|e| RuntimeError::io("open", own_path, e))
+        });
+    // SAFETY: setns on an fd we hold, back where this thread was.
+    if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        return Err(RuntimeError::sys(
+            "setns",
+            "the caller's network namespace",
+            Errno::last(),
+        ));
+    }
+    made
 }
 
 /// Everything the child needs, owned by the parent until clone.
@@ -1056,6 +1101,35 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         }
         restore_pid_ns = Some(OwnedFd::from(own));
     }
+    // Likewise a network namespace made ahead: enter it for the clone, then leave it.
+    let mut restore_net_ns: Option<OwnedFd> = None;
+    if let Some(fd) = &c.ns.net_at_clone {
+        let own = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| RuntimeError::io("open", "/proc/thread-self/ns/net", e));
+        // SAFETY: setns on fds we hold.
+        let entered = own.and_then(|own| {
+            if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                return Err(RuntimeError::sys(
+                    "setns",
+                    "network namespace",
+                    Errno::last(),
+                ));
+            }
+            Ok(own)
+        });
+        match entered {
+            Ok(own) => restore_net_ns = Some(OwnedFd::from(own)),
+            Err(e) => {
+                if let Some(own) = restore_pid_ns {
+                    // SAFETY: back to the pid namespace this thread had.
+                    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+                }
+                // SAFETY: restore the mask saved above.
+                unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+                return Err(e);
+            }
+        }
+    }
     // Non-dumpable before the clone, not just first thing in the child: the child copies
     // the flag, so it is never visible dumpable in a namespace it joins (exec).
     // SAFETY: prctl get/set of the dumpable flag.
@@ -1088,9 +1162,26 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         // SAFETY: back to the pid namespace this thread had.
         unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
     }
+    // SAFETY: back to the network namespace this thread had.
+    let left_net_ns = match restore_net_ns {
+        Some(own) if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 => {
+            Err(Errno::last())
+        }
+        _ => Ok(()),
+    };
     // SAFETY: restore the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     let pid = r.map_err(|e| RuntimeError::sys("clone", "container init", e))?;
+    if let Err(e) = left_net_ns {
+        // Staying in the container's namespace would put the caller's later network work
+        // (a bridge's veth) in the wrong place: give up the start instead.
+        super::reap(Pid::from_raw(pid));
+        return Err(RuntimeError::sys(
+            "setns",
+            "the caller's network namespace",
+            e,
+        ));
+    }
     Ok(Pid::from_raw(pid))
 }
 
