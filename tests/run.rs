@@ -1147,6 +1147,14 @@ fn hostname_flag() {
     assert_eq!(run_ok(&root, &["-h", "bar", BUSYBOX, "hostname"]), "bar\n");
 }
 
+/// Interface names, but the veths other tests' bridged containers add and remove meanwhile.
+fn without_veths<S: AsRef<str>>(names: impl Iterator<Item = S>) -> BTreeSet<String> {
+    names
+        .map(|n| n.as_ref().to_string())
+        .filter(|n| !n.starts_with("veth"))
+        .collect()
+}
+
 fn host_interfaces() -> BTreeSet<String> {
     std::fs::read_dir("/sys/class/net")
         .unwrap()
@@ -1184,15 +1192,8 @@ fn network_none_and_host() {
     let mut lines = out.lines();
     let host_name = nix::unistd::gethostname().unwrap();
     assert_eq!(lines.next().unwrap(), host_name.to_string_lossy());
-    // Other tests' bridged containers add and remove veths meanwhile: compare the rest.
-    let stable = |set: BTreeSet<String>| -> BTreeSet<String> {
-        set.into_iter().filter(|n| !n.starts_with("veth")).collect()
-    };
-    let inside: BTreeSet<String> = lines
-        .flat_map(|l| l.split_whitespace())
-        .map(str::to_string)
-        .collect();
-    assert_eq!(stable(inside), stable(host_interfaces()));
+    let inside = without_veths(lines.flat_map(|l| l.split_whitespace()));
+    assert_eq!(inside, without_veths(host_interfaces().iter()));
 
     root.fails(
         &["run", "--rm", "--network", "nosuchnet", BUSYBOX, "true"],
@@ -1207,60 +1208,19 @@ fn network_none_and_host() {
 #[test]
 fn one_start_of_containers_with_different_networks() {
     let root = root_with("startnets", BUSYBOX);
-    let list = "ls /sys/class/net; cat /proc/net/dev | wc -l";
-    root.ok(&[
-        "create",
-        "--name",
-        "n1",
-        "--network",
-        "none",
-        BUSYBOX,
-        "sh",
-        "-c",
-        list,
-    ]);
-    root.ok(&[
-        "create",
-        "--name",
-        "h1",
-        "--network",
-        "host",
-        BUSYBOX,
-        "sh",
-        "-c",
-        list,
-    ]);
-    root.ok(&[
-        "create",
-        "--name",
-        "n2",
-        "--network",
-        "none",
-        BUSYBOX,
-        "sh",
-        "-c",
-        list,
-    ]);
+    for (name, network) in [("n1", "none"), ("h1", "host"), ("n2", "none")] {
+        let args = ["create", "--name", name, "--network", network, BUSYBOX];
+        root.ok(&[&args[..], &["ls", "/sys/class/net"]].concat());
+    }
     assert_eq!(root.ok(&["start", "n1", "h1", "n2"]), "n1\nh1\nn2\n");
     for name in ["n1", "h1", "n2"] {
         root.ok(&["wait", name]);
     }
-    let interfaces = |name: &str| -> BTreeSet<String> {
-        root.ok(&["logs", name])
-            .lines()
-            .filter(|l| !l.trim().chars().all(|c| c.is_ascii_digit()))
-            .map(str::to_string)
-            .filter(|n| !n.starts_with("veth"))
-            .collect()
-    };
+    let interfaces = |name: &str| without_veths(root.ok(&["logs", name]).split_whitespace());
     let only_lo = BTreeSet::from(["lo".to_string()]);
     assert_eq!(interfaces("n1"), only_lo);
     assert_eq!(interfaces("n2"), only_lo);
-    let host: BTreeSet<String> = host_interfaces()
-        .into_iter()
-        .filter(|n| !n.starts_with("veth"))
-        .collect();
-    assert_eq!(interfaces("h1"), host);
+    assert_eq!(interfaces("h1"), without_veths(host_interfaces().iter()));
     root.ok(&["rm", "n1", "h1", "n2"]);
 }
 
