@@ -1147,11 +1147,12 @@ fn hostname_flag() {
     assert_eq!(run_ok(&root, &["-h", "bar", BUSYBOX, "hostname"]), "bar\n");
 }
 
-/// Interface names, but the veths other tests' bridged containers add and remove meanwhile.
+/// Interface names, but those other tests add and remove meanwhile: bridged containers'
+/// veths, the bridge itself on a fresh host, tests/network.rs's `bt-` pair.
 fn without_veths<S: AsRef<str>>(names: impl Iterator<Item = S>) -> BTreeSet<String> {
     names
         .map(|n| n.as_ref().to_string())
-        .filter(|n| !n.starts_with("veth"))
+        .filter(|n| !n.starts_with("veth") && n != "berth0" && !n.starts_with("bt-"))
         .collect()
 }
 
@@ -1222,6 +1223,17 @@ fn one_start_of_containers_with_different_networks() {
     assert_eq!(interfaces("n2"), only_lo);
     assert_eq!(interfaces("h1"), without_veths(host_interfaces().iter()));
     root.ok(&["rm", "n1", "h1", "n2"]);
+
+    // And the namespace was the CLI's, handed over, not one the clone made after all.
+    let trace = root.dir.join("trace");
+    let out = root
+        .berth(&["run", "--rm", "--network", "none", BUSYBOX, "true"])
+        .env("BERTH_TRACE", &trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let steps = std::fs::read_to_string(&trace).unwrap();
+    assert!(steps.contains(" monitor-netns-received "), "{steps}");
 }
 
 #[test]
@@ -1368,8 +1380,13 @@ fn platform_must_match_the_image() {
     );
     assert!(err.contains(&mismatch), "{err}");
     root.fails(&["create", "--platform", wanted, BUSYBOX, "true"], 125);
+    // One word, as containerd reads it: the OS with the host's architecture.
+    assert_eq!(
+        run_ok(&root, &["--platform", "linux", BUSYBOX, "echo", "ok"]),
+        "ok\n"
+    );
     let err = root.fails(
-        &["run", "--rm", "--platform", "linux", BUSYBOX, "true"],
+        &["run", "--rm", "--platform", "bogus", BUSYBOX, "true"],
         125,
     );
     assert!(err.contains("invalid platform"), "{err}");

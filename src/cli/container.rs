@@ -459,8 +459,8 @@ fn resolve_image(
             .platform();
         Ok((!wanted.accepts(&actual)).then(|| {
             Failure::berth(format!(
-                "berth: image with reference {image} was found but does not match the \
-                 specified platform: wanted {wanted}, actual: {actual}"
+                "berth: Error response from daemon: image with reference {image} was found \
+                 but does not match the specified platform: wanted {wanted}, actual: {actual}"
             ))
         }))
     };

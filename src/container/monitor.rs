@@ -42,9 +42,12 @@ pub struct MonitorSetup {
 }
 
 /// Runs in the forked monitor process; never returns.
-pub fn run(setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! {
-    detach_from_terminal(&[listener.as_raw_fd(), first.as_raw_fd()]);
-    let code = match monitor(&setup, listener, first) {
+pub fn run(mut setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! {
+    let netns_channel = setup.network_namespace_from.take();
+    let mut keep = vec![listener.as_raw_fd(), first.as_raw_fd()];
+    keep.extend(netns_channel.as_ref().map(|c| c.as_raw_fd()));
+    detach_from_terminal(&keep);
+    let code = match monitor(&setup, listener, first, netns_channel) {
         Ok(()) => 0,
         Err(_) => 1,
     };
@@ -324,12 +327,14 @@ impl Log {
     }
 }
 
-fn monitor(setup: &MonitorSetup, listener: UnixListener, first: UnixStream) -> io::Result<()> {
+fn monitor(
+    setup: &MonitorSetup,
+    listener: UnixListener,
+    first: UnixStream,
+    netns_channel: Option<OwnedFd>,
+) -> io::Result<()> {
     let record = &setup.record;
-    let network_namespace = setup
-        .network_namespace_from
-        .as_ref()
-        .and_then(|channel| receive_network_namespace(channel).ok());
+    let network_namespace = netns_channel.map(receive_network_namespace);
     let mut clients = vec![Client::new(first, setup.foreground)];
     let (stdio, stdin_w, outputs_plan) = container_stdio(record)?;
     let reservations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -589,10 +594,10 @@ const NETNS_WAIT_MS: libc::c_int = 500;
 
 /// Receives, when the runtime asks for it just before the clone, the network namespace the
 /// starting CLI made meanwhile. The CLI gone, slow or without a namespace to give: `None`,
-/// and the clone makes one.
-fn receive_network_namespace(channel: &OwnedFd) -> io::Result<runtime::NetworkNamespaceSource> {
-    let channel = channel.try_clone()?;
-    Ok(Box::new(move || {
+/// and the clone makes one. The channel closes after this one message, so a namespace sent
+/// too late is not kept alive in it.
+fn receive_network_namespace(channel: OwnedFd) -> runtime::NetworkNamespaceSource {
+    Box::new(move || {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
         let mut ready = libc::pollfd {
             fd: channel.as_raw_fd(),
@@ -613,14 +618,18 @@ fn receive_network_namespace(channel: &OwnedFd) -> io::Result<runtime::NetworkNa
             MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
         )
         .ok()?;
-        msg.cmsgs().ok()?.find_map(|c| match c {
+        let received = msg.cmsgs().ok()?.find_map(|c| match c {
             ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| {
                 // SAFETY: the kernel just installed this fd for us; nothing else owns it.
                 unsafe { OwnedFd::from_raw_fd(fd) }
             }),
             _ => None,
-        })
-    }))
+        });
+        if received.is_some() {
+            sys::trace("monitor-netns-received");
+        }
+        received
+    })
 }
 
 /// Deletes what `--rm` took out of sight, after the exit was reported.

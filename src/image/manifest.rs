@@ -86,6 +86,17 @@ impl Platform {
         let parts: Vec<&str> = s.split('/').collect();
         let bad = || ManifestError::BadPlatform(s.to_string());
         match parts.as_slice() {
+            // As containerd's platforms.Parse: an OS alone takes the host's architecture, an
+            // architecture alone the host's OS.
+            [one] if KNOWN_OS.contains(&one.to_ascii_lowercase().as_str()) => Ok(Platform {
+                os: one.to_ascii_lowercase(),
+                ..Platform::host()
+            }),
+            [one] if KNOWN_ARCH.contains(&normalise_arch(one).as_str()) => Ok(Platform {
+                architecture: normalise_arch(one),
+                variant: None,
+                ..Platform::host()
+            }),
             [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
                 os: os.to_ascii_lowercase(),
                 architecture: normalise_arch(arch),
@@ -123,6 +134,55 @@ impl std::fmt::Display for Platform {
         Ok(())
     }
 }
+
+/// GOOS values containerd recognises in a one-word platform.
+const KNOWN_OS: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+    "zos",
+];
+
+/// GOARCH values containerd recognises in a one-word platform.
+const KNOWN_ARCH: &[&str] = &[
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+];
 
 fn normalise_arch(arch: &str) -> String {
     match arch.to_ascii_lowercase().as_str() {
@@ -277,6 +337,24 @@ mod tests {
     }
 
     #[test]
+    fn one_word_platforms_fill_in_the_host() {
+        let host = Platform::host();
+        let os_only = Platform::parse("linux").unwrap();
+        assert_eq!(
+            (os_only.os.as_str(), &os_only.architecture),
+            ("linux", &host.architecture)
+        );
+        let arch_only = Platform::parse("s390x").unwrap();
+        assert_eq!(
+            (arch_only.os.as_str(), arch_only.architecture.as_str()),
+            ("linux", "s390x")
+        );
+        assert_eq!(Platform::parse("x86_64").unwrap().architecture, "amd64");
+        assert!(Platform::parse("bogus").is_err());
+        assert!(Platform::parse("linux/").is_err());
+    }
+
+    #[test]
     fn selects_platform() {
         let entry = |arch: &str, variant: Option<&str>| Descriptor {
             media_type: OCI_MANIFEST.into(),
@@ -307,6 +385,6 @@ mod tests {
             select_platform(&entries, &s390).unwrap_err().to_string(),
             "no matching manifest for linux/s390x in the manifest list entries"
         );
-        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux/").is_err());
     }
 }

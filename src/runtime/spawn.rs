@@ -869,11 +869,13 @@ pub(crate) fn new_network_namespace() -> Result<OwnedFd, RuntimeError> {
         });
     // SAFETY: setns on an fd we hold, back where this thread was.
     if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-        return Err(RuntimeError::sys(
-            "setns",
-            "the caller's network namespace",
-            Errno::last(),
-        ));
+        // Going on would fork later monitors (`start a b`) into this namespace, and a host-
+        // network container after them would get it: nothing can safely continue.
+        eprintln!(
+            "berth: cannot return to the host's network namespace: {}",
+            Errno::last()
+        );
+        std::process::exit(125);
     }
     made
 }
