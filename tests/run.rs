@@ -277,12 +277,8 @@ fn tty_restored_after_start_failure() {
     let mut pty = PtySession::spawn(cmd, 24, 80);
     let before = pty.initial.clone();
     assert_eq!(pty.wait(T), 127);
-    assert!(
-        pty.transcript()
-            .contains("exec: \"nope\": executable file not found in $PATH"),
-        "{}",
-        pty.transcript()
-    );
+    // Waits for the reader thread too, which may not have caught up with the exit.
+    pty.expect("exec: \"nope\": executable file not found in $PATH", T);
     assert_eq!(pty.termios(), before);
     assert_no_containers(&root);
 }
@@ -335,7 +331,8 @@ fn tty_size_is_set_before_the_command_starts() {
         let cmd = root.berth(&["run", "-it", "--rm", BUSYBOX, "stty", "size"]);
         let mut pty = PtySession::spawn(cmd, 40, 100);
         pty.wait(T);
-        let out = pty.transcript();
+        // The reader thread may not have caught up with the exit: wait for the line.
+        let out = pty.expect("\n", T);
         assert_eq!(out.trim(), "40 100", "size seen by the command at start");
     }
 }
