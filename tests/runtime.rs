@@ -62,7 +62,16 @@ fn make_busybox_rootfs(root: &Path) {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    fs::copy(bb, root.join("bin/busybox")).unwrap();
+    // Copied by a `cp` process, not by this one: containers of tests on other threads are
+    // cloned from this process, and one cloned while this thread held the new binary open
+    // for writing would keep that descriptor until it closes its fds, so exec'ing the copy
+    // could fail with "text file busy" (seen once in CI).
+    let copied = Command::new("cp")
+        .arg(bb)
+        .arg(root.join("bin/busybox"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
     // `busybox --install -s DIR` would link to the host path of the binary: make the
     // links relative so they work inside the container.
     let list = Command::new(bb).arg("--list").output().unwrap();
