@@ -11,6 +11,8 @@ B="$BERTH --root $ROOT"
 cleanup() { $B rm -f bench-exec >/dev/null 2>&1 || true; rm -rf "$ROOT"; }
 trap cleanup EXIT
 $B pull -q "$IMAGE" >/dev/null
+# Start from a quiet disk: the image just pulled may still be being written back.
+sync
 
 b=$(median_ms : "$B run --rm --network none $IMAGE true")
 echo "berth run --rm --network none busybox true: median ${b} ms over $RUNS runs"
