@@ -1092,8 +1092,14 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
     // pid_for_children around the clone, then switch back.
     let mut restore_pid_ns: Option<OwnedFd> = None;
     if let Some(fd) = &c.ns.join_pid {
-        let own = File::open("/proc/thread-self/ns/pid")
-            .map_err(|e| RuntimeError::io("open", "/proc/thread-self/ns/pid", e))?;
+        let own = match File::open("/proc/thread-self/ns/pid") {
+            Ok(own) => own,
+            Err(e) => {
+                // SAFETY: restore the mask saved above.
+                unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+                return Err(RuntimeError::io("open", "/proc/thread-self/ns/pid", e));
+            }
+        };
         // SAFETY: setns on fds we hold.
         if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
             let e = Errno::last();
