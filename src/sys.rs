@@ -108,26 +108,31 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// /proc/`who`/stat from field 3 (the state) on: the command name before it may contain
+/// spaces and parentheses, so the fields resume after the last ')'.
+fn stat_from_state(who: &str) -> Option<String> {
+    let mut stat = fs::read_to_string(format!("/proc/{who}/stat")).ok()?;
+    let state_at = stat.rfind(')')? + 2;
+    Some(stat.split_off(state_at.min(stat.len())))
+}
+
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a live process.
 /// A process that has died but not been reaped yet (state Z or X) is not live: some inits reap
 /// late, and a dead pid must not pass for a running container.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses; fields resume after the last ')'.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let mut fields = after.split(' ');
+    let stat = stat_from_state(&pid.to_string())?;
+    let mut fields = stat.split(' ');
     if matches!(fields.next(), Some("Z" | "X")) {
         return None;
     }
-    fields.nth(18)?.parse().ok()
+    fields.nth(22 - 4)?.parse().ok()
 }
 
 /// Where this process's argument strings lie in its memory (/proc/self/stat fields 48 and
 /// 49): what `ps` shows as its command line.
 pub fn own_argv_region() -> Option<(usize, usize)> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let mut fields = after.split(' ').skip(45);
+    let stat = stat_from_state("self")?;
+    let mut fields = stat.split(' ').skip(48 - 3);
     let start: usize = fields.next()?.parse().ok()?;
     let end: usize = fields.next()?.parse().ok()?;
     (end > start).then_some((start, end))

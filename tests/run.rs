@@ -1281,50 +1281,56 @@ fn exit_125_bad_flag_value() {
 #[test]
 fn exit_125_bad_values_worded_as_docker() {
     let root = root_with("badvalues", BUSYBOX);
-    let err = root.fails(&["run", "--rm", "--pids-limit", "x", BUSYBOX, "true"], 125);
-    assert!(
-        err.starts_with("invalid argument \"x\" for \"--pids-limit\" flag: "),
-        "{err}"
-    );
-    let err = root.fails(&["run", "--rm", "--cap-add", "nope", BUSYBOX, "true"], 125);
-    assert!(
-        err.contains("invalid CapAdd: unknown capability: \"CAP_NOPE\""),
-        "{err}"
-    );
-    let err = root.fails(&["run", "--rm", "--cap-drop", "NOPE", BUSYBOX, "true"], 125);
-    assert!(
-        err.contains("invalid CapDrop: unknown capability: \"CAP_NOPE\""),
-        "{err}"
-    );
-    let err = root.fails(&["run", "--rm", "--env-file", "/etc", BUSYBOX, "true"], 125);
-    assert!(
-        err.contains("invalid env file (/etc): read /etc: is a directory"),
-        "{err}"
-    );
-    // Checked before the image is looked for, as by Docker's client: nothing is pulled.
-    let err = root.fails(
-        &[
-            "run",
-            "--rm",
+    let missing = root.dir.join("no-such.env");
+    let missing = missing.to_str().unwrap();
+    let no_such_file = format!("open {missing}: no such file or directory");
+    // (flag, value, image, Docker's words). The last image does not exist: the value is
+    // checked before the image is looked for, as by Docker's client, so nothing is pulled.
+    let cases = [
+        (
+            "--pids-limit",
+            "x",
+            BUSYBOX,
+            "invalid argument \"x\" for \"--pids-limit\" flag: ",
+        ),
+        (
+            "--cap-add",
+            "nope",
+            BUSYBOX,
+            "invalid CapAdd: unknown capability: \"CAP_NOPE\"",
+        ),
+        (
+            "--cap-drop",
+            "NOPE",
+            BUSYBOX,
+            "invalid CapDrop: unknown capability: \"CAP_NOPE\"",
+        ),
+        (
+            "--env-file",
+            "/etc",
+            BUSYBOX,
+            "invalid env file (/etc): read /etc: is a directory",
+        ),
+        ("--env-file", missing, BUSYBOX, no_such_file.as_str()),
+        (
             "--memory",
             "10x",
             "127.0.0.1:5000/nope",
-            "true",
-        ],
-        125,
-    );
-    assert!(err.contains("for \"-m, --memory\" flag"), "{err}");
-    assert!(!err.contains("Unable to find image"), "{err}");
-    let missing = root.dir.join("no-such.env");
-    let missing = missing.to_str().unwrap();
-    let err = root.fails(
-        &["run", "--rm", "--env-file", missing, BUSYBOX, "true"],
-        125,
-    );
-    assert!(
-        err.contains(&format!("open {missing}: no such file or directory")),
-        "{err}"
-    );
+            "for \"-m, --memory\" flag",
+        ),
+    ];
+    for (flag, value, image, words) in cases {
+        let err = root.fails(&["run", "--rm", flag, value, image, "true"], 125);
+        assert!(err.contains(words), "{flag} {value}: {err}");
+        assert!(
+            !err.contains("Unable to find image"),
+            "{flag} {value}: {err}"
+        );
+        // Docker's client line, with nothing before it.
+        if flag == "--pids-limit" {
+            assert!(err.starts_with(words), "{err}");
+        }
+    }
     assert_no_containers(&root);
 }
 

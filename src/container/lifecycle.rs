@@ -92,10 +92,10 @@ pub fn start_with_spec(
         path: socket.clone(),
         source,
     })?;
-    let (netns_cli, netns_monitor) = match crate::runtime::wants_new_network_namespace(&spec) {
-        true => netns_channel().map_or((None, None), |(a, b)| (Some(a), Some(b))),
-        false => (None, None),
-    };
+    let (netns_cli, netns_monitor) = crate::runtime::wants_new_network_namespace(&spec)
+        .then(netns_channel)
+        .flatten()
+        .unzip();
     let setup = MonitorSetup {
         store_root: store_root.to_path_buf(),
         foreground: options.foreground,

@@ -848,10 +848,54 @@ impl Namespaces {
     }
 }
 
+/// This thread's stay in another namespace of one kind, to be left again for the one it was
+/// in before.
+struct NsSwitch {
+    own: OwnedFd,
+    flag: libc::c_int,
+}
+
+/// A namespace kind: its name in /proc/PID/ns/ and its clone flag.
+type NsKind = (&'static str, libc::c_int);
+const PID_NS: NsKind = ("pid", libc::CLONE_NEWPID);
+const NET_NS: NsKind = ("net", libc::CLONE_NEWNET);
+
+impl NsSwitch {
+    /// Remembers where this thread is, to come back to.
+    fn here((kind, flag): NsKind) -> Result<Self, RuntimeError> {
+        let path = format!("/proc/thread-self/ns/{kind}");
+        let own = File::open(&path).map_err(|e| RuntimeError::io("open", &path, e))?;
+        Ok(NsSwitch {
+            own: OwnedFd::from(own),
+            flag,
+        })
+    }
+
+    fn enter(target: &OwnedFd, kind: NsKind) -> Result<Self, RuntimeError> {
+        let switch = NsSwitch::here(kind)?;
+        // SAFETY: setns on an fd we hold.
+        if unsafe { libc::setns(target.as_raw_fd(), switch.flag) } < 0 {
+            return Err(RuntimeError::sys(
+                "setns",
+                format!("{} namespace", kind.0),
+                Errno::last(),
+            ));
+        }
+        Ok(switch)
+    }
+
+    fn leave(self) -> Result<(), Errno> {
+        // SAFETY: setns on an fd we hold, back where this thread was.
+        if unsafe { libc::setns(self.own.as_raw_fd(), self.flag) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+}
+
 /// See `runtime::make_network_namespace`.
 pub(crate) fn new_network_namespace() -> Result<OwnedFd, RuntimeError> {
-    let own_path = "/proc/thread-self/ns/net";
-    let own = File::open(own_path).map_err(|e| RuntimeError::io("open", own_path, e))?;
+    let back = NsSwitch::here(NET_NS)?;
     // SAFETY: unshare with a constant flag; it moves only this thread.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
         return Err(RuntimeError::sys(
@@ -860,6 +904,7 @@ pub(crate) fn new_network_namespace() -> Result<OwnedFd, RuntimeError> {
             Errno::last(),
         ));
     }
+    let own_path = "/proc/thread-self/ns/net";
     let made = loopback_up()
         .map_err(|f| RuntimeError::sys("bring up", "lo", Errno::from_raw(f.errno)))
         .and_then(|()| {
@@ -867,14 +912,10 @@ pub(crate) fn new_network_namespace() -> Result<OwnedFd, RuntimeError> {
                 .map(OwnedFd::from)
                 .map_err(|e| RuntimeError::io("open", own_path, e))
         });
-    // SAFETY: setns on an fd we hold, back where this thread was.
-    if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+    if let Err(e) = back.leave() {
         // Going on would fork later monitors (`start a b`) into this namespace, and a host-
         // network container after them would get it: nothing can safely continue.
-        eprintln!(
-            "berth: cannot return to the host's network namespace: {}",
-            Errno::last()
-        );
+        eprintln!("berth: cannot return to the host's network namespace: {e}");
         std::process::exit(125);
     }
     made
@@ -1088,56 +1129,39 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
+    // SAFETY: restore the mask saved above.
+    let unblock = || unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    };
     // Joining a pid namespace only affects children: switch this thread's
-    // pid_for_children around the clone, then switch back.
-    let mut restore_pid_ns: Option<OwnedFd> = None;
-    if let Some(fd) = &c.ns.join_pid {
-        let own = match File::open("/proc/thread-self/ns/pid") {
-            Ok(own) => own,
-            Err(e) => {
-                // SAFETY: restore the mask saved above.
-                unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-                return Err(RuntimeError::io("open", "/proc/thread-self/ns/pid", e));
-            }
-        };
-        // SAFETY: setns on fds we hold.
-        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
-            let e = Errno::last();
-            // SAFETY: restore the mask saved above.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-            return Err(RuntimeError::sys("setns", "pid namespace", e));
+    // pid_for_children around the clone, then switch back. Likewise a network namespace
+    // made ahead, which the child is then born in.
+    let pid_ns = match c
+        .ns
+        .join_pid
+        .as_ref()
+        .map(|fd| NsSwitch::enter(fd, PID_NS))
+        .transpose()
+    {
+        Ok(switch) => switch,
+        Err(e) => {
+            unblock();
+            return Err(e);
         }
-        restore_pid_ns = Some(OwnedFd::from(own));
-    }
-    // Likewise a network namespace made ahead: enter it for the clone, then leave it.
-    let mut restore_net_ns: Option<OwnedFd> = None;
-    if let Some(fd) = &c.ns.net_at_clone {
-        let own = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| RuntimeError::io("open", "/proc/thread-self/ns/net", e));
-        // SAFETY: setns on fds we hold.
-        let entered = own.and_then(|own| {
-            if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-                return Err(RuntimeError::sys(
-                    "setns",
-                    "network namespace",
-                    Errno::last(),
-                ));
+    };
+    let net_ns = match (c.ns.net_at_clone.as_ref())
+        .map(|fd| NsSwitch::enter(fd, NET_NS))
+        .transpose()
+    {
+        Ok(switch) => switch,
+        Err(e) => {
+            if let Some(switch) = pid_ns {
+                let _ = switch.leave();
             }
-            Ok(own)
-        });
-        match entered {
-            Ok(own) => restore_net_ns = Some(OwnedFd::from(own)),
-            Err(e) => {
-                if let Some(own) = restore_pid_ns {
-                    // SAFETY: back to the pid namespace this thread had.
-                    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
-                }
-                // SAFETY: restore the mask saved above.
-                unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-                return Err(e);
-            }
+            unblock();
+            return Err(e);
         }
-    }
+    };
     // Non-dumpable before the clone, not just first thing in the child: the child copies
     // the flag, so it is never visible dumpable in a namespace it joins (exec).
     // SAFETY: prctl get/set of the dumpable flag.
@@ -1166,19 +1190,11 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
             )
         };
     }
-    if let Some(own) = restore_pid_ns {
-        // SAFETY: back to the pid namespace this thread had.
-        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+    if let Some(switch) = pid_ns {
+        let _ = switch.leave();
     }
-    // SAFETY: back to the network namespace this thread had.
-    let left_net_ns = match restore_net_ns {
-        Some(own) if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 => {
-            Err(Errno::last())
-        }
-        _ => Ok(()),
-    };
-    // SAFETY: restore the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    let left_net_ns = net_ns.map_or(Ok(()), NsSwitch::leave);
+    unblock();
     let pid = r.map_err(|e| RuntimeError::sys("clone", "container init", e))?;
     if let Err(e) = left_net_ns {
         // Staying in the container's namespace would put the caller's later network work
