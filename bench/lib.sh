@@ -1,6 +1,7 @@
 # Shared helpers for berth's whole-process benchmarks: run a command N times, report the median
 # wall time in milliseconds. Sourced by the bench/*.sh scripts.
-BERTH=${BERTH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/berth}
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/toolchain.sh"
+BERTH=${BERTH:-$BERTH_BIN}
 RUNS=${RUNS:-5}
 # $EPOCHREALTIME uses the locale's decimal separator; median_ms expects a dot.
 export LC_ALL=C

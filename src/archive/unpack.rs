@@ -617,7 +617,7 @@ fn chown_chmod_at(dirfd: RawFd, name: &CString, uid: u32, gid: u32, mode: u32) -
 
 fn timespecs(mtime: u64) -> [libc::timespec; 2] {
     let t = libc::timespec {
-        tv_sec: mtime as libc::time_t,
+        tv_sec: mtime as _,
         tv_nsec: 0,
     };
     [t, t]

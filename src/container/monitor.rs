@@ -129,8 +129,12 @@ fn shed_memory(scratch: &mut [u8]) {
             }
         }
     }
-    // SAFETY: glibc's malloc_trim only returns free memory.
-    unsafe { libc::malloc_trim(0) };
+    // SAFETY: glibc's malloc_trim only returns free memory. (musl's allocator gives freed
+    // pages back by itself.)
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0)
+    };
 }
 
 fn detach_from_terminal(keep: &[RawFd]) {

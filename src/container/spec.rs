@@ -334,7 +334,7 @@ fn rlimit(kind: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit, Co
         .map_err(|e| ContainerError::InvalidFlag(format!("runtime spec: {kind}: {e}")))
 }
 
-fn rlimit_resource(kind: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
+fn rlimit_resource(kind: PosixRlimitType) -> Option<crate::sys::RlimitResource> {
     Some(match kind {
         PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
         PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,

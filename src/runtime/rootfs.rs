@@ -434,6 +434,8 @@ struct OpenHow {
 }
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// statfs's relatime bit (<sys/statvfs.h>), which the libc crate only names for glibc.
+const ST_RELATIME: u64 = 0x1000;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(root, path, RESOLVE_IN_ROOT): symlinks and ".." resolve as if `root` were "/".
@@ -684,7 +686,7 @@ fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
             (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
             (libc::ST_NOATIME, MsFlags::MS_NOATIME),
             (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+            (ST_RELATIME, MsFlags::MS_RELATIME),
         ] {
             if st.f_flags as u64 & st_bit != 0 {
                 have |= ms;

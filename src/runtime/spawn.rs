@@ -257,7 +257,7 @@ fn mkdir_all(path: &std::ffi::CStr) {
 pub(crate) struct ProcPlan {
     pub exec: ExecPlan,
     cwd: CString,
-    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit, String)>,
+    rlimits: Vec<(crate::sys::RlimitResource, libc::rlimit, String)>,
     no_new_privs: bool,
     uid: libc::uid_t,
     gid: libc::gid_t,
@@ -315,7 +315,7 @@ impl ProcessTitle {
     }
 }
 
-fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+fn rlimit_resource(name: &str) -> Option<crate::sys::RlimitResource> {
     Some(match name {
         "RLIMIT_AS" => libc::RLIMIT_AS,
         "RLIMIT_CORE" => libc::RLIMIT_CORE,
@@ -700,11 +700,11 @@ fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Fail> {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
         if libc::sendmsg(sock, &msg, 0) < 0 {
             return Err(Fail::errno(Step::Pty, 3));
@@ -942,11 +942,11 @@ fn loopback_up() -> Result<(), Fail> {
         let mut ifr: libc::ifreq = std::mem::zeroed();
         ifr.ifr_name[0] = b'l' as c_char;
         ifr.ifr_name[1] = b'o' as c_char;
-        let r = if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+        let r = if libc::ioctl(s, libc::SIOCGIFFLAGS as _, &mut ifr) < 0 {
             -1
         } else {
             ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr)
+            libc::ioctl(s, libc::SIOCSIFFLAGS as _, &ifr)
         };
         let e = Errno::last_raw();
         libc::close(s);

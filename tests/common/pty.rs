@@ -49,7 +49,10 @@ impl From<Termios> for TermState {
             output: t.output_flags.bits() as u64,
             control: t.control_flags.bits() as u64,
             local: t.local_flags.bits() as u64,
-            chars: t.control_chars.to_vec(),
+            // The kernel's termios holds 19 control characters (NCCS in
+            // <asm-generic/termbits.h>); the C library's struct has room for 32, and musl's
+            // tcgetattr leaves the rest as whatever was in memory.
+            chars: t.control_chars[..19].to_vec(),
         }
     }
 }
