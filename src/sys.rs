@@ -61,7 +61,7 @@ fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()
 pub fn temp_name(base: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let pid = std::process::id();
-    let start = process_start_time(pid as i32).unwrap_or(0);
+    let start = own_start_time().unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(".tmp-{pid}-{start}-{n}-{base}")
 }
@@ -117,9 +117,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// /proc/`who`/stat from field 3 (the state) on: the command name before it may contain
 /// spaces and parentheses, so the fields resume after the last ')'.
 fn stat_from_state(who: &str) -> Option<String> {
-    let mut stat = fs::read_to_string(format!("/proc/{who}/stat")).ok()?;
+    // The kernel formats the whole line on every read() of this file, so read it in one call
+    // (a stat line is a few hundred bytes) rather than in the growing chunks of
+    // read_to_string.
+    let mut file = File::open(format!("/proc/{who}/stat")).ok()?;
+    let mut buf = vec![0u8; 1024];
+    let mut len = 0;
+    loop {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() {
+                    buf.resize(buf.len() * 2, 0);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(len);
+    let stat = String::from_utf8(buf).ok()?;
     let state_at = stat.rfind(')')? + 2;
-    Some(stat.split_off(state_at.min(stat.len())))
+    Some(stat[state_at.min(stat.len())..].to_string())
 }
 
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a live process.
@@ -132,6 +152,23 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
         return None;
     }
     fields.nth(22 - 4)?.parse().ok()
+}
+
+/// This process's start time, read once per process: a forked child (the monitor) has a pid
+/// of its own, so the cached value is kept with the pid it belongs to.
+pub fn own_start_time() -> Option<u64> {
+    use std::sync::Mutex;
+    static CACHED: Mutex<Option<(u32, u64)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cached = CACHED.lock().unwrap_or_else(|e| e.into_inner());
+    match *cached {
+        Some((p, start)) if p == pid => Some(start),
+        _ => {
+            let start = process_start_time(pid as i32)?;
+            *cached = Some((pid, start));
+            Some(start)
+        }
+    }
 }
 
 /// Where this process's argument strings lie in its memory (/proc/self/stat fields 48 and

@@ -747,6 +747,43 @@ fn cgroup_namespace_and_mounts() {
     assert!(out.contains("\n/sys/fs/cgroup/memory cgroup\n"), "{out}");
 }
 
+/// A v1 cpuset cgroup accepts tasks only with cpus and mems set. berth sets
+/// `cgroup.clone_children` on the levels it creates so that the kernel fills a container's
+/// cpuset in; under a parent made without the flag, it copies the values itself and sets the
+/// flag for next time.
+#[test]
+fn cpuset_cgroups_get_cpus_and_mems_with_or_without_clone_children() {
+    if runtime::cgroups::is_v2() {
+        return;
+    }
+    let cpuset = Path::new("/sys/fs/cgroup/cpuset");
+    let parent_rel = format!("berth-test/cpuset-{}", std::process::id());
+    let parent = cpuset.join(&parent_rel);
+    let read = |p: &Path, f: &str| fs::read_to_string(p.join(f)).unwrap().trim().to_string();
+    let host_cpus = read(cpuset, "cpuset.cpus");
+    let host_mems = read(cpuset, "cpuset.mems");
+
+    let first = runtime::cgroups::for_path(Path::new(&format!("/{parent_rel}/first"))).unwrap();
+    first.create().unwrap();
+    assert_eq!(read(&parent, "cgroup.clone_children"), "1");
+    assert_eq!(read(&parent.join("first"), "cpuset.cpus"), host_cpus);
+    assert_eq!(read(&parent.join("first"), "cpuset.mems"), host_mems);
+
+    // A parent someone else made: no clone_children, so the new level starts empty.
+    fs::write(parent.join("cgroup.clone_children"), "0").unwrap();
+    let second = runtime::cgroups::for_path(Path::new(&format!("/{parent_rel}/second"))).unwrap();
+    second.create().unwrap();
+    assert_eq!(read(&parent.join("second"), "cpuset.cpus"), host_cpus);
+    assert_eq!(read(&parent.join("second"), "cpuset.mems"), host_mems);
+    assert_eq!(read(&parent, "cgroup.clone_children"), "1");
+
+    first.destroy().unwrap();
+    second.destroy().unwrap();
+    for hierarchy in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = fs::remove_dir(hierarchy.path().join(&parent_rel));
+    }
+}
+
 /// The cgroup v2 device filter, exercised in this host's unified hierarchy (present
 /// next to v1 in the "hybrid" layout; skipped where there is none).
 #[test]

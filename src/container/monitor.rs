@@ -378,7 +378,7 @@ fn monitor(
         pid,
         pid_start: sys::process_start_time(pid).unwrap_or(0),
         monitor_pid: std::process::id() as i32,
-        monitor_start: sys::process_start_time(std::process::id() as i32).unwrap_or(0),
+        monitor_start: sys::own_start_time().unwrap_or(0),
         exit_code: None,
         started_at: Some(crate::time::Timestamp::now().rfc3339_nano()),
         finished_at: None,

@@ -78,17 +78,26 @@ fn is_cpuset(ctrls: &[String]) -> bool {
     ctrls.iter().any(|c| c == "cpuset")
 }
 
-/// A new cpuset cgroup starts with empty cpus/mems and refuses tasks: copy the parent's.
+/// A new cpuset cgroup starts with empty cpus/mems and refuses tasks, unless its parent has
+/// `cgroup.clone_children` set, in which case the kernel copies the parent's. berth sets that
+/// flag on every level it creates, so a container's cpuset normally arrives ready and costs
+/// one read to check; a level found empty (its parent made by someone else) gets the
+/// parent's values copied, and the parent the flag for next time.
 fn init_cpuset(dir: &Path) -> Result<(), RuntimeError> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
-        if cur.trim().is_empty() {
-            let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
-            write(dir, f, v.trim())?;
+    let cpus = fs::read_to_string(dir.join("cpuset.cpus")).unwrap_or_default();
+    if cpus.trim().is_empty() {
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+            if cur.trim().is_empty() {
+                let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
+                write(dir, f, v.trim())?;
+            }
         }
+        // Best effort: only saves the next container the copying above.
+        let _ = fs::write(parent.join("cgroup.clone_children"), "1");
     }
     Ok(())
 }
@@ -104,10 +113,16 @@ impl Cgroup for V1 {
             if is_cpuset(ctrls) {
                 // Create level by level so every new level gets cpus/mems.
                 let mut cur = mnt.clone();
-                for comp in self.rel.components().skip(1) {
+                let mut levels = self.rel.components().skip(1).peekable();
+                while let Some(comp) = levels.next() {
                     cur.push(comp);
-                    mkdir(&cur)?;
-                    init_cpuset(&cur)?;
+                    // A level that already existed was set up when it was made.
+                    if mkdir(&cur)? {
+                        init_cpuset(&cur)?;
+                        if levels.peek().is_some() {
+                            let _ = fs::write(cur.join("cgroup.clone_children"), "1");
+                        }
+                    }
                 }
             } else {
                 fs::create_dir_all(&target).map_err(|e| RuntimeError::Cgroup {
@@ -293,10 +308,11 @@ impl Cgroup for V1 {
     }
 }
 
-fn mkdir(p: &Path) -> Result<(), RuntimeError> {
+/// Creates `p` unless it exists; true when it was created here.
+fn mkdir(p: &Path) -> Result<bool, RuntimeError> {
     match fs::create_dir(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(RuntimeError::Cgroup {
             op: "mkdir",
             path: p.to_path_buf(),
