@@ -1238,7 +1238,25 @@ fn name_conflict_fails_125() {
     let root = root_with("name", BUSYBOX);
     let id = root.ok(&["create", "--name", "web", BUSYBOX, "true"]);
     let id = id.trim();
-    let err = root.fails(&["run", "--rm", "--name", "web", BUSYBOX, "true"], 125);
+    let trace = root.dir.join("trace");
+    let out = root
+        .berth(&["run", "--rm", "--name", "web", BUSYBOX, "true"])
+        .env("BERTH_TRACE", &trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // `run`'s CLI makes the cgroup while its monitor creates the container: a container
+    // that could not be created leaves none behind.
+    let steps = std::fs::read_to_string(&trace).unwrap();
+    let failed_id = steps
+        .lines()
+        .find_map(|l| l.split(' ').skip_while(|w| *w != "run-id").nth(1))
+        .expect("the run's container ID in the trace");
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = hierarchy.path().join("berth").join(failed_id);
+        assert!(!cg.exists(), "{} was left behind:\n{steps}", cg.display());
+    }
     assert!(
         err.contains(&format!(
             "Conflict. The container name \"/web\" is already in use by container \"{id}\". \

@@ -170,28 +170,19 @@ pub fn run(context: &Context, args: RunArgs) -> CliResult {
     }
     let (images, containers) = open_stores(context)?;
     let options = create_options(context, &images, flags)?;
-    let created = create::create(&images, &containers, &options).map_err(run_failure)?;
-    crate::sys::trace("created");
-    let started = match lifecycle::start_with_spec(
-        &context.root,
-        &created.dir,
+    let (id, started) = lifecycle::create_and_start(
+        &images,
+        &containers,
+        &options,
         StartOptions {
             foreground: !args.detach,
             console_size: terminal_size(flags.tty),
         },
-        Some((created.record.clone(), created.spec)),
-    ) {
-        Ok(started) => started,
-        Err(e) => {
-            if options.auto_remove {
-                lifecycle::remove_files(&context.root, &created.dir, &created.record, true);
-            }
-            return Err(run_failure(e));
-        }
-    };
+    )
+    .map_err(run_failure)?;
     crate::sys::trace("started");
     if args.detach {
-        println!("{}", created.record.id);
+        println!("{id}");
         return Ok(0);
     }
     let code = attach::pump(
@@ -412,6 +403,7 @@ fn create_options(
     }
     let image_id = resolve_image(context, images, &image, flags)?;
     Ok(CreateOptions {
+        id: None,
         image,
         image_id: Some(image_id),
         name: flags.name.clone(),

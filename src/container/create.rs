@@ -23,6 +23,9 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// Everything `create`/`run` was asked for, already parsed.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
+    /// The container's ID when the caller chose it ahead (`run` makes the container's cgroup
+    /// while its monitor creates the container); a random one otherwise.
+    pub id: Option<String>,
     /// The image as typed, and the ID it resolved to.
     pub image: String,
     pub image_id: Option<Digest>,
@@ -44,6 +47,14 @@ pub struct CreateOptions {
     pub init: bool,
     pub labels: BTreeMap<String, String>,
     pub spec: SpecOptions,
+}
+
+/// A new container ID: 64 random hex digits.
+pub fn new_id() -> Result<String, ContainerError> {
+    sys::random_hex_id().map_err(|source| ContainerError::Io {
+        path: PathBuf::from("/dev/urandom"),
+        source,
+    })
 }
 
 pub struct Created {
@@ -86,10 +97,10 @@ pub fn create(
     }
     let path = argv.remove(0);
 
-    let id = sys::random_hex_id().map_err(|source| ContainerError::Io {
-        path: PathBuf::from("/dev/urandom"),
-        source,
-    })?;
+    let id = match &options.id {
+        Some(id) => id.clone(),
+        None => new_id()?,
+    };
     let hostname = options
         .hostname
         .clone()

@@ -42,12 +42,30 @@ pub struct MonitorSetup {
 }
 
 /// Runs in the forked monitor process; never returns.
-pub fn run(mut setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! {
-    let netns_channel = setup.network_namespace_from.take();
+pub fn run(setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! {
     let mut keep = vec![listener.as_raw_fd(), first.as_raw_fd()];
-    keep.extend(netns_channel.as_ref().map(|c| c.as_raw_fd()));
-    detach_from_terminal(&keep);
-    let code = match monitor(&setup, listener, first, netns_channel) {
+    keep.extend(setup.network_namespace_from.as_ref().map(|c| c.as_raw_fd()));
+    detach(&keep);
+    serve(setup, listener, first, None)
+}
+
+/// Detaches the forked monitor from the CLI's terminal, signals and descriptors, keeping
+/// only `keep` open.
+pub fn detach(keep: &[RawFd]) {
+    detach_from_terminal(keep)
+}
+
+/// Starts the container and serves it until it has exited; never returns. The monitor must
+/// have detached already. `start_lock`, the container's lock when the monitor took it itself
+/// (`run`, whose monitor creates the container), is held until the start is reported.
+pub fn serve(
+    mut setup: MonitorSetup,
+    listener: UnixListener,
+    first: UnixStream,
+    start_lock: Option<sys::FileLock>,
+) -> ! {
+    let netns_channel = setup.network_namespace_from.take();
+    let code = match monitor(&setup, listener, first, netns_channel, start_lock) {
         Ok(()) => 0,
         Err(_) => 1,
     };
@@ -336,6 +354,7 @@ fn monitor(
     listener: UnixListener,
     first: UnixStream,
     netns_channel: Option<OwnedFd>,
+    start_lock: Option<sys::FileLock>,
 ) -> io::Result<()> {
     let record = &setup.record;
     let network_namespace = netns_channel.map(receive_network_namespace);
@@ -390,6 +409,7 @@ fn monitor(
         c.queue(&started);
         c.flush();
     }
+    drop(start_lock);
 
     let master = spawned.pty_master;
     // The mount namespace pins the container's network namespace (through its /sys), and

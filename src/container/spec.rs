@@ -71,6 +71,17 @@ fn host_capabilities() -> Vec<String> {
         .unwrap_or_else(|_| all_capabilities())
 }
 
+/// The container's cgroup, below berth's own in every hierarchy.
+pub fn cgroup_path(id: &str) -> PathBuf {
+    PathBuf::from(format!("/berth/{id}"))
+}
+
+/// Whether a container of this network mode gets a network namespace of its own (all but
+/// `--network host`, which Docker shares with the host together with its UTS namespace).
+pub fn has_own_network(network_mode: &str) -> bool {
+    network_mode != "host"
+}
+
 /// The files of the container's /etc that berth writes and bind-mounts.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
@@ -246,8 +257,8 @@ pub fn build(
         .as_mut()
         .ok_or_else(|| invalid("linux", &"missing from the template"))?;
     linux.set_seccomp(seccomp);
-    linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{}", record.id))));
-    if record.network_mode == "host"
+    linux.set_cgroups_path(Some(cgroup_path(&record.id)));
+    if !has_own_network(&record.network_mode)
         && let Some(namespaces) = linux.namespaces_mut()
     {
         // Docker shares the host's network and UTS namespaces with --network host.

@@ -254,6 +254,16 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         _ => None,
     };
     trace.mark("plan");
+    // The network namespace comes from the starting CLI, which makes the cgroup's
+    // directories before it sends it (`run`): wait for it first, so the cgroup below is
+    // found made rather than made twice at once.
+    if ns.new_net
+        && let Some(fetch) = opts.network_namespace
+        && let Some(fd) = fetch()
+    {
+        ns.join_network_namespace(fd);
+    }
+    trace.mark("network namespace");
     let cg = cgroup_of(spec)?;
     if let Some(cg) = &cg {
         cg.create()?;
@@ -275,12 +285,6 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
     let cgroup_tasks = self_join_files(cg.as_deref()).map_err(fail_cg)?;
     let pipes = spawn::pipes().map_err(fail_cg)?;
     trace.mark("cgroup create+apply");
-    if ns.new_net
-        && let Some(fetch) = opts.network_namespace
-        && let Some(fd) = fetch()
-    {
-        ns.join_network_namespace(fd);
-    }
     let child = ChildPlan {
         ns: &ns,
         rootfs: Some(&rootfs),
@@ -289,7 +293,6 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         stdio,
         cgroup_tasks: &cgroup_tasks,
     };
-    trace.mark("network namespace");
     let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
     trace.mark("clone");
     // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
