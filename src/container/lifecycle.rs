@@ -164,12 +164,13 @@ fn create_in_monitor(
     let prepared = (|| {
         let created = super::create::create(images, containers, options)?;
         sys::trace("created");
-        let lock = created.dir.lock()?;
         let mut spec = created.spec;
-        let ready = apply_console_size(&mut spec, &created.record, start)
-            .and_then(|()| prepare(&created.dir, &created.record));
+        let ready = created.dir.lock().and_then(|lock| {
+            apply_console_size(&mut spec, &created.record, start)?;
+            Ok((prepare(&created.dir, &created.record)?, lock))
+        });
         match ready {
-            Ok(listener) => Ok((
+            Ok((listener, lock)) => Ok((
                 MonitorSetup {
                     store_root: images.root().to_path_buf(),
                     foreground: start.foreground,
