@@ -149,11 +149,8 @@ impl Bundle {
 
     fn opts(&self, stdio: Stdio, init: bool) -> SpawnOptions {
         SpawnOptions {
-            stdio,
-            cache_dir: scratch().join("cache"),
             init,
-            prestart: None,
-            network_namespace: None,
+            ..SpawnOptions::new(stdio, scratch().join("cache"))
         }
     }
 
@@ -221,6 +218,57 @@ fn echo_and_exit_codes() {
     assert_eq!(b.run(), (0, "hello world\n".into(), String::new()));
     b.args(&["sh", "-c", "echo oops >&2; exit 3"]);
     assert_eq!(b.run(), (3, String::new(), "oops\n".into()));
+}
+
+/// The container's init is cloned from a process whose other threads may be inside libc at
+/// that moment: while one spawns a command (musl's posix_spawn holds a lock for as long as
+/// its child takes to exec), containers still start, with and without --init, and their
+/// rlimits set. A child that called libc's sigaction or setrlimit waited forever here.
+#[test]
+fn containers_start_while_another_thread_spawns_commands() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                Command::new("/bin/true").status().unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let (done_tx, done_rx) = mpsc::channel();
+    let starter = std::thread::spawn(move || {
+        let mut b = Bundle::new("spawnrace");
+        b.args(&["sh", "-c", "ulimit -n"]);
+        let p = b.spec.process_mut().as_mut().unwrap();
+        let mut rlimits = p.rlimits().clone().unwrap_or_default();
+        rlimits.push(
+            oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
+                .soft(321u64)
+                .hard(1000u64)
+                .build()
+                .unwrap(),
+        );
+        p.set_rlimits(Some(rlimits));
+        for i in 0..30 {
+            let (code, out, err) = b.run_with(i % 3 == 0).unwrap();
+            done_tx.send((code, out, err)).unwrap();
+        }
+    });
+    for i in 0..30 {
+        let (code, out, err) = done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("container {i} did not finish: its start hung"));
+        assert_eq!((code, out.as_str()), (0, "321\n"), "{err}");
+    }
+    starter.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(spawner.join().unwrap() > 0);
 }
 
 #[test]
@@ -749,21 +797,24 @@ fn cgroup_namespace_and_mounts() {
 
 /// A v1 cpuset cgroup accepts tasks only with cpus and mems set. berth sets
 /// `cgroup.clone_children` on the levels it creates so that the kernel fills a container's
-/// cpuset in; under a parent made without the flag, it copies the values itself and sets the
-/// flag for next time.
+/// cpuset in; under a parent made without the flag, or one another berth has made but not
+/// filled in yet, it copies the values itself. The host's root cpuset is never changed.
 #[test]
 fn cpuset_cgroups_get_cpus_and_mems_with_or_without_clone_children() {
     if runtime::cgroups::is_v2() {
         return;
     }
     let cpuset = Path::new("/sys/fs/cgroup/cpuset");
-    let parent_rel = format!("berth-test/cpuset-{}", std::process::id());
-    let parent = cpuset.join(&parent_rel);
+    // A level right below the root, as /berth is on a fresh host.
+    let top = format!("berth-test-cpuset-{}", std::process::id());
+    let parent = cpuset.join(&top);
     let read = |p: &Path, f: &str| fs::read_to_string(p.join(f)).unwrap().trim().to_string();
+    let root_flag = read(cpuset, "cgroup.clone_children");
     let host_cpus = read(cpuset, "cpuset.cpus");
     let host_mems = read(cpuset, "cpuset.mems");
+    let cgroup = |leaf: &str| runtime::cgroups::for_path(Path::new(&format!("/{top}/{leaf}")));
 
-    let first = runtime::cgroups::for_path(Path::new(&format!("/{parent_rel}/first"))).unwrap();
+    let first = cgroup("first").unwrap();
     first.create().unwrap();
     assert_eq!(read(&parent, "cgroup.clone_children"), "1");
     assert_eq!(read(&parent.join("first"), "cpuset.cpus"), host_cpus);
@@ -771,16 +822,29 @@ fn cpuset_cgroups_get_cpus_and_mems_with_or_without_clone_children() {
 
     // A parent someone else made: no clone_children, so the new level starts empty.
     fs::write(parent.join("cgroup.clone_children"), "0").unwrap();
-    let second = runtime::cgroups::for_path(Path::new(&format!("/{parent_rel}/second"))).unwrap();
+    let second = cgroup("second").unwrap();
     second.create().unwrap();
     assert_eq!(read(&parent.join("second"), "cpuset.cpus"), host_cpus);
     assert_eq!(read(&parent.join("second"), "cpuset.mems"), host_mems);
     assert_eq!(read(&parent, "cgroup.clone_children"), "1");
 
-    first.destroy().unwrap();
-    second.destroy().unwrap();
+    // A level another berth has just made and not filled in yet (and a level below it).
+    let racing = parent.join("racing");
+    fs::write(parent.join("cgroup.clone_children"), "0").unwrap();
+    fs::create_dir(&racing).unwrap();
+    assert_eq!(read(&racing, "cpuset.cpus"), "");
+    let third = cgroup("racing/third").unwrap();
+    third.create().unwrap();
+    assert_eq!(read(&racing.join("third"), "cpuset.cpus"), host_cpus);
+    assert_eq!(read(&racing, "cpuset.cpus"), host_cpus);
+
+    assert_eq!(read(cpuset, "cgroup.clone_children"), root_flag);
+    for cg in [first, second, third] {
+        cg.destroy().unwrap();
+    }
     for hierarchy in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let _ = fs::remove_dir(hierarchy.path().join(&parent_rel));
+        let _ = fs::remove_dir(hierarchy.path().join(&top).join("racing"));
+        let _ = fs::remove_dir(hierarchy.path().join(&top));
     }
 }
 

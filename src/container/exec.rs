@@ -114,6 +114,7 @@ pub fn exec(
             init: false,
             prestart: None,
             network_namespace: None,
+            cgroup_made_with_namespace: false,
         },
     )?;
     if options.detach {

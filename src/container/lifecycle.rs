@@ -69,6 +69,7 @@ pub fn start(
         record,
         spec,
         network_namespace_from: netns_monitor,
+        cgroup_from_cli: false,
     };
     if let Some(channel) = spawn_monitor(setup, listener, theirs, netns_cli)? {
         send_network_namespace(&channel);
@@ -123,26 +124,40 @@ pub fn create_and_start(
             drop(netns_monitor);
             let mut cgroup = None;
             if let Some(channel) = netns_cli {
-                // Made before the namespace is handed over: the monitor makes the cgroup
-                // itself only once it has the namespace, or has stopped waiting for it (a
-                // CLI stopped for half a second), in which case it is left to the monitor.
-                if !peer_gone(&channel) {
-                    cgroup = crate::runtime::cgroups::for_path(&spec::cgroup_path(&id))
-                        .ok()
-                        .filter(|cg| cg.create().is_ok());
-                    sys::trace("cli-cgroup-made");
+                // Made before the namespace is handed over: the monitor waits for it (or
+                // for this process to be gone) before it makes the cgroup itself.
+                cgroup = crate::runtime::cgroups::for_path(&spec::cgroup_path(&id)).ok();
+                if let Some(cg) = &cgroup {
+                    let _ = cg.create();
                 }
+                sys::trace("cli-cgroup-made");
                 send_network_namespace(&channel);
                 sys::trace("cli-netns-sent");
             }
-            let socket = containers.dir_of(&id).attach_socket();
-            match read_reply(&mut ours, &socket) {
+            let dir = containers.dir_of(&id);
+            match read_reply(&mut ours, &dir.attach_socket()) {
                 Ok(pid) => Ok((id, Started { pid, stream: ours })),
                 Err(e) => {
-                    // A container that could not be created never reached the cgroup made
-                    // for it here (one that failed to start has had it removed already).
-                    if let Some(cg) = cgroup {
+                    // The cgroup made here goes unless the container runs after all: one
+                    // that could not be created never reached it, one that failed to start
+                    // has had it removed, but a monitor that died without a word may have
+                    // left its container running, and another `start` may have started it
+                    // (the monitor then reports it as already running). A dead monitor's
+                    // stopped --rm container is removed here, as its monitor would have.
+                    let reported = matches!(e, ContainerError::Start { .. });
+                    let record = dir.record().ok();
+                    let stopped = record.is_none()
+                        || current_state(&dir)
+                            .is_ok_and(|s| !matches!(s.status, Status::Running | Status::Paused));
+                    if stopped && let Some(cg) = cgroup {
                         let _ = cg.destroy();
+                    }
+                    if !reported
+                        && stopped
+                        && options.auto_remove
+                        && let Some(record) = record
+                    {
+                        remove_files(images.root(), &dir, &record, true);
                     }
                     Err(e)
                 }
@@ -166,6 +181,17 @@ fn create_in_monitor(
         sys::trace("created");
         let mut spec = created.spec;
         let ready = created.dir.lock().and_then(|lock| {
+            // Between the creation and the lock, another command may have found the
+            // container by its name: removed it, or started it.
+            if !created.dir.record_path().exists() {
+                return Err(ContainerError::NotFound(created.record.id.clone()));
+            }
+            if matches!(
+                current_state(&created.dir)?.status,
+                Status::Running | Status::Paused
+            ) {
+                return Err(ContainerError::AlreadyRunning(created.record.id.clone()));
+            }
             apply_console_size(&mut spec, &created.record, start)?;
             Ok((prepare(&created.dir, &created.record)?, lock))
         });
@@ -178,13 +204,15 @@ fn create_in_monitor(
                     record: created.record,
                     spec,
                     network_namespace_from: netns,
+                    cgroup_from_cli: true,
                 },
                 listener,
                 lock,
             )),
             Err(e) => {
-                // As Docker: a container that failed to start stays created, unless --rm.
-                if options.auto_remove {
+                // As Docker: a container that failed to start stays created, unless --rm;
+                // one that another command started meanwhile is left to it.
+                if options.auto_remove && !matches!(e, ContainerError::AlreadyRunning(_)) {
                     remove_files(images.root(), &created.dir, &created.record, true);
                 }
                 Err(e)
@@ -282,19 +310,6 @@ fn spawn_monitor(
             drop(listener);
             Ok(netns_cli)
         }
-    }
-}
-
-/// Whether the other end of `channel` has been closed.
-fn peer_gone(channel: &OwnedFd) -> bool {
-    let mut poll = libc::pollfd {
-        fd: channel.as_raw_fd(),
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no waiting.
-    unsafe {
-        libc::poll(&mut poll, 1, 0) == 1 && poll.revents & (libc::POLLHUP | libc::POLLERR) != 0
     }
 }
 

@@ -39,6 +39,10 @@ pub struct MonitorSetup {
     /// Where the starting CLI sends the container's network namespace, which it makes while
     /// the monitor prepares the rest (see `lifecycle::send_network_namespace`).
     pub network_namespace_from: Option<OwnedFd>,
+    /// The CLI makes the container's cgroup directories before it sends the namespace
+    /// (`run`): the monitor then waits for the message for as long as the CLI lives, since
+    /// a cgroup made by a CLI that had been given up on could outlive the container.
+    pub cgroup_from_cli: bool,
 }
 
 /// Runs in the forked monitor process; never returns.
@@ -357,7 +361,8 @@ fn monitor(
     start_lock: Option<sys::FileLock>,
 ) -> io::Result<()> {
     let record = &setup.record;
-    let network_namespace = netns_channel.map(receive_network_namespace);
+    let give_up = !setup.cgroup_from_cli;
+    let network_namespace = netns_channel.map(|c| receive_network_namespace(c, give_up));
     let mut clients = vec![Client::new(first, setup.foreground)];
     let (stdio, stdin_w, outputs_plan) = container_stdio(record)?;
     let reservations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -367,6 +372,7 @@ fn monitor(
         init: record.init,
         prestart: network_prestart(setup, reservations.clone()),
         network_namespace,
+        cgroup_made_with_namespace: setup.cgroup_from_cli,
     };
     sys::trace("monitor-spawn");
     let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
@@ -612,15 +618,15 @@ fn monitor(
     Ok(())
 }
 
-/// How long the monitor waits for the CLI's network namespace before making one itself (a
-/// CLI stopped by ^Z at that moment must not hold the container back).
+/// How long the monitor of `start` waits for the CLI's network namespace before making one
+/// itself (a CLI stopped by ^Z at that moment must not hold the container back).
 const NETNS_WAIT_MS: libc::c_int = 500;
 
-/// Receives, when the runtime asks for it just before the clone, the network namespace the
-/// starting CLI made meanwhile. The CLI gone, slow or without a namespace to give: `None`,
+/// Receives, when the runtime asks for it, the network namespace the starting CLI made
+/// meanwhile. The CLI gone, without a namespace to give or, with `give_up`, slow: `None`,
 /// and the clone makes one. The channel closes after this one message, so a namespace sent
 /// too late is not kept alive in it.
-fn receive_network_namespace(channel: OwnedFd) -> runtime::NetworkNamespaceSource {
+fn receive_network_namespace(channel: OwnedFd, give_up: bool) -> runtime::NetworkNamespaceSource {
     Box::new(move || {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
         let mut ready = libc::pollfd {
@@ -628,9 +634,14 @@ fn receive_network_namespace(channel: OwnedFd) -> runtime::NetworkNamespaceSourc
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut ready, 1, NETNS_WAIT_MS) } != 1 {
-            return None;
+        let timeout = if give_up { NETNS_WAIT_MS } else { -1 };
+        loop {
+            // SAFETY: one valid pollfd.
+            match unsafe { libc::poll(&mut ready, 1, timeout) } {
+                1 => break,
+                -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                _ => return None,
+            }
         }
         let mut byte = [0u8; 1];
         let mut iov = [io::IoSliceMut::new(&mut byte)];

@@ -31,7 +31,7 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
         libc::sigfillset(&mut all);
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
         for sig in 1..libc::SIGRTMAX() {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            if matches!(sig, libc::SIGKILL | libc::SIGSTOP | libc::SIGABRT) {
                 continue;
             }
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -39,6 +39,11 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
+        // musl's sigaction locks for SIGABRT (see spawn.rs, note 2): give it SIGHUP's action,
+        // just installed with libc's signal-return trampoline, through the kernel directly.
+        let mut hup = spawn::KernelSigaction::default();
+        spawn::kernel_sigaction(libc::SIGHUP, None, Some(&mut hup));
+        spawn::kernel_sigaction(libc::SIGABRT, Some(&hup), None);
         all
     };
     let child = match spawn::clone_raw(nix::sched::CloneFlags::empty()) {

@@ -90,6 +90,11 @@ pub struct SpawnOptions {
     /// one made ahead by another process (see `make_network_namespace`), which the child
     /// joins instead of creating its own in the clone. `None` from it: the clone creates it.
     pub network_namespace: Option<NetworkNamespaceSource>,
+    /// The process that makes the network namespace also makes the container's cgroup
+    /// directories, before it hands the namespace over (`run`): the namespace is then
+    /// awaited before the cgroup is created here, which finds it made. Otherwise the
+    /// cgroup is created first and the namespace awaited just before the clone.
+    pub cgroup_made_with_namespace: bool,
 }
 
 /// See `SpawnOptions::network_namespace`.
@@ -107,6 +112,7 @@ impl SpawnOptions {
             init: false,
             prestart: None,
             network_namespace: None,
+            cgroup_made_with_namespace: false,
         }
     }
 }
@@ -254,16 +260,13 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
         _ => None,
     };
     trace.mark("plan");
-    // The network namespace comes from the starting CLI, which makes the cgroup's
-    // directories before it sends it (`run`): wait for it first, so the cgroup below is
-    // found made rather than made twice at once.
-    if ns.new_net
-        && let Some(fetch) = opts.network_namespace
+    let mut network_namespace = opts.network_namespace.filter(|_| ns.new_net);
+    if opts.cgroup_made_with_namespace
+        && let Some(fetch) = network_namespace.take()
         && let Some(fd) = fetch()
     {
         ns.join_network_namespace(fd);
     }
-    trace.mark("network namespace");
     let cg = cgroup_of(spec)?;
     if let Some(cg) = &cg {
         cg.create()?;
@@ -285,6 +288,12 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
     let cgroup_tasks = self_join_files(cg.as_deref()).map_err(fail_cg)?;
     let pipes = spawn::pipes().map_err(fail_cg)?;
     trace.mark("cgroup create+apply");
+    if let Some(fetch) = network_namespace
+        && let Some(fd) = fetch()
+    {
+        ns.join_network_namespace(fd);
+    }
+    trace.mark("network namespace");
     let child = ChildPlan {
         ns: &ns,
         rootfs: Some(&rootfs),

@@ -11,8 +11,11 @@
 //!    process, and another thread may hold the allocator lock forever in the copy. All
 //!    strings, paths and pointer arrays are prepared in the parent (`ProcPlan`,
 //!    `RootfsPlan`); the child only makes syscalls.
-//! 2. Nor may it call glibc functions that coordinate threads: set*id/setgroups wrappers
-//!    signal every thread glibc believes exists and wait for them (raw syscalls instead).
+//! 2. Nor may it call libc functions that coordinate threads or take libc's own locks:
+//!    glibc's set*id/setgroups and musl's setrlimit signal every thread libc believes
+//!    exists and wait for them, and musl's sigaction takes a lock for SIGABRT that its
+//!    posix_spawn holds while another thread spawns a command (a child cloned meanwhile
+//!    waited on it forever). Raw syscalls instead.
 //! 3. CVE-2019-5736: a container process that can open /proc/PID/exe of a process that is
 //!    still berth could write to the host's berth binary. The parent makes itself
 //!    non-dumpable right before clone() (restoring it after), so the child is never
@@ -467,7 +470,15 @@ impl ProcPlan {
                 chdir_later = true;
             }
             for (i, (res, lim, _)) in self.rlimits.iter().enumerate() {
-                if libc::setrlimit(*res, lim) < 0 {
+                let none: *mut libc::rlimit = std::ptr::null_mut();
+                if libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    *res,
+                    lim as *const libc::rlimit,
+                    none,
+                ) < 0
+                {
                     return Err(Fail::errno(Step::Rlimit, i));
                 }
             }
@@ -555,17 +566,40 @@ fn close_fds_except(keep: RawFd) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The kernel's `struct sigaction` (what rt_sigaction takes, unlike libc's).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KernelSigaction {
+    pub handler: usize,
+    pub flags: libc::c_ulong,
+    pub restorer: usize,
+    pub mask: u64,
+}
+
+/// rt_sigaction(2) itself: libc's wrapper may take a lock (see the module's note 2).
+pub(crate) fn kernel_sigaction(
+    sig: libc::c_int,
+    new: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> libc::c_long {
+    let new = new.map_or(std::ptr::null(), |n| n as *const KernelSigaction);
+    let old = old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction);
+    // SAFETY: both pointers are null or point at live structs of the kernel's layout.
+    unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8usize) }
+}
+
 /// The user's command starts with default dispositions and an empty mask, whatever berth
 /// had (Rust ignores SIGPIPE; the caller may block or handle signals).
 pub(crate) fn reset_signals() {
-    // SAFETY: sigaction/sigprocmask with stack structs.
-    unsafe {
-        for sig in 1..libc::SIGRTMAX() {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            libc::signal(sig, libc::SIG_DFL);
+    let default = KernelSigaction::default();
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
         }
+        kernel_sigaction(sig, Some(&default), None);
+    }
+    // SAFETY: sigprocmask with a stack set (a plain syscall in both libcs).
+    unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());

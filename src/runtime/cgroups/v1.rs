@@ -80,22 +80,28 @@ fn is_cpuset(ctrls: &[String]) -> bool {
 
 /// A new cpuset cgroup starts with empty cpus/mems and refuses tasks, unless its parent has
 /// `cgroup.clone_children` set, in which case the kernel copies the parent's. berth sets that
-/// flag on every level it creates, so a container's cpuset normally arrives ready and costs
-/// one read to check; a level found empty (its parent made by someone else) gets the
-/// parent's values copied, and the parent the flag for next time.
-fn init_cpuset(dir: &Path) -> Result<(), RuntimeError> {
+/// flag on the levels it creates below the hierarchy's root, so a container's cpuset
+/// normally arrives ready and costs one read to check. A level found empty gets its
+/// parent's values, the parent first made ready the same way (it may be a level another
+/// berth has just created and not filled in yet), and, below the root, the flag for next
+/// time; the host's root cpuset is never changed.
+fn init_cpuset(root: &Path, dir: &Path) -> Result<(), RuntimeError> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
     let cpus = fs::read_to_string(dir.join("cpuset.cpus")).unwrap_or_default();
-    if cpus.trim().is_empty() {
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
-            if cur.trim().is_empty() {
-                let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
-                write(dir, f, v.trim())?;
-            }
+    if !cpus.trim().is_empty() || dir == root || !dir.starts_with(root) {
+        return Ok(());
+    }
+    init_cpuset(root, parent)?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
+            write(dir, f, v.trim())?;
         }
+    }
+    if parent != root {
         // Best effort: only saves the next container the copying above.
         let _ = fs::write(parent.join("cgroup.clone_children"), "1");
     }
@@ -116,12 +122,16 @@ impl Cgroup for V1 {
                 let mut levels = self.rel.components().skip(1).peekable();
                 while let Some(comp) = levels.next() {
                     cur.push(comp);
-                    // A level that already existed was set up when it was made.
-                    if mkdir(&cur)? {
-                        init_cpuset(&cur)?;
-                        if levels.peek().is_some() {
-                            let _ = fs::write(cur.join("cgroup.clone_children"), "1");
-                        }
+                    // A level that already existed was set up by whoever made it, except
+                    // that it may still be on its way: the container's own level, always
+                    // new, checks its ancestors when it is found empty.
+                    let created = mkdir(&cur)?;
+                    let leaf = levels.peek().is_none();
+                    if created || leaf {
+                        init_cpuset(mnt, &cur)?;
+                    }
+                    if created && !leaf {
+                        let _ = fs::write(cur.join("cgroup.clone_children"), "1");
                     }
                 }
             } else {
