@@ -8,12 +8,13 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// The type of setrlimit's resource argument: glibc gives it its own name, musl an int.
 #[cfg(target_env = "gnu")]
 pub type RlimitResource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 pub type RlimitResource = libc::c_int;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one, and a
 /// crash leaves at worst a stray temp file next to it (named `.tmp-*`, swept by the stores).

@@ -184,7 +184,7 @@ pub fn ps(context: &Context, args: PsArgs) -> CliResult {
     let mut rows = rows(&store)?;
     let show_all = args.all || args.latest || args.last.is_some();
     if !show_all {
-        rows.retain(|r| matches!(r.state.status, Status::Running | Status::Paused));
+        rows.retain(|r| r.state.status.is_running());
     }
     let mut kept = Vec::new();
     'rows: for row in rows {
@@ -526,7 +526,7 @@ pub fn prune(context: &Context, args: PruneArgs) -> CliResult {
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
     for row in rows(&store)? {
-        if matches!(row.state.status, Status::Running | Status::Paused) {
+        if row.state.status.is_running() {
             continue;
         }
         if let Some(until) = until {
@@ -744,7 +744,7 @@ pub struct InspectArgs {
 pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerError> {
     let record = dir.record()?;
     let state = current_state(dir)?;
-    let running = matches!(state.status, Status::Running | Status::Paused);
+    let running = state.status.is_running();
     let mounts: Vec<serde_json::Value> = record
         .mounts
         .iter()

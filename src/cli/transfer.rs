@@ -17,7 +17,6 @@ use crate::archive::diff;
 use crate::archive::docker_archive;
 use crate::archive::export;
 use crate::container::lifecycle;
-use crate::container::record::Status;
 use crate::container::store::ContainerStore;
 use crate::image::commit::{self, CommitOptions};
 use crate::image::import::{self, ImportOptions};
@@ -143,7 +142,7 @@ pub fn export(context: &Context, args: ExportArgs) -> CliResult {
         .unwrap_or(0);
     let upper = dir.path.join("upper");
     let state = lifecycle::current_state(&dir).map_err(daemon)?;
-    let running = matches!(state.status, Status::Running | Status::Paused);
+    let running = state.status.is_running();
     output.write(|w| {
         // A running container is read through its own root mount; a stopped one (or when
         // that is not possible) through a read-only overlay of its layers.

@@ -61,6 +61,14 @@ pub enum StartReply {
     Failed { code: i32, message: String },
 }
 
+/// The frame that tells a starting client why the container could not start: Docker's exit
+/// code, then the message (what [`read_start_reply`] reads as `Failed`).
+pub fn start_failure(code: i32, message: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(message.as_bytes());
+    encode(ERROR, &payload)
+}
+
 pub fn read_start_reply(stream: &mut UnixStream) -> io::Result<StartReply> {
     match read_frame(stream)? {
         Some((STARTED, p)) if p.len() == 4 => Ok(StartReply::Started(i32::from_be_bytes([

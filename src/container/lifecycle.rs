@@ -41,15 +41,8 @@ pub fn start(
     options: StartOptions,
 ) -> Result<Started, ContainerError> {
     let _lock = dir.lock()?;
-    // Removed while we waited for the lock.
-    if !dir.record_path().exists() {
-        return Err(ContainerError::NotFound(dir.id.clone()));
-    }
+    ensure_startable(dir)?;
     let record = dir.record()?;
-    let state = current_state(dir)?;
-    if matches!(state.status, Status::Running | Status::Paused) {
-        return Err(ContainerError::AlreadyRunning(record.id.clone()));
-    }
     let mut spec = load_spec(dir)?;
     apply_console_size(&mut spec, &record, options)?;
     let listener = prepare(dir, &record)?;
@@ -89,12 +82,11 @@ pub fn create_and_start(
     options: &CreateOptions,
     start: StartOptions,
 ) -> Result<(String, Started), ContainerError> {
-    let mut options = options.clone();
-    let id = match &options.id {
-        Some(id) => id.clone(),
-        None => super::create::new_id()?,
+    let id = super::create::new_id()?;
+    let options = CreateOptions {
+        id: Some(id.clone()),
+        ..options.clone()
     };
-    options.id = Some(id.clone());
     let pair_failed = |source| ContainerError::Io {
         path: containers.dir_of(&id).path,
         source,
@@ -147,8 +139,7 @@ pub fn create_and_start(
                     let reported = matches!(e, ContainerError::Start { .. });
                     let record = dir.record().ok();
                     let stopped = record.is_none()
-                        || current_state(&dir)
-                            .is_ok_and(|s| !matches!(s.status, Status::Running | Status::Paused));
+                        || current_state(&dir).is_ok_and(|s| !s.status.is_running());
                     if stopped && let Some(cg) = cgroup {
                         let _ = cg.destroy();
                     }
@@ -183,15 +174,7 @@ fn create_in_monitor(
         let ready = created.dir.lock().and_then(|lock| {
             // Between the creation and the lock, another command may have found the
             // container by its name: removed it, or started it.
-            if !created.dir.record_path().exists() {
-                return Err(ContainerError::NotFound(created.record.id.clone()));
-            }
-            if matches!(
-                current_state(&created.dir)?.status,
-                Status::Running | Status::Paused
-            ) {
-                return Err(ContainerError::AlreadyRunning(created.record.id.clone()));
-            }
+            ensure_startable(&created.dir)?;
             apply_console_size(&mut spec, &created.record, start)?;
             Ok((prepare(&created.dir, &created.record)?, lock))
         });
@@ -222,13 +205,24 @@ fn create_in_monitor(
     match prepared {
         Ok((setup, listener, lock)) => monitor::serve(setup, listener, stream, Some(lock)),
         Err(e) => {
-            let mut payload = e.exit_code().to_be_bytes().to_vec();
-            payload.extend_from_slice(e.to_string().as_bytes());
-            let _ = attach::write_frame(&mut stream, attach::ERROR, &payload);
+            use std::io::Write;
+            let _ = stream.write_all(&attach::start_failure(e.exit_code(), &e.to_string()));
             // SAFETY: leaving the forked process without running the parent's atexit handlers.
             unsafe { libc::_exit(0) }
         }
     }
+}
+
+/// Under the container's lock: the container still exists (it may have been removed while
+/// the caller waited for the lock) and is not running.
+fn ensure_startable(dir: &ContainerDir) -> Result<(), ContainerError> {
+    if !dir.record_path().exists() {
+        return Err(ContainerError::NotFound(dir.id.clone()));
+    }
+    if current_state(dir)?.status.is_running() {
+        return Err(ContainerError::AlreadyRunning(dir.id.clone()));
+    }
+    Ok(())
 }
 
 /// Docker gives a tty container the client's terminal size before its command starts.
@@ -386,7 +380,7 @@ pub fn load_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
 /// matches, or a vanished runtime directory after a reboot, means the container has exited.
 pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
     let mut state = dir.state()?;
-    if matches!(state.status, Status::Running | Status::Paused) {
+    if state.status.is_running() {
         let alive = state.pid > 0 && sys::process_start_time(state.pid) == Some(state.pid_start);
         if !alive {
             state.status = Status::Exited;

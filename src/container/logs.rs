@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::ContainerError;
 use super::lifecycle::current_state;
-use super::record::Status;
 use super::store::ContainerDir;
 use crate::time::{self, Timestamp};
 
@@ -67,7 +66,7 @@ pub fn write_logs(
     }
     // Follow: new lines until the container is no longer running and nothing more arrives.
     loop {
-        let running = matches!(current_state(dir)?.status, Status::Running | Status::Paused);
+        let running = current_state(dir)?.status.is_running();
         let mut got = false;
         if reader.is_none() {
             reader = File::open(&path).ok().map(BufReader::new);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Spec;
 
-use super::attach::{self, ERROR, EXIT, RESIZE, STARTED, STDERR, STDIN, STDIN_EOF, STDOUT};
+use super::attach::{self, EXIT, RESIZE, STARTED, STDERR, STDIN, STDIN_EOF, STDOUT};
 use super::record::{ContainerRecord, State, Status};
 use super::store::ContainerDir;
 use crate::network;
@@ -51,12 +51,6 @@ pub fn run(setup: MonitorSetup, listener: UnixListener, first: UnixStream) -> ! 
     keep.extend(setup.network_namespace_from.as_ref().map(|c| c.as_raw_fd()));
     detach(&keep);
     serve(setup, listener, first, None)
-}
-
-/// Detaches the forked monitor from the CLI's terminal, signals and descriptors, keeping
-/// only `keep` open.
-pub fn detach(keep: &[RawFd]) {
-    detach_from_terminal(keep)
 }
 
 /// Starts the container and serves it until it has exited; never returns. The monitor must
@@ -159,7 +153,9 @@ fn shed_memory(scratch: &mut [u8]) {
     };
 }
 
-fn detach_from_terminal(keep: &[RawFd]) {
+/// Detaches the forked monitor from the CLI's terminal, signals and descriptors, keeping
+/// only `keep` open.
+pub fn detach(keep: &[RawFd]) {
     // SAFETY: plain signal disposition changes and fd juggling in a single-threaded child.
     unsafe {
         for sig in [
@@ -385,11 +381,10 @@ fn monitor(
             }
             let _ = setup.dir.write_state(&state);
             let trash = finish_cleanup(setup, None);
-            let mut payload = e.exit_code().to_be_bytes().to_vec();
-            payload.extend_from_slice(e.to_string().as_bytes());
+            let failure = attach::start_failure(e.exit_code(), &e.to_string());
             for c in &mut clients {
                 let _ = c.stream.set_nonblocking(false);
-                let _ = attach::write_frame(&mut c.stream, ERROR, &payload);
+                let _ = c.stream.write_all(&failure);
             }
             drop(clients);
             delete(trash);

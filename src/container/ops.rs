@@ -31,15 +31,11 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
         .map_err(|_| ContainerError::InvalidFlag(format!("Invalid signal: {s}")))
 }
 
-fn is_running(state: &State) -> bool {
-    matches!(state.status, Status::Running | Status::Paused)
-}
-
 /// Sends `signal` to the container's init.
 pub fn kill(dir: &ContainerDir, signal: i32) -> Result<(), ContainerError> {
     let _lock = dir.lock()?;
     let state = current_state(dir)?;
-    if !is_running(&state) {
+    if !state.status.is_running() {
         return Err(ContainerError::NotRunning(dir.id.clone()));
     }
     send(state.pid, signal);
@@ -60,7 +56,7 @@ fn send(pid: i32, signal: i32) {
 pub fn stop(dir: &ContainerDir, timeout: Duration) -> Result<(), ContainerError> {
     let _lock = dir.lock()?;
     let state = current_state(dir)?;
-    if !is_running(&state) {
+    if !state.status.is_running() {
         return Ok(());
     }
     let record = dir.record()?;
@@ -104,7 +100,7 @@ fn wait_for_exit(dir: &ContainerDir, state: &State, timeout: Duration) -> bool {
 /// its place so nothing is left running or mounted.
 fn settle(dir: &ContainerDir, before: &State) {
     let mut state = dir.state().unwrap_or_default();
-    if is_running(&state) {
+    if state.status.is_running() {
         let monitor_alive = crate::sys::process_start_time(before.monitor_pid)
             == Some(before.monitor_start)
             && before.monitor_pid > 0;
@@ -126,7 +122,7 @@ fn settle(dir: &ContainerDir, before: &State) {
 pub fn wait(dir: &ContainerDir) -> Result<i32, ContainerError> {
     loop {
         let state = current_state(dir)?;
-        if !is_running(&state) {
+        if !state.status.is_running() {
             return Ok(state.exit_code.unwrap_or(0));
         }
         wait_for_exit(dir, &state, Duration::from_secs(3600));
@@ -146,7 +142,7 @@ pub fn remove(
     let _lock = dir.lock()?;
     {
         let state = current_state(dir)?;
-        if is_running(&state) {
+        if state.status.is_running() {
             if !force {
                 return Err(ContainerError::RemoveRunning(dir.id.clone()));
             }
@@ -209,7 +205,7 @@ pub fn rename(store: &ContainerStore, dir: &ContainerDir, new: &str) -> Result<(
 /// Host pids of every process in the container (through its cgroup).
 pub fn pids(dir: &ContainerDir) -> Result<Vec<i32>, ContainerError> {
     let state = current_state(dir)?;
-    if !is_running(&state) {
+    if !state.status.is_running() {
         return Err(ContainerError::NotRunning(dir.id.clone()));
     }
     let spec = load_spec(dir)?;

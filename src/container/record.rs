@@ -66,6 +66,11 @@ pub enum Status {
 }
 
 impl Status {
+    /// A paused container still runs as far as start, stop, rm and ps are concerned.
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Created => "created",

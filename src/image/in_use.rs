@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::digest::Digest;
 use crate::container::lifecycle;
-use crate::container::record::{ContainerRecord, State, Status};
+use crate::container::record::{ContainerRecord, State};
 use crate::container::store::ContainerStore;
 
 /// One container that uses an image.
@@ -29,8 +29,7 @@ pub fn images_in_use(root: &Path) -> HashMap<Digest, Vec<ContainerUse>> {
     };
     for dir in store.list().unwrap_or_default() {
         let Ok(record) = dir.record() else { continue };
-        let running = lifecycle::current_state(&dir)
-            .is_ok_and(|s| matches!(s.status, Status::Running | Status::Paused));
+        let running = lifecycle::current_state(&dir).is_ok_and(|s| s.status.is_running());
         used.entry(record.image_id).or_default().push(ContainerUse {
             container_id: record.id,
             running,
@@ -71,7 +70,7 @@ pub fn container_usage(root: &Path, sizes: bool) -> ContainerUsage {
     for dir in store.list().unwrap_or_default() {
         let Ok(record) = dir.record() else { continue };
         let state = lifecycle::current_state(&dir).unwrap_or_default();
-        let running = matches!(state.status, Status::Running | Status::Paused);
+        let running = state.status.is_running();
         usage.total += 1;
         let size = if sizes {
             dir_size(&dir.path.join("upper"))
