@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell over this library: `cli` parses and prints,
 //! every other module owns one noun (see docs/ARCHITECTURE.md).
 
+pub mod alloc;
 pub mod archive;
 pub mod cli;
 pub mod config;

@@ -145,12 +145,7 @@ fn shed_memory(scratch: &mut [u8]) {
             }
         }
     }
-    // SAFETY: glibc's malloc_trim only returns free memory. (musl's allocator gives freed
-    // pages back by itself.)
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0)
-    };
+    crate::alloc::trim();
 }
 
 /// Detaches the forked monitor from the CLI's terminal, signals and descriptors, keeping
