@@ -1,6 +1,7 @@
 # Sourced by scripts/setup, scripts/test and bench/: puts rustup's cargo on PATH and picks the
 # target berth is built for, exported as CARGO_BUILD_TARGET so that every cargo command (build,
-# clippy, test) agrees; BERTH_BIN is where that target's release binary lands.
+# clippy, test) agrees; BERTH_BIN is where that target's binary of the `dist` profile (the one
+# installed and benchmarked: Cargo.toml says why) lands.
 #
 # berth is built as a static musl binary. glibc's start-up (in ld.so, and just as much when
 # linked statically) sizes the CPU caches with about a hundred CPUID instructions, and on a
@@ -22,4 +23,4 @@ if [ -z "${CARGO_BUILD_TARGET:-}" ]; then
     echo "berth: building for $CARGO_BUILD_TARGET: the musl target could not be installed, so every berth command starts ~0.5 ms slower" >&2
   fi
 fi
-BERTH_BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/$CARGO_BUILD_TARGET/release/berth"
+BERTH_BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/$CARGO_BUILD_TARGET/dist/berth"
