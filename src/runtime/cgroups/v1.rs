@@ -29,7 +29,7 @@ pub fn hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
 }
 
 fn read_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
-    let info = fs::read_to_string("/proc/self/mountinfo")
+    let info = crate::sys::read_kernel_file(Path::new("/proc/self/mountinfo"))
         .map_err(|e| RuntimeError::io("read", "/proc/self/mountinfo", e))?;
     let mut out = Vec::new();
     for line in info.lines() {
