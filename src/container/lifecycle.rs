@@ -65,7 +65,7 @@ pub fn start(
         cgroup_from_cli: false,
     };
     if let Some(channel) = spawn_monitor(setup, listener, theirs, netns_cli)? {
-        send_network_namespace(&channel);
+        send_network_namespace(&channel, false);
     }
     let mut stream = ours;
     read_reply(&mut stream, &socket).map(|pid| Started { pid, stream })
@@ -119,11 +119,9 @@ pub fn create_and_start(
                 // Made before the namespace is handed over: the monitor waits for it (or
                 // for this process to be gone) before it makes the cgroup itself.
                 cgroup = crate::runtime::cgroups::for_path(&spec::cgroup_path(&id)).ok();
-                if let Some(cg) = &cgroup {
-                    let _ = cg.create();
-                }
+                let made = cgroup.as_ref().is_some_and(|cg| cg.create().is_ok());
                 sys::trace("cli-cgroup-made");
-                send_network_namespace(&channel);
+                send_network_namespace(&channel, made);
                 sys::trace("cli-netns-sent");
             }
             let dir = containers.dir_of(&id);
@@ -323,7 +321,14 @@ fn netns_channel() -> Option<(OwnedFd, OwnedFd)> {
 /// Makes the container's network namespace here in the CLI while the monitor prepares the
 /// rest, and hands it to the monitor: one message, with the namespace's fd when making it
 /// worked (without, or if the CLI is gone, the monitor's clone makes one).
-fn send_network_namespace(channel: &OwnedFd) {
+/// The byte that comes with the network namespace the CLI hands to the monitor.
+pub(crate) const HANDED_OVER: u8 = b'n';
+/// The same, from `run`'s CLI once it has made every directory of the container's cgroup.
+pub(crate) const HANDED_OVER_WITH_CGROUP: u8 = b'c';
+
+/// Makes a network namespace and sends it to the monitor, saying whether the container's
+/// cgroup directories are all made (then the monitor need not make them again).
+fn send_network_namespace(channel: &OwnedFd, cgroup_made: bool) {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     use std::os::fd::AsRawFd;
     let made = crate::runtime::make_network_namespace().ok();
@@ -333,7 +338,11 @@ fn send_network_namespace(channel: &OwnedFd) {
     } else {
         vec![ControlMessage::ScmRights(&fds)]
     };
-    let iov = [std::io::IoSlice::new(b"n")];
+    let iov = [std::io::IoSlice::new(if cgroup_made {
+        &[HANDED_OVER_WITH_CGROUP]
+    } else {
+        &[HANDED_OVER]
+    })];
     // The monitor may have stopped waiting: no SIGPIPE for that.
     let _ = sendmsg::<()>(
         channel.as_raw_fd(),

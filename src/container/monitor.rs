@@ -653,7 +653,10 @@ fn receive_network_namespace(channel: OwnedFd, give_up: bool) -> runtime::Networ
         if received.is_some() {
             sys::trace("monitor-netns-received");
         }
-        received
+        Some(runtime::HandedOver {
+            namespace: received,
+            cgroup_made: byte[0] == super::lifecycle::HANDED_OVER_WITH_CGROUP,
+        })
     })
 }
 

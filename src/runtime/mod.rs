@@ -97,8 +97,17 @@ pub struct SpawnOptions {
     pub cgroup_made_with_namespace: bool,
 }
 
-/// See `SpawnOptions::network_namespace`.
-pub type NetworkNamespaceSource = Box<dyn FnOnce() -> Option<OwnedFd> + Send>;
+/// See `SpawnOptions::network_namespace`. `None`: nothing was handed over.
+pub type NetworkNamespaceSource = Box<dyn FnOnce() -> Option<HandedOver> + Send>;
+
+/// What the process making the network namespace hands over.
+pub struct HandedOver {
+    /// The namespace (`None`: it could not make one, and the clone will).
+    pub namespace: Option<OwnedFd>,
+    /// With `SpawnOptions::cgroup_made_with_namespace`: the cgroup's directories were all
+    /// made, so `spawn` only applies the limits.
+    pub cgroup_made: bool,
+}
 
 /// See `SpawnOptions::prestart`.
 pub type Prestart =
@@ -261,15 +270,21 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
     };
     trace.mark("plan");
     let mut network_namespace = opts.network_namespace.filter(|_| ns.new_net);
+    let mut cgroup_made = false;
     if opts.cgroup_made_with_namespace
         && let Some(fetch) = network_namespace.take()
-        && let Some(fd) = fetch()
+        && let Some(handed) = fetch()
     {
-        ns.join_network_namespace(fd);
+        cgroup_made = handed.cgroup_made;
+        if let Some(fd) = handed.namespace {
+            ns.join_network_namespace(fd);
+        }
     }
     let cg = cgroup_of(spec)?;
     if let Some(cg) = &cg {
-        cg.create()?;
+        if !cgroup_made {
+            cg.create()?;
+        }
         let applied = match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             Some(r) => cg.apply(r),
             None => Ok(()),
@@ -289,7 +304,7 @@ pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, 
     let pipes = spawn::pipes().map_err(fail_cg)?;
     trace.mark("cgroup create+apply");
     if let Some(fetch) = network_namespace
-        && let Some(fd) = fetch()
+        && let Some(fd) = fetch().and_then(|h| h.namespace)
     {
         ns.join_network_namespace(fd);
     }
