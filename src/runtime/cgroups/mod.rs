@@ -56,16 +56,20 @@ pub fn for_path(path: &Path) -> Result<Box<dyn Cgroup>, RuntimeError> {
     }
 }
 
-/// True when the host uses the unified (v2-only) layout.
+/// True when the host uses the unified (v2-only) layout. Asked once per process: a start
+/// asks three times, and the layout does not change under a running berth.
 pub fn is_v2() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .map(|s| {
-            // The magic's type differs between targets (i64 on x86_64 glibc).
-            #[allow(clippy::unnecessary_cast)]
-            let t = s.filesystem_type().0 as i64;
-            t == CGROUP2_SUPER_MAGIC
-        })
-        .unwrap_or(false)
+    static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V2.get_or_init(|| {
+        nix::sys::statfs::statfs("/sys/fs/cgroup")
+            .map(|s| {
+                // The magic's type differs between targets (i64 on x86_64 glibc).
+                #[allow(clippy::unnecessary_cast)]
+                let t = s.filesystem_type().0 as i64;
+                t == CGROUP2_SUPER_MAGIC
+            })
+            .unwrap_or(false)
+    })
 }
 
 fn normalize(path: &Path) -> Result<PathBuf, RuntimeError> {
