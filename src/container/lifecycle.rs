@@ -116,8 +116,9 @@ pub fn create_and_start(
             drop(netns_monitor);
             let mut cgroup = None;
             if let Some(channel) = netns_cli {
-                // Made before the namespace is handed over: the monitor waits for it (or
-                // for this process to be gone) before it makes the cgroup itself.
+                // Made before the namespace is handed over: the monitor waits for the
+                // message (or for this process to be gone) before it touches the cgroup,
+                // and makes it itself only if the message does not say it is made.
                 cgroup = crate::runtime::cgroups::for_path(&spec::cgroup_path(&id)).ok();
                 let made = cgroup.as_ref().is_some_and(|cg| cg.create().is_ok());
                 sys::trace("cli-cgroup-made");
@@ -318,16 +319,16 @@ fn netns_channel() -> Option<(OwnedFd, OwnedFd)> {
     .ok()
 }
 
-/// Makes the container's network namespace here in the CLI while the monitor prepares the
-/// rest, and hands it to the monitor: one message, with the namespace's fd when making it
-/// worked (without, or if the CLI is gone, the monitor's clone makes one).
 /// The byte that comes with the network namespace the CLI hands to the monitor.
 pub(crate) const HANDED_OVER: u8 = b'n';
 /// The same, from `run`'s CLI once it has made every directory of the container's cgroup.
 pub(crate) const HANDED_OVER_WITH_CGROUP: u8 = b'c';
 
-/// Makes a network namespace and sends it to the monitor, saying whether the container's
-/// cgroup directories are all made (then the monitor need not make them again).
+/// Makes the container's network namespace here in the CLI while the monitor prepares the
+/// rest, and hands it to the monitor: one message, with the namespace's fd when making it
+/// worked (without, or if the CLI is gone, the monitor's clone makes one), and a byte
+/// saying whether the CLI made every directory of the container's cgroup (then the monitor
+/// only applies the limits).
 fn send_network_namespace(channel: &OwnedFd, cgroup_made: bool) {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     use std::os::fd::AsRawFd;

@@ -65,6 +65,7 @@ fn normalise_cap(name: &str, list: &str) -> Result<String, ContainerError> {
 
 /// The capabilities this host lets berth hand out (`--privileged` gets all of them; this VM,
 /// for one, lacks CAP_SYS_RESOURCE in its bounding set).
+///
 /// Read as the CapBnd mask of /proc/self/status: one read, where asking the kernel about
 /// each capability (`caps::read`) is forty-one system calls on every container's creation.
 fn host_capabilities() -> Vec<String> {
