@@ -119,9 +119,14 @@ fn settle(dir: &ContainerDir, before: &State) {
 }
 
 /// Blocks until the container is not running; returns its exit code.
+///
+/// Reads the recorded state, not `current_state`: between the container's death and its
+/// monitor recording the exit, `current_state` already reports it exited, with 255 for the
+/// code nobody recorded yet (`kill` then `wait` hit that window). `wait_for_exit` waits for
+/// the monitor's record, and `settle` writes one if the monitor is gone.
 pub fn wait(dir: &ContainerDir) -> Result<i32, ContainerError> {
     loop {
-        let state = current_state(dir)?;
+        let state = dir.state()?;
         if !state.status.is_running() {
             return Ok(state.exit_code.unwrap_or(0));
         }
@@ -243,4 +248,65 @@ fn poll_readable(fd: &OwnedFd, timeout: Duration) -> bool {
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut p, 1, ms) };
     n > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::record::{State, Status};
+
+    /// The container's init is dead but its monitor has not recorded the exit yet: `wait`
+    /// waits for the record instead of guessing a code.
+    #[test]
+    fn wait_takes_the_monitors_record_of_an_exit_it_has_not_written_yet() {
+        let path = std::env::temp_dir().join(format!("berth-wait-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        let dir = ContainerDir {
+            id: "0".repeat(64),
+            path: path.clone(),
+        };
+        let mut dead = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let dead_pid = dead.id() as i32;
+        let dead_start = crate::sys::process_start_time(dead_pid).unwrap();
+        dead.kill().unwrap();
+        dead.wait().unwrap();
+        let mut monitor = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let monitor_pid = monitor.id() as i32;
+        let running = State {
+            status: Status::Running,
+            pid: dead_pid,
+            pid_start: dead_start,
+            monitor_pid,
+            monitor_start: crate::sys::process_start_time(monitor_pid).unwrap(),
+            ..State::default()
+        };
+        dir.write_state(&running).unwrap();
+        let recorder = {
+            let dir = ContainerDir {
+                id: dir.id.clone(),
+                path: path.clone(),
+            };
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                let exited = State {
+                    status: Status::Exited,
+                    exit_code: Some(137),
+                    ..running
+                };
+                dir.write_state(&exited).unwrap();
+                monitor.kill().unwrap();
+                monitor.wait().unwrap();
+            })
+        };
+        let code = wait(&dir);
+        recorder.join().unwrap();
+        std::fs::remove_dir_all(&path).unwrap();
+        assert_eq!(code.unwrap(), 137);
+    }
 }
