@@ -298,14 +298,14 @@ fn export_and_save_refuse_a_terminal() {
 fn commit_then_run_sees_the_changes() {
     fixtures();
     let root = TestRoot::new("xfer-commit");
-    changed_container(&root, "c1");
+    changed_container(&root, "k1");
     let out = root.ok(&[
         "commit",
         "-m",
         "add a new file",
         "-a",
         "hyang",
-        "c1",
+        "k1",
         "test:0.1",
     ]);
     let id = out.trim();
@@ -395,9 +395,10 @@ fn commit_then_run_sees_the_changes() {
     root.ok(&["rm", "-f", "c3"]);
 
     // Bad input: a removed container, an unknown change.
-    root.ok(&["rm", "c1"]);
-    let err = root.fails(&["commit", "c1", "test:gone"], 1);
-    assert!(err.contains("No such container: c1"), "{err}");
+    // Named so that no container ID can start with it: "c1" would find one by prefix.
+    root.ok(&["rm", "k1"]);
+    let err = root.fails(&["commit", "k1", "test:gone"], 1);
+    assert!(err.contains("No such container: k1"), "{err}");
     let err = root.fails(&["commit", "-c", "FROM x", "c2", "test:bad"], 1);
     assert!(err.contains("FROM is not a valid change command"), "{err}");
 }
