@@ -10,6 +10,8 @@ pub mod config;
 pub mod container;
 pub mod image;
 pub mod network;
-pub mod runtime;
-pub mod sys;
 pub mod time;
+
+// The two lower crates under the names the rest of berth uses for their floors.
+pub use berth_runtime as runtime;
+pub use berth_sys as sys;

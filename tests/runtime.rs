@@ -106,7 +106,7 @@ impl Bundle {
         for d in ["rootfs", "upper", "work"] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
-        let mut spec = runtime::default_spec().unwrap();
+        let mut spec = berth::container::policy::default_spec().unwrap();
         let mut ann = HashMap::new();
         let lower = lowers
             .iter()
@@ -331,7 +331,7 @@ fn docker_default_capabilities() {
 #[test]
 fn non_root_user_has_no_effective_caps() {
     let mut b = Bundle::new("user");
-    let u = runtime::resolve_user_in_layers(&[base_layer()], "nobody").unwrap();
+    let u = berth::container::user::resolve_user_in_layers(&[base_layer()], "nobody").unwrap();
     let p = b.spec.process_mut().as_mut().unwrap();
     let mut user = p.user().clone();
     user.set_uid(u.uid);
@@ -443,7 +443,7 @@ fn plain_bundle_without_overlay() {
     let dir = scratch().join("plain");
     let _ = fs::remove_dir_all(&dir);
     make_busybox_rootfs(&dir.join("rootfs"));
-    let mut spec = runtime::default_spec().unwrap();
+    let mut spec = berth::container::policy::default_spec().unwrap();
     spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(
         format!("/berth-test/plain-{}", std::process::id()).into(),
     ));
@@ -697,7 +697,7 @@ fn custom_docker_seccomp_profile() {
     let mut b = Bundle::new("customsc");
     let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
         {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#;
-    let sc = runtime::docker_profile_to_oci(profile, &[]).unwrap();
+    let sc = berth::container::seccomp_profile::docker_profile_to_oci(profile, &[]).unwrap();
     b.spec.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
     b.args(&["sh", "-c", "mkdir /tmp/d 2>&1; echo $?"]);
     let out = b.run().1;
@@ -862,7 +862,7 @@ fn cgroup_v2_device_filter() {
     };
     let dir = unified.join(format!("berth-devtest-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
-    let spec = runtime::default_spec().unwrap();
+    let spec = berth::container::policy::default_spec().unwrap();
     let rules = spec
         .linux()
         .as_ref()
@@ -1251,7 +1251,7 @@ fn raw_mode_guard_restores_the_terminal() {
             .contains(LocalFlags::ECHO | LocalFlags::ICANON)
     );
     {
-        let _g = runtime::tty::RawModeGuard::new(pty.slave.as_fd()).unwrap();
+        let _g = berth::container::tty::RawModeGuard::new(pty.slave.as_fd()).unwrap();
         let raw = tcgetattr(&pty.slave).unwrap();
         assert!(
             !raw.local_flags
@@ -1262,9 +1262,9 @@ fn raw_mode_guard_restores_the_terminal() {
         tcgetattr(&pty.slave).unwrap().local_flags,
         before.local_flags
     );
-    runtime::tty::set_window_size(pty.master.as_fd(), 40, 120).unwrap();
+    berth::container::tty::set_window_size(pty.master.as_fd(), 40, 120).unwrap();
     assert_eq!(
-        runtime::tty::window_size(pty.slave.as_fd()).unwrap(),
+        berth::container::tty::window_size(pty.slave.as_fd()).unwrap(),
         (40, 120)
     );
 }

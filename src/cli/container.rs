@@ -266,7 +266,7 @@ fn terminal_size(tty: bool) -> Option<(u16, u16)> {
         return None;
     }
     let stdin = std::io::stdin();
-    crate::runtime::tty::window_size(stdin.as_fd()).ok()
+    crate::container::tty::window_size(stdin.as_fd()).ok()
 }
 
 fn open_stores(context: &Context) -> Result<(Store, ContainerStore), Failure> {

@@ -134,9 +134,9 @@ impl PullPrinter {
 pub(crate) fn terminal_columns(stderr: bool) -> u16 {
     use std::os::fd::AsFd;
     let size = if stderr {
-        crate::runtime::tty::window_size(std::io::stderr().as_fd())
+        crate::container::tty::window_size(std::io::stderr().as_fd())
     } else {
-        crate::runtime::tty::window_size(std::io::stdout().as_fd())
+        crate::container::tty::window_size(std::io::stdout().as_fd())
     };
     size.map(|(_, cols)| cols).unwrap_or(80)
 }

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use crate::runtime::tty;
+use super::tty;
 
 pub const STDIN: u8 = 0x01;
 pub const STDIN_EOF: u8 = 0x02;

@@ -15,7 +15,6 @@ use super::{ContainerError, names};
 use crate::image::config::ImageConfig;
 use crate::image::digest::Digest;
 use crate::image::store::Store;
-use crate::runtime;
 use crate::sys;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -117,7 +116,7 @@ pub fn create(
         .map(|l| images.layer_diff(&l.diff_id))
         .collect();
     let resolved =
-        runtime::resolve_user_in_layers(&layers, if user.is_empty() { "0" } else { &user })?;
+        super::user::resolve_user_in_layers(&layers, if user.is_empty() { "0" } else { &user })?;
 
     let mut env = merge_env(image_config.env.as_deref().unwrap_or(&[]), &options.env);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -273,7 +272,7 @@ pub fn create(
 fn lay_out(
     dir: &ContainerDir,
     record: &ContainerRecord,
-    user: &runtime::ResolvedUser,
+    user: &super::user::ResolvedUser,
     options: &CreateOptions,
     init_layer: &Path,
 ) -> Result<oci_spec::runtime::Spec, ContainerError> {

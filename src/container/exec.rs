@@ -14,7 +14,8 @@ use super::ContainerError;
 use super::lifecycle::{current_state, load_spec};
 use super::record::Status;
 use super::store::ContainerDir;
-use crate::runtime::{self, SpawnOptions, Stdio, tty};
+use super::tty;
+use crate::runtime::{self, SpawnOptions, Stdio};
 
 #[derive(Debug, Default, Clone)]
 pub struct ExecOptions {
@@ -62,7 +63,7 @@ pub fn exec(
     if let Some(user) = &options.user {
         // The container's own /etc/passwd, seen through its root.
         let root = PathBuf::from(format!("/proc/{}/root", state.pid));
-        let resolved = runtime::resolve_user(&root, user)?;
+        let resolved = super::user::resolve_user(&root, user)?;
         process["user"] = json!({
             "uid": resolved.uid,
             "gid": resolved.gid,

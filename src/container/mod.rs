@@ -10,9 +10,13 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod ops;
+pub mod policy;
 pub mod record;
+pub mod seccomp_profile;
 pub mod spec;
 pub mod store;
+pub mod tty;
+pub mod user;
 
 use std::io;
 use std::path::PathBuf;
@@ -62,6 +66,12 @@ pub enum ContainerError {
     Start { code: i32, message: String },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    SeccompProfile(#[from] seccomp_profile::ProfileError),
+    #[error(transparent)]
+    User(#[from] user::UserError),
+    #[error(transparent)]
+    Tty(#[from] tty::TtyError),
     #[error(transparent)]
     Image(#[from] StoreError),
 }

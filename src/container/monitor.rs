@@ -17,8 +17,9 @@ use oci_spec::runtime::Spec;
 use super::attach::{self, EXIT, RESIZE, STARTED, STDERR, STDIN, STDIN_EOF, STDOUT};
 use super::record::{ContainerRecord, State, Status};
 use super::store::ContainerDir;
+use super::tty;
 use crate::network;
-use crate::runtime::{self, SpawnOptions, Stdio, tty};
+use crate::runtime::{self, SpawnOptions, Stdio};
 use crate::sys;
 
 /// Output kept for a slow client. Beyond it, a client that attached later misses output (the

@@ -1,5 +1,5 @@
 //! Builds a container's OCI runtime spec (`config.json`): the defaults in
-//! `runtime-specs/` (through `runtime::default_spec`), then the image config, then the flags.
+//! `runtime-specs/` (through `policy::default_spec`), then the image config, then the flags.
 //! This document is the whole contract between `container/` and `runtime/`.
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,7 +15,8 @@ use serde_json::Value;
 use super::ContainerError;
 use super::record::ContainerRecord;
 use super::store::ContainerDir;
-use crate::runtime::{self, ResolvedUser};
+use super::user::ResolvedUser;
+use crate::runtime;
 
 /// Resource and security options that exist only to shape the spec.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -109,7 +110,7 @@ pub fn build(
     init_layer: &Path,
 ) -> Result<Spec, ContainerError> {
     // Edited in its typed form: a round trip through JSON values cost a third of `create`.
-    let mut spec = runtime::default_spec()?;
+    let mut spec = super::policy::default_spec()?;
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
         ContainerError::InvalidFlag(format!("runtime spec: {what}: {e}"))
     };
@@ -251,7 +252,7 @@ pub fn build(
     // Linux: namespaces, cgroup, resources, security.
     let seccomp = match (&options.seccomp, options.privileged) {
         (_, true) | (Some(None), _) => None,
-        (Some(Some(profile)), _) => Some(runtime::docker_profile_to_oci(
+        (Some(Some(profile)), _) => Some(super::seccomp_profile::docker_profile_to_oci(
             profile,
             &caps.iter().cloned().collect::<Vec<_>>(),
         )?),
@@ -262,7 +263,7 @@ pub fn build(
                     .and_then(|l| l.seccomp_mut().take())
             } else {
                 // Extra capabilities open up the syscalls Docker's profile ties to them.
-                Some(runtime::default_seccomp(
+                Some(super::seccomp_profile::default_seccomp(
                     &caps.iter().cloned().collect::<Vec<_>>(),
                 )?)
             }

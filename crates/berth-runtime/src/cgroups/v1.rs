@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
 
 use super::{Cgroup, read_pids, remove_dir, write};
-use crate::runtime::RuntimeError;
+use crate::RuntimeError;
 
 pub struct V1 {
     rel: PathBuf,
@@ -29,7 +29,7 @@ pub fn hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
 }
 
 fn read_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
-    let info = crate::sys::read_kernel_file(Path::new("/proc/self/mountinfo"))
+    let info = berth_sys::read_kernel_file(Path::new("/proc/self/mountinfo"))
         .map_err(|e| RuntimeError::io("read", "/proc/self/mountinfo", e))?;
     let mut out = Vec::new();
     for line in info.lines() {

@@ -260,7 +260,7 @@ fn mkdir_all(path: &std::ffi::CStr) {
 pub(crate) struct ProcPlan {
     pub exec: ExecPlan,
     cwd: CString,
-    rlimits: Vec<(crate::sys::RlimitResource, libc::rlimit, String)>,
+    rlimits: Vec<(berth_sys::RlimitResource, libc::rlimit, String)>,
     no_new_privs: bool,
     uid: libc::uid_t,
     gid: libc::gid_t,
@@ -287,7 +287,7 @@ struct ProcessTitle {
 impl ProcessTitle {
     fn for_init(args: &[String]) -> Option<Self> {
         // Found in the parent: the child is a copy of it, at the same addresses.
-        let (start, end) = crate::sys::own_argv_region()?;
+        let (start, end) = berth_sys::own_argv_region()?;
         let mut bytes = Vec::with_capacity(end - start);
         for arg in ["berth-init", "--"]
             .into_iter()
@@ -318,7 +318,7 @@ impl ProcessTitle {
     }
 }
 
-fn rlimit_resource(name: &str) -> Option<crate::sys::RlimitResource> {
+fn rlimit_resource(name: &str) -> Option<berth_sys::RlimitResource> {
     Some(match name {
         "RLIMIT_AS" => libc::RLIMIT_AS,
         "RLIMIT_CORE" => libc::RLIMIT_CORE,

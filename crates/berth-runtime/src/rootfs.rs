@@ -439,7 +439,7 @@ const ST_RELATIME: u64 = 0x1000;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(root, path, RESOLVE_IN_ROOT): symlinks and ".." resolve as if `root` were "/".
-pub(crate) fn openat2_in_root(root: &OwnedFd, path: &CStr, flags: i32) -> Result<OwnedFd, Errno> {
+pub fn openat2_in_root(root: &OwnedFd, path: &CStr, flags: i32) -> Result<OwnedFd, Errno> {
     openat2_raw(root.as_raw_fd(), path, flags)
 }
 

@@ -1,4 +1,4 @@
-//! Seccomp: Docker-format profiles → OCI `linux.seccomp` → classic BPF, cached on disk.
+//! Seccomp: OCI `linux.seccomp` → classic BPF, cached on disk.
 //!
 //! We compile to BPF ourselves instead of using libseccomp (a C dependency) or
 //! `seccompiler` (one match action per filter, and its name table is private): OCI rules
@@ -12,16 +12,12 @@ use std::io::Write;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator, LinuxSyscall,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::RuntimeError;
 use super::seccomp_table;
-
-const DEFAULT_PROFILE: &str = include_str!("../../runtime-specs/seccomp-default.json");
 
 // Classic BPF opcodes (linux/filter.h).
 const BPF_LD_W_ABS: u16 = 0x20;
@@ -38,17 +34,11 @@ const SECCOMP_DATA_ARGS: u32 = 16;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e;
-#[cfg(target_arch = "x86_64")]
-const ARCH_NAME: &str = "amd64";
 #[cfg(target_arch = "aarch64")]
 const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
-#[cfg(target_arch = "aarch64")]
-const ARCH_NAME: &str = "arm64";
 // Other architectures: no syscall table yet, so `compile` refuses (see below).
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const AUDIT_ARCH_NATIVE: u32 = 0;
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const ARCH_NAME: &str = std::env::consts::ARCH;
 
 /// Bump whenever `compile` changes its output for the same input.
 const COMPILER_VERSION: u32 = 3;
@@ -61,105 +51,6 @@ pub type Insn = libc::sock_filter;
 pub struct Compiled {
     pub program: Vec<Insn>,
     pub flags: libc::c_ulong,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DockerProfile {
-    default_action: LinuxSeccompAction,
-    #[serde(default)]
-    default_errno_ret: Option<u32>,
-    #[serde(default)]
-    syscalls: Vec<DockerSyscall>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DockerSyscall {
-    #[serde(default)]
-    names: Vec<String>,
-    #[serde(default)]
-    name: Option<String>,
-    action: LinuxSeccompAction,
-    #[serde(default)]
-    errno_ret: Option<u32>,
-    #[serde(default)]
-    args: Option<Vec<LinuxSeccompArg>>,
-    #[serde(default)]
-    includes: Filter,
-    #[serde(default)]
-    excludes: Filter,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Filter {
-    #[serde(default)]
-    caps: Vec<String>,
-    #[serde(default)]
-    arches: Vec<String>,
-    #[serde(default)]
-    min_kernel: Option<String>,
-}
-
-/// The default profile (runtime-specs/seccomp-default.json) for a process with `caps`
-/// (the bounding set, e.g. after `--cap-add`), in OCI form.
-pub fn default_seccomp(caps: &[String]) -> Result<LinuxSeccomp, RuntimeError> {
-    docker_profile_to_oci(DEFAULT_PROFILE, caps)
-}
-
-/// Converts a Docker-format seccomp profile (`--security-opt seccomp=FILE`) to the OCI
-/// `linux.seccomp` form, resolving its `includes`/`excludes` against the container's
-/// capabilities and this machine's architecture and kernel, as dockerd does.
-pub fn docker_profile_to_oci(json: &str, caps: &[String]) -> Result<LinuxSeccomp, RuntimeError> {
-    let profile: DockerProfile = serde_json::from_str(json).map_err(|e| RuntimeError::Parse {
-        what: "seccomp profile".into(),
-        source: e,
-    })?;
-    let kernel = kernel_version();
-    let mut out = Vec::new();
-    for sc in profile.syscalls {
-        let inc = &sc.includes;
-        let exc = &sc.excludes;
-        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == ARCH_NAME) {
-            continue;
-        }
-        if !inc.caps.is_empty() && !inc.caps.iter().all(|c| caps.contains(c)) {
-            continue;
-        }
-        if let Some(min) = &inc.min_kernel
-            && kernel < parse_version(min)
-        {
-            continue;
-        }
-        if exc.arches.iter().any(|a| a == ARCH_NAME) || exc.caps.iter().any(|c| caps.contains(c)) {
-            continue;
-        }
-        let mut names = sc.names;
-        names.extend(sc.name);
-        let mut s = LinuxSyscall::default();
-        s.set_names(names);
-        s.set_action(sc.action);
-        s.set_errno_ret(sc.errno_ret);
-        s.set_args(sc.args);
-        out.push(s);
-    }
-    let mut seccomp = LinuxSeccomp::default();
-    seccomp.set_default_action(profile.default_action);
-    seccomp.set_default_errno_ret(profile.default_errno_ret);
-    seccomp.set_syscalls(Some(out));
-    Ok(seccomp)
-}
-
-fn parse_version(s: &str) -> (u32, u32) {
-    let mut it = s.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
-fn kernel_version() -> (u32, u32) {
-    nix::sys::utsname::uname()
-        .map(|u| parse_version(&u.release().to_string_lossy()))
-        .unwrap_or((0, 0))
 }
 
 fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, RuntimeError> {
@@ -598,6 +489,7 @@ pub(crate) fn install(c: &Compiled) -> Result<(), nix::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker_profile::{default_seccomp, docker_profile_to_oci};
 
     #[test]
     fn default_profile_compiles_and_round_trips_through_the_cache() {

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 use super::{Cgroup, read_pids, remove_dir, write};
-use crate::runtime::RuntimeError;
+use crate::RuntimeError;
 
 const ROOT: &str = "/sys/fs/cgroup";
 

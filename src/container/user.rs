@@ -10,7 +10,23 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::RuntimeError;
+/// A user or group that cannot be resolved, or /etc files that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// `--user` names a user or group the container's /etc files do not have.
+    #[error("unable to find {what} {name}: no matching entries in {file} file")]
+    NoSuchUser {
+        what: &'static str,
+        name: String,
+        file: &'static str,
+    },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// The ids a process runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +39,7 @@ pub struct ResolvedUser {
 }
 
 /// Resolves `spec_user` against `rootfs/etc/passwd` and `rootfs/etc/group`.
-pub fn resolve_user(rootfs: &Path, spec_user: &str) -> Result<ResolvedUser, RuntimeError> {
+pub fn resolve_user(rootfs: &Path, spec_user: &str) -> Result<ResolvedUser, UserError> {
     resolve_user_in_layers(&[rootfs], spec_user)
 }
 
@@ -32,7 +48,7 @@ pub fn resolve_user(rootfs: &Path, spec_user: &str) -> Result<ResolvedUser, Runt
 pub fn resolve_user_in_layers<P: AsRef<Path>>(
     layers: &[P],
     spec_user: &str,
-) -> Result<ResolvedUser, RuntimeError> {
+) -> Result<ResolvedUser, UserError> {
     let passwd = read_first(layers, "etc/passwd")?;
     let group = read_first(layers, "etc/group")?;
     resolve_from(passwd.as_deref(), group.as_deref(), spec_user)
@@ -40,7 +56,7 @@ pub fn resolve_user_in_layers<P: AsRef<Path>>(
 
 /// Reads `rel` inside the first root that has it, resolving symlinks as if that root were
 /// `/` so an image's `etc/passwd -> /etc/shadow` cannot reach the host.
-fn read_first<P: AsRef<Path>>(roots: &[P], rel: &str) -> Result<Option<String>, RuntimeError> {
+fn read_first<P: AsRef<Path>>(roots: &[P], rel: &str) -> Result<Option<String>, UserError> {
     for root in roots {
         let root = root.as_ref();
         let Ok(rootc) = CString::new(root.as_os_str().as_bytes()) else {
@@ -58,24 +74,33 @@ fn read_first<P: AsRef<Path>>(roots: &[P], rel: &str) -> Result<Option<String>, 
         }
         // SAFETY: rfd was just opened and is owned by nobody else.
         let rfd = unsafe { OwnedFd::from_raw_fd(rfd) };
-        let relc = CString::new(rel).map_err(|_| RuntimeError::InvalidSpec(rel.into()))?;
-        match super::rootfs::openat2_in_root(&rfd, &relc, libc::O_RDONLY | libc::O_CLOEXEC) {
+        let relc = CString::new(rel).map_err(|_| UserError::Io {
+            op: "open",
+            path: root.join(rel),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
+        match berth_runtime::rootfs::openat2_in_root(&rfd, &relc, libc::O_RDONLY | libc::O_CLOEXEC)
+        {
             Ok(fd) => {
                 let mut s = String::new();
                 File::from(fd)
                     .read_to_string(&mut s)
-                    .map_err(|e| RuntimeError::io("read", root.join(rel), e))?;
+                    .map_err(|e| UserError::Io {
+                        op: "read",
+                        path: root.join(rel),
+                        source: e,
+                    })?;
                 return Ok(Some(s));
             }
             Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => continue,
             // An overlay whiteout (0/0 character device): deleted in this layer.
             Err(nix::errno::Errno::ENXIO) => return Ok(None),
             Err(e) => {
-                return Err(RuntimeError::io(
-                    "open",
-                    root.join(rel),
-                    std::io::Error::from_raw_os_error(e as i32),
-                ));
+                return Err(UserError::Io {
+                    op: "open",
+                    path: root.join(rel),
+                    source: std::io::Error::from_raw_os_error(e as i32),
+                });
             }
         }
     }
@@ -128,7 +153,7 @@ fn resolve_from(
     passwd: Option<&str>,
     group: Option<&str>,
     spec_user: &str,
-) -> Result<ResolvedUser, RuntimeError> {
+) -> Result<ResolvedUser, UserError> {
     let (user_part, group_part) = match spec_user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec_user, None),
@@ -143,7 +168,7 @@ fn resolve_from(
         (Some(e), _) => (e.uid, e.gid, e.home.to_string(), Some(e.name)),
         (None, Some(n)) => (n, 0, "/".to_string(), None),
         (None, None) => {
-            return Err(RuntimeError::NoSuchUser {
+            return Err(UserError::NoSuchUser {
                 what: "user",
                 name: user_part.into(),
                 file: "passwd",
@@ -157,7 +182,7 @@ fn resolve_from(
             Err(_) => {
                 group_entries(groups)
                     .find(|e| e.name == g)
-                    .ok_or_else(|| RuntimeError::NoSuchUser {
+                    .ok_or_else(|| UserError::NoSuchUser {
                         what: "group",
                         name: g.into(),
                         file: "group",

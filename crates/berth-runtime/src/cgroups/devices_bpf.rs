@@ -12,7 +12,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use crate::runtime::RuntimeError;
+use crate::RuntimeError;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,54 @@
+//! The OCI runtime spec: loading a bundle's config.json, and the checks `spawn` makes before it creates anything (so a bad spec fails with a
+//! clear 125 error instead of half-way through the container's setup).
+
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::RuntimeError;
+
+/// Reads `<bundle>/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec, RuntimeError> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
+    serde_json::from_str(&text).map_err(|e| RuntimeError::Parse {
+        what: path.display().to_string(),
+        source: e,
+    })
+}
+
+/// What `spawn` requires of a spec before it touches the system.
+pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
+    let bad = |m: &str| Err(RuntimeError::InvalidSpec(m.into()));
+    let Some(process) = spec.process() else {
+        return bad("process is missing");
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return bad("process.args is empty");
+    }
+    if !process.cwd().is_absolute() {
+        return bad("process.cwd must be absolute");
+    }
+    if spec.root().is_none() {
+        return bad("root is missing");
+    }
+    let Some(linux) = spec.linux() else {
+        return bad("linux section is missing");
+    };
+    let nss = linux.namespaces().clone().unwrap_or_default();
+    if !nss.iter().any(|n| n.typ() == LinuxNamespaceType::Mount) {
+        return bad("a mount namespace is required (pivot_root would change the host's root)");
+    }
+    if nss.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
+        return bad("user namespaces are not supported yet");
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "mount destination {} is not absolute",
+                m.destination().display()
+            )));
+        }
+    }
+    Ok(())
+}
