@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use berth::runtime::{self, RuntimeError, SpawnOptions, Spawned, Stdio};
+use berth::runtime::{self, Container, Runtime, RuntimeError, SpawnOptions, Spawned, Stdio};
 use nix::sys::wait::{WaitStatus, waitpid};
 use oci_spec::runtime::{Capability, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
 
@@ -96,6 +96,9 @@ fn make_busybox_rootfs(root: &Path) {
 struct Bundle {
     dir: PathBuf,
     spec: Spec,
+    /// The runtime's state records, inside the bundle's scratch directory.
+    runtime: Runtime,
+    id: String,
 }
 
 impl Bundle {
@@ -123,13 +126,22 @@ impl Bundle {
             dir.join("work").display().to_string(),
         );
         spec.set_annotations(Some(ann));
-        let mut b = Bundle { dir, spec };
+        let mut b = Bundle::with_spec(dir, spec, name);
         b.set_cgroup(name);
         b
     }
 
     fn new(name: &str) -> Bundle {
         Bundle::overlay(name, &[base_layer()])
+    }
+
+    fn with_spec(dir: PathBuf, spec: Spec, name: &str) -> Bundle {
+        Bundle {
+            runtime: Runtime::new(dir.join("state")),
+            dir,
+            spec,
+            id: name.to_string(),
+        }
     }
 
     fn set_cgroup(&mut self, name: &str) {
@@ -155,7 +167,30 @@ impl Bundle {
     }
 
     fn spawn(&self, stdio: Stdio, init: bool) -> Result<Spawned, RuntimeError> {
-        runtime::spawn(&self.dir, &self.spec, self.opts(stdio, init))
+        self.start(self.opts(stdio, init))
+    }
+
+    /// The runtime's one-step create and start (what berth's monitor calls).
+    fn start(&self, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
+        let (_, spawned) = self.runtime.run(&self.id, &self.dir, &self.spec, opts)?;
+        Ok(spawned)
+    }
+
+    fn container(&self) -> Container {
+        self.runtime.load(&self.id).unwrap()
+    }
+
+    /// Deletes the container (killing what is left of it); without a record, removes the
+    /// cgroup a failed start may have left. Idempotent.
+    fn cleanup(&self) -> Result<(), RuntimeError> {
+        match self.runtime.load(&self.id) {
+            Ok(c) => c.delete(true),
+            Err(RuntimeError::NotFound(_)) => {
+                let linux = self.spec.linux().as_ref().unwrap();
+                runtime::remove_cgroup(linux.cgroups_path().as_ref().unwrap())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs to completion with piped stdout/stderr: (exit code, stdout, stderr).
@@ -173,7 +208,7 @@ impl Bundle {
         let s = match res {
             Ok(s) => s,
             Err(e) => {
-                runtime::cleanup(&self.spec).unwrap();
+                self.cleanup().unwrap();
                 return Err(e);
             }
         };
@@ -181,7 +216,7 @@ impl Bundle {
         let out = read_all(out_r);
         let err = errt.join().unwrap();
         let code = wait(&s);
-        runtime::cleanup(&self.spec).unwrap();
+        self.cleanup().unwrap();
         Ok((code, out, err))
     }
 
@@ -192,7 +227,7 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = runtime::cleanup(&self.spec);
+        let _ = self.cleanup();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -404,20 +439,21 @@ fn pid1_fds_seen_from_exec() {
     ]));
     let (out_r, out_w) = nix::unistd::pipe().unwrap();
     let (_er, err_w) = nix::unistd::pipe().unwrap();
-    let e = runtime::exec(
-        s.pid,
-        &b.spec,
-        &p,
-        b.opts(
-            Stdio::Fds {
-                stdin: None,
-                stdout: out_w,
-                stderr: err_w,
-            },
-            false,
-        ),
-    )
-    .unwrap();
+    let e = b
+        .container()
+        .exec(
+            &b.spec,
+            &p,
+            b.opts(
+                Stdio::Fds {
+                    stdin: None,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+                false,
+            ),
+        )
+        .unwrap();
     let out = read_all(out_r);
     assert_eq!(wait(&e), 0);
     assert_eq!(out, "0\n1\n2\nberth\nsleep\u{0}10\u{0}");
@@ -447,10 +483,119 @@ fn plain_bundle_without_overlay() {
     spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(
         format!("/berth-test/plain-{}", std::process::id()).into(),
     ));
-    let mut b = Bundle { dir, spec };
+    let mut b = Bundle::with_spec(dir, spec, "plain");
     b.args(&["sh", "-c", "echo plain > /tmp/x; cat /tmp/x"]);
     assert_eq!(b.run().1, "plain\n");
     assert!(b.dir.join("rootfs/tmp/x").exists());
+}
+
+/// The OCI lifecycle the runtime crate's documentation shows, on a plain bundle directory
+/// (config.json + rootfs): create parks the process before the user's program, start lets
+/// it run, state follows it, kill and delete end it.
+#[test]
+fn oci_create_start_state_kill_delete() {
+    let dir = scratch().join("oci-lifecycle");
+    let _ = fs::remove_dir_all(&dir);
+    make_busybox_rootfs(&dir.join("rootfs"));
+    let mut spec = berth::container::policy::default_spec().unwrap();
+    spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(
+        format!("/berth-test/oci-lifecycle-{}", std::process::id()).into(),
+    ));
+    let mut ann = HashMap::new();
+    ann.insert(
+        "org.example.purpose".to_string(),
+        "lifecycle test".to_string(),
+    );
+    spec.set_annotations(Some(ann));
+    let p = spec.process_mut().as_mut().unwrap();
+    p.set_args(Some(
+        ["sh", "-c", "echo started; exec sleep 1000"]
+            .map(String::from)
+            .to_vec(),
+    ));
+    fs::write(dir.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+
+    let spec = runtime::load_spec(&dir).unwrap();
+    let rt = Runtime::new(dir.join("state"));
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    let stdio = Stdio::Fds {
+        stdin: None,
+        stdout: out_w.try_clone().unwrap(),
+        stderr: out_w,
+    };
+    let opts = SpawnOptions::new(stdio, scratch().join("cache"));
+    let (c, spawned) = rt.create("lifecycle", &dir, &spec, opts).unwrap();
+    let st = c.state();
+    assert_eq!(st.status, runtime::Status::Created);
+    assert_eq!(st.pid, Some(spawned.pid.as_raw()));
+    assert_eq!(st.bundle, dir);
+    assert_eq!(st.annotations["org.example.purpose"], "lifecycle test");
+    // Parked: set up, but the user's program has not run (no exec, no output yet).
+    let comm = fs::read_to_string(format!("/proc/{}/comm", spawned.pid)).unwrap();
+    assert_ne!(comm.trim(), "sh");
+    let mut pending = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&out_r),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    assert_eq!(
+        nix::poll::poll(&mut pending, nix::poll::PollTimeout::from(200u16)).unwrap(),
+        0
+    );
+    let e = rt
+        .create(
+            "lifecycle",
+            &dir,
+            &spec,
+            SpawnOptions::new(Stdio::Pty, scratch().join("cache")),
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "container with id lifecycle already exists");
+    assert!(matches!(
+        rt.load("lifecycle").unwrap().delete(false),
+        Err(RuntimeError::WrongStatus { .. })
+    ));
+
+    // Another process's view: start through a fresh load, as `runc start` would.
+    rt.load("lifecycle").unwrap().start().unwrap();
+    let mut out = [0u8; 8];
+    let n = nix::unistd::read(&out_r, &mut out).unwrap();
+    assert_eq!(&out[..n], b"started\n");
+    assert_eq!(
+        rt.load("lifecycle").unwrap().state().status,
+        runtime::Status::Running
+    );
+    let listed: Vec<String> = rt
+        .list()
+        .unwrap()
+        .iter()
+        .map(|c| c.id().to_string())
+        .collect();
+    assert_eq!(listed, ["lifecycle"]);
+    assert!(
+        rt.load("lifecycle").unwrap().start().is_err(),
+        "started twice"
+    );
+
+    let c = rt.load("lifecycle").unwrap();
+    c.pause().unwrap();
+    assert_eq!(c.state().status, runtime::Status::Paused);
+    c.resume().unwrap();
+    assert_eq!(c.state().status, runtime::Status::Running);
+
+    c.kill(nix::sys::signal::Signal::SIGKILL, false).unwrap();
+    assert_eq!(wait(&spawned), 128 + libc::SIGKILL);
+    let st = c.state();
+    assert_eq!(st.status, runtime::Status::Stopped);
+    assert_eq!(st.pid, None);
+    c.delete(false).unwrap();
+    assert!(matches!(
+        rt.load("lifecycle"),
+        Err(RuntimeError::NotFound(_))
+    ));
+    assert!(!dir.join("state/lifecycle").exists());
+    let cg = format!("/berth-test/oci-lifecycle-{}", std::process::id());
+    assert!(runtime::remove_cgroup(Path::new(&cg)).is_ok());
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -726,7 +871,7 @@ fn start_time_of_true() {
         let t1 = Instant::now();
         assert_eq!(wait(&s), 0);
         let t2 = Instant::now();
-        runtime::cleanup(&b.spec).unwrap();
+        b.cleanup().unwrap();
         let t3 = Instant::now();
         spawn_t.push(t1 - t0);
         exit_t.push(t2 - t1);
@@ -1091,9 +1236,9 @@ fn freeze_and_thaw() {
             .unwrap()
             .to_string()
     };
-    runtime::freeze(&b.spec, true).unwrap();
+    b.container().pause().unwrap();
     assert_eq!(state(), "D", "a frozen task sleeps uninterruptibly");
-    runtime::freeze(&b.spec, false).unwrap();
+    b.container().resume().unwrap();
     // Thawed, it runs briefly before it is back asleep in nanosleep.
     let mut st = state();
     for _ in 0..200 {
@@ -1105,10 +1250,10 @@ fn freeze_and_thaw() {
     }
     assert_eq!(st, "S");
     // cleanup kills what is left, even a container that was frozen.
-    runtime::freeze(&b.spec, true).unwrap();
-    runtime::cleanup(&b.spec).unwrap();
+    b.container().pause().unwrap();
+    b.cleanup().unwrap();
     assert_eq!(wait(&s), 128 + libc::SIGKILL);
-    runtime::cleanup(&b.spec).unwrap();
+    b.cleanup().unwrap();
 }
 
 #[test]
@@ -1137,7 +1282,10 @@ fn exec_with_pty_and_user() {
     user.set_uid(65534);
     user.set_gid(65534);
     p.set_user(user);
-    let e = runtime::exec(s.pid, &b.spec, &p, b.opts(Stdio::Pty, false)).unwrap();
+    let e = b
+        .container()
+        .exec(&b.spec, &p, b.opts(Stdio::Pty, false))
+        .unwrap();
     let master = e.pty_master.as_ref().unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -1179,12 +1327,13 @@ fn sysctl_and_prestart_hook() {
         *seen2.lock().unwrap() = Some((pid, comm));
         Ok(())
     }));
-    let s = runtime::spawn(&b.dir, &b.spec, opts).unwrap();
+    let s = b.start(opts).unwrap();
     assert_eq!(read_all(out_r), "1\n");
     assert_eq!(wait(&s), 0);
     let (pid, comm) = seen.lock().unwrap().clone().unwrap();
     assert_eq!(pid, s.pid);
     assert_ne!(comm.trim(), "cat");
+    b.cleanup().unwrap();
     // A failing hook aborts the start and leaves no cgroup behind.
     let mut opts = b.opts(
         Stdio::Fds {
@@ -1195,7 +1344,7 @@ fn sysctl_and_prestart_hook() {
         false,
     );
     opts.prestart = Some(Box::new(|_| Err("no network".into())));
-    let e = runtime::spawn(&b.dir, &b.spec, opts).unwrap_err();
+    let e = b.start(opts).unwrap_err();
     assert_eq!(e.to_string(), "prestart: no network");
     let cg = format!(
         "/sys/fs/cgroup/pids/berth-test/sysctl-{}",

@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use nix::unistd::Pid;
 use serde_json::json;
 
 use super::ContainerError;
@@ -15,7 +14,7 @@ use super::lifecycle::{current_state, load_spec};
 use super::record::Status;
 use super::store::ContainerDir;
 use super::tty;
-use crate::runtime::{self, SpawnOptions, Stdio};
+use crate::runtime::{SpawnOptions, Stdio};
 
 #[derive(Debug, Default, Clone)]
 pub struct ExecOptions {
@@ -105,8 +104,7 @@ pub fn exec(
             stderr: dup(io::stderr().as_fd())?,
         }
     };
-    let spawned = runtime::exec(
-        Pid::from_raw(state.pid),
+    let spawned = super::store::oci_runtime().load(&dir.id)?.exec(
         &spec,
         &process,
         SpawnOptions {

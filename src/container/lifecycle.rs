@@ -119,8 +119,9 @@ pub fn create_and_start(
                 // Made before the namespace is handed over: the monitor waits for the
                 // message (or for this process to be gone) before it touches the cgroup,
                 // and makes it itself only if the message does not say it is made.
-                cgroup = crate::runtime::cgroups::for_path(&spec::cgroup_path(&id)).ok();
-                let made = cgroup.as_ref().is_some_and(|cg| cg.create().is_ok());
+                let path = spec::cgroup_path(&id);
+                let made = crate::runtime::make_cgroup(&path).is_ok();
+                cgroup = made.then_some(path);
                 sys::trace("cli-cgroup-made");
                 send_network_namespace(&channel, made);
                 sys::trace("cli-netns-sent");
@@ -139,8 +140,8 @@ pub fn create_and_start(
                     let record = dir.record().ok();
                     let stopped = record.is_none()
                         || current_state(&dir).is_ok_and(|s| !s.status.is_running());
-                    if stopped && let Some(cg) = cgroup {
-                        let _ = cg.destroy();
+                    if stopped && let Some(path) = cgroup {
+                        let _ = crate::runtime::remove_cgroup(&path);
                     }
                     if !reported
                         && stopped

@@ -367,8 +367,14 @@ fn monitor(
         cgroup_made_with_namespace: setup.cgroup_from_cli,
     };
     sys::trace("monitor-spawn");
-    let spawned = match runtime::spawn(&setup.dir.path, &setup.spec, options) {
-        Ok(s) => s,
+    let oci = super::store::oci_runtime();
+    // A record left by a monitor that was killed: its process is gone (this start holds
+    // the container's start lock), so only the record and the cgroup remain.
+    if let Ok(stale) = oci.load(&record.id) {
+        let _ = stale.delete(false);
+    }
+    let spawned = match oci.run(&record.id, &setup.dir.path, &setup.spec, options) {
+        Ok((_, s)) => s,
         Err(e) => {
             let mut state = setup.dir.state().unwrap_or_default();
             state.error = Some(e.to_string());
@@ -713,7 +719,7 @@ fn network_prestart(
 /// start failed) and the runtime directory; with `--rm` it takes the container and its
 /// anonymous volumes out of sight and returns what is left to delete.
 fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) -> Vec<PathBuf> {
-    let _ = runtime::cleanup(&setup.spec);
+    let _ = super::store::release_runtime(&setup.record.id, &setup.spec);
     sys::trace("monitor-cgroup-removed");
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {

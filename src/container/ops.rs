@@ -10,7 +10,6 @@ use super::ContainerError;
 use super::lifecycle::{self, current_state, load_spec};
 use super::record::{State, Status};
 use super::store::{ContainerDir, ContainerStore};
-use crate::runtime;
 
 /// Parses `SIGTERM`, `TERM`, `term` or `15`.
 pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
@@ -41,7 +40,9 @@ pub fn kill(dir: &ContainerDir, signal: i32) -> Result<(), ContainerError> {
     send(state.pid, signal);
     if state.status == Status::Paused && signal == libc::SIGKILL {
         // A frozen process cannot die; thaw so the kill lands.
-        let _ = load_spec(dir).map(|spec| runtime::freeze(&spec, false));
+        let _ = super::store::oci_runtime()
+            .load(&dir.id)
+            .map(|c| c.resume());
     }
     Ok(())
 }
@@ -67,7 +68,9 @@ pub fn stop(dir: &ContainerDir, timeout: Duration) -> Result<(), ContainerError>
         .transpose()?
         .unwrap_or(libc::SIGTERM);
     if state.status == Status::Paused {
-        let _ = load_spec(dir).map(|spec| runtime::freeze(&spec, false));
+        let _ = super::store::oci_runtime()
+            .load(&dir.id)
+            .map(|c| c.resume());
     }
     send(state.pid, signal);
     if !wait_for_exit(dir, &state, timeout) {
@@ -106,7 +109,7 @@ fn settle(dir: &ContainerDir, before: &State) {
             && before.monitor_pid > 0;
         if !monitor_alive {
             if let Ok(spec) = load_spec(dir) {
-                let _ = runtime::cleanup(&spec);
+                let _ = super::store::release_runtime(&dir.id, &spec);
             }
             let _ = crate::network::disconnect(&dir.id, Some(before.pid));
             state.status = Status::Exited;
@@ -152,14 +155,16 @@ pub fn remove(
                 return Err(ContainerError::RemoveRunning(dir.id.clone()));
             }
             if state.status == Status::Paused {
-                let _ = load_spec(dir).map(|spec| runtime::freeze(&spec, false));
+                let _ = super::store::oci_runtime()
+                    .load(&dir.id)
+                    .map(|c| c.resume());
             }
             send(state.pid, libc::SIGKILL);
             wait_for_exit(dir, &state, Duration::from_secs(10));
             settle(dir, &state);
         }
         if let Ok(spec) = load_spec(dir) {
-            let _ = runtime::cleanup(&spec);
+            let _ = super::store::release_runtime(&dir.id, &spec);
         }
         let _ = crate::network::disconnect(&dir.id, None);
     }
@@ -176,7 +181,12 @@ pub fn pause(dir: &ContainerDir, frozen: bool) -> Result<(), ContainerError> {
         (Status::Running, false) => return Err(ContainerError::NotPaused(dir.id.clone())),
         _ => return Err(ContainerError::NotRunning(dir.id.clone())),
     }
-    runtime::freeze(&load_spec(dir)?, frozen)?;
+    let container = super::store::oci_runtime().load(&dir.id)?;
+    if frozen {
+        container.pause()?;
+    } else {
+        container.resume()?;
+    }
     state.status = if frozen {
         Status::Paused
     } else {
@@ -213,14 +223,12 @@ pub fn pids(dir: &ContainerDir) -> Result<Vec<i32>, ContainerError> {
     if !state.status.is_running() {
         return Err(ContainerError::NotRunning(dir.id.clone()));
     }
-    let spec = load_spec(dir)?;
-    let path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .unwrap_or_default();
-    let cgroup = runtime::cgroups::for_path(&path)?;
-    Ok(cgroup.pids()?.into_iter().map(|p| p.as_raw()).collect())
+    let container = super::store::oci_runtime().load(&dir.id)?;
+    Ok(container
+        .processes()?
+        .into_iter()
+        .map(|p| p.as_raw())
+        .collect())
 }
 
 fn pidfd(pid: i32, start: u64) -> Option<OwnedFd> {

@@ -13,6 +13,31 @@ use crate::sys::{self, FileLock};
 
 pub const RUNTIME_DIR: &str = "/run/berth";
 
+/// The OCI runtime's state records of berth's containers (host-wide, as the per-container
+/// runtime directories beside it: a record lives as long as its container's process).
+pub fn oci_runtime() -> crate::runtime::Runtime {
+    crate::runtime::Runtime::new(Path::new(RUNTIME_DIR).join("runtime"))
+}
+
+/// Removes the runtime's record of a stopped container and its cgroup (killing anything
+/// left in it); without a record, the cgroup `spec` names. Idempotent.
+pub fn release_runtime(
+    id: &str,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<(), crate::runtime::RuntimeError> {
+    match oci_runtime().load(id) {
+        Ok(c) => c.delete(true),
+        Err(_) => match spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+        {
+            Some(path) => crate::runtime::remove_cgroup(path),
+            None => Ok(()),
+        },
+    }
+}
+
 pub struct ContainerStore {
     dir: PathBuf,
 }

@@ -77,12 +77,26 @@ pub enum RuntimeError {
     #[error("prestart: {0}")]
     Prestart(#[source] Box<dyn std::error::Error + Send + Sync>),
 
-    /// `--user` names a user or group the container's /etc files do not have.
-    #[error("unable to find {what} {name}: no matching entries in {file} file")]
-    NoSuchUser {
-        what: &'static str,
-        name: String,
-        file: &'static str,
+    /// No container of this id under the runtime's root.
+    #[error("container {0} does not exist")]
+    NotFound(String),
+
+    /// The id is taken by a container under the runtime's root.
+    #[error("container with id {0} already exists")]
+    Exists(String),
+
+    /// An id the runtime cannot use as a directory name.
+    #[error(
+        "invalid container id {0:?}: it must match [A-Za-z0-9][A-Za-z0-9_.+-]* (at most 1024 bytes)"
+    )]
+    InvalidId(String),
+
+    /// The operation is not allowed in the container's current status.
+    #[error("cannot {op} container {id}: it is {status}")]
+    WrongStatus {
+        op: &'static str,
+        id: String,
+        status: crate::Status,
     },
 }
 

@@ -1,47 +1,56 @@
-//! The runtime: turns an OCI runtime bundle (config.json + rootfs) into a running,
-//! isolated process.
+//! berth's container runtime, as a library: the operations of the OCI runtime spec on a
+//! runtime spec (`oci-spec` types) and a root file system.
 //!
-//! It owns namespaces, the container's root file system (overlay, mounts, /dev,
-//! pivot_root, masked and read-only paths), capabilities, seccomp, cgroups, the pty, user
-//! resolution and the optional `--init`. It does not own container records, waiting for
-//! the process, pumping stdio or networking: the caller gets a pid (a child of the calling
-//! process) and does those.
+//! [`Runtime::create`] sets a container up — namespaces, cgroup, the root file system
+//! (overlay, mounts, /dev, pivot_root, masked and read-only paths), rlimits, user,
+//! capabilities, seccomp — and parks its process before the user's program;
+//! [`Container::start`] lets it exec; [`Container::state`], [`Container::kill`],
+//! [`Container::pause`]/[`Container::resume`], [`Container::exec`] and
+//! [`Container::delete`] follow the spec's lifecycle. [`Runtime::run`] creates and starts
+//! in one step for a caller that waits for the process itself (berth's per-container
+//! monitor). Each container's state record lives under the root directory the caller
+//! chooses, written atomically.
 //!
-//! The defaults every container starts from live in `runtime-specs/` as data.
+//! The runtime knows nothing of images, registries, Docker's profile formats or user
+//! names: its caller turns those into the spec. It does not wait for the process, pump its
+//! stdio or set up networking beyond the namespace; [`SpawnOptions::prestart`] is the hook
+//! for the latter.
 //!
 //! ```no_run
-//! use berth_runtime::{self as runtime, SpawnOptions, Stdio};
-//! use nix::sys::wait::waitpid;
+//! use berth_runtime::{Runtime, SpawnOptions, Status, Stdio, load_spec};
+//! use nix::sys::signal::Signal;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let bundle = std::path::Path::new("/var/lib/berth/containers/abc");
-//! let mut spec = runtime::load_spec(bundle)?;
-//! // ... image config and flags: args, env, user, mounts, cgroupsPath, overlay annotations
-//! let (r, w) = nix::unistd::pipe()?;
-//! let opts = SpawnOptions::new(
-//!     Stdio::Fds { stdin: None, stdout: w.try_clone()?, stderr: w },
-//!     "/var/lib/berth/cache",
-//! );
-//! let started = match runtime::spawn(bundle, &spec, opts) {
-//!     Ok(s) => s,
-//!     Err(e) => {
-//!         eprintln!("docker: Error response from daemon: {e}.");
-//!         std::process::exit(e.exit_code());
-//!     }
-//! };
-//! let status = waitpid(started.pid, None)?; // the caller owns waiting and the pipes
-//! runtime::cleanup(&spec)?;
-//! # let _ = (r, status, &mut spec); Ok(()) }
+//! // A bundle: config.json and the root file system it names (e.g. from `runc spec`).
+//! let bundle = std::path::Path::new("/tmp/bundle");
+//! let spec = load_spec(bundle)?;
+//! let runtime = Runtime::new("/run/example-runtime");
+//! let (w, _) = (std::fs::File::create("/tmp/out")?, ());
+//! let stdio = Stdio::Fds { stdin: None, stdout: w.try_clone()?.into(), stderr: w.into() };
+//! let (container, _process) =
+//!     runtime.create("demo", bundle, &spec, SpawnOptions::new(stdio, "/tmp/seccomp-cache"))?;
+//! assert_eq!(container.state().status, Status::Created);
+//! container.start()?;
+//! assert_eq!(runtime.load("demo")?.state().status, Status::Running);
+//! container.kill(Signal::SIGKILL, true)?;
+//! // ... once the process has exited (wait for it, or poll the status):
+//! runtime.load("demo")?.delete(false)?;
+//! # Ok(()) }
 //! ```
+//!
+//! `tests/lifecycle.rs` of this crate runs the same steps against a real bundle.
 
 pub mod caps;
 pub mod cgroups;
+mod container;
 mod error;
 mod init;
+mod process;
 pub mod rootfs;
 pub mod seccomp;
 mod seccomp_table;
 mod spawn;
 pub mod spec;
+mod state;
 
 // The Docker-format profile berth ships is the most thorough input the seccomp tests have;
 // its converter lives on berth's side (a Docker concern), so the tests borrow its file.
@@ -50,20 +59,16 @@ pub mod spec;
 #[allow(dead_code)]
 mod docker_profile;
 
-use std::ffi::CString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Spec;
 
+pub use container::{Container, Runtime};
 pub use error::RuntimeError;
 pub use spec::load_spec;
-
-use spawn::{ChildPlan, ChildStdio, Namespaces, ProcPlan};
+pub use state::{State, Status};
 
 /// How the container's stdio is wired.
 pub enum Stdio {
@@ -151,6 +156,18 @@ pub fn make_network_namespace() -> Result<OwnedFd, RuntimeError> {
     spawn::new_network_namespace()
 }
 
+/// Makes the cgroup a spec's `linux.cgroupsPath` names, ahead of the start (by a process
+/// working in parallel with the one that starts the container, as `make_network_namespace`).
+pub fn make_cgroup(cgroups_path: &Path) -> Result<(), RuntimeError> {
+    cgroups::for_path(cgroups_path)?.create()
+}
+
+/// Removes a cgroup made by [`make_cgroup`] for a container that never got a state record
+/// (its start failed, or its starter died first), killing anything left in it. Idempotent.
+pub fn remove_cgroup(cgroups_path: &Path) -> Result<(), RuntimeError> {
+    cgroups::for_path(cgroups_path)?.destroy()
+}
+
 /// A started container process (or exec'd process).
 #[derive(Debug)]
 pub struct Spawned {
@@ -164,303 +181,4 @@ pub struct Spawned {
     /// process, before the parent can see the exit: holding it moves that cost to whenever
     /// the caller drops this, e.g. after it has reported the exit.
     pub mount_ns: Option<OwnedFd>,
-}
-
-fn cgroup_of(spec: &Spec) -> Result<Option<Box<dyn cgroups::Cgroup>>, RuntimeError> {
-    match spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-    {
-        Some(p) => Ok(Some(cgroups::for_path(p)?)),
-        None => Ok(None),
-    }
-}
-
-fn self_join_files(cg: Option<&dyn cgroups::Cgroup>) -> Result<Vec<CString>, RuntimeError> {
-    cg.map(|c| c.self_join_files())
-        .unwrap_or_default()
-        .iter()
-        .map(|p| rootfs::cstr(p.as_os_str().as_bytes(), "cgroup tasks file"))
-        .collect()
-}
-
-fn child_stdio(stdio: Stdio, console_size: Option<(u16, u16)>) -> Result<ChildStdio, RuntimeError> {
-    Ok(match stdio {
-        Stdio::Pty => ChildStdio::Pty(console_size),
-        Stdio::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => {
-            let stdin = match stdin {
-                Some(fd) => fd,
-                None => spawn::dev_null()?,
-            };
-            ChildStdio::Fds {
-                stdin,
-                stdout,
-                stderr,
-            }
-        }
-    })
-}
-
-/// Phase timings of `spawn`, printed to stderr when BERTH_TRACE_SPAWN is set.
-struct Trace {
-    on: bool,
-    last: std::time::Instant,
-    marks: Vec<(&'static str, std::time::Duration)>,
-}
-
-impl Trace {
-    fn new() -> Self {
-        Trace {
-            on: std::env::var_os("BERTH_TRACE_SPAWN").is_some(),
-            last: std::time::Instant::now(),
-            marks: Vec::new(),
-        }
-    }
-
-    fn mark(&mut self, what: &'static str) {
-        berth_sys::trace(what);
-        if self.on {
-            let now = std::time::Instant::now();
-            self.marks.push((what, now - self.last));
-            self.last = now;
-        }
-    }
-
-    fn print(&self) {
-        if self.on {
-            let parts: Vec<String> = self
-                .marks
-                .iter()
-                .map(|(w, d)| format!("{w} {}µs", d.as_micros()))
-                .collect();
-            eprintln!("berth: spawn: {}", parts.join(", "));
-        }
-    }
-}
-
-pub(crate) fn reap(pid: Pid) {
-    let _ = kill(pid, Signal::SIGKILL);
-    let _ = waitpid(pid, None);
-}
-
-/// Creates the cgroup, clones the init process into its namespaces, sets up the rootfs
-/// and execs `spec.process.args`. Returns once the user's command has been exec'd, or
-/// the failure as an error (`exit_code()` gives Docker's 125/126/127).
-pub fn spawn(bundle: &Path, spec: &Spec, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
-    spec::validate(spec)?;
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| RuntimeError::InvalidSpec("process is missing".into()))?;
-    let mut trace = Trace::new();
-    let mut ns = Namespaces::from_spec(spec)?;
-    let size = process
-        .console_size()
-        .as_ref()
-        .map(|b| (b.height() as u16, b.width() as u16));
-    let stdio = child_stdio(opts.stdio, size)?;
-    let rootfs = rootfs::plan(bundle, spec)?;
-    let mut proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
-    proc_.create_cwd = true;
-    let hostname = match spec.hostname() {
-        Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
-        _ => None,
-    };
-    trace.mark("plan");
-    let mut network_namespace = opts.network_namespace.filter(|_| ns.new_net);
-    let mut cgroup_made = false;
-    if opts.cgroup_made_with_namespace
-        && let Some(fetch) = network_namespace.take()
-        && let Some(handed) = fetch()
-    {
-        cgroup_made = handed.cgroup_made;
-        if let Some(fd) = handed.namespace {
-            ns.join_network_namespace(fd);
-        }
-    }
-    let cg = cgroup_of(spec)?;
-    if let Some(cg) = &cg {
-        if !cgroup_made {
-            cg.create()?;
-        }
-        let applied = match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            Some(r) => cg.apply(r),
-            None => Ok(()),
-        };
-        if let Err(e) = applied {
-            let _ = cg.destroy();
-            return Err(e);
-        }
-    }
-    let fail_cg = |e: RuntimeError| {
-        if let Some(cg) = &cg {
-            let _ = cg.destroy();
-        }
-        e
-    };
-    let cgroup_tasks = self_join_files(cg.as_deref()).map_err(fail_cg)?;
-    let pipes = spawn::pipes().map_err(fail_cg)?;
-    trace.mark("cgroup create+apply");
-    if let Some(fetch) = network_namespace
-        && let Some(fd) = fetch().and_then(|h| h.namespace)
-    {
-        ns.join_network_namespace(fd);
-    }
-    trace.mark("network namespace");
-    let child = ChildPlan {
-        ns: &ns,
-        rootfs: Some(&rootfs),
-        hostname,
-        proc_: &proc_,
-        stdio,
-        cgroup_tasks: &cgroup_tasks,
-    };
-    let pid = spawn::start_child(&child, &pipes).map_err(fail_cg)?;
-    trace.mark("clone");
-    // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
-    // the pipes and the pty would never come.
-    drop(child);
-    let spawn::Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
-    } = pipes;
-    drop(sync_r);
-    drop(err_w);
-
-    let placed = match &cg {
-        Some(cg) if cgroup_tasks.is_empty() => cg.add_pid(pid),
-        _ => Ok(()),
-    };
-    let placed = placed.and_then(|()| match process.oom_score_adj() {
-        Some(adj) => std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
-            .map_err(|e| RuntimeError::io("write", format!("/proc/{pid}/oom_score_adj"), e)),
-        None => Ok(()),
-    });
-    let placed = placed.and_then(|()| match opts.prestart {
-        Some(hook) => hook(pid).map_err(RuntimeError::Prestart),
-        None => Ok(()),
-    });
-    if let Err(e) = placed {
-        reap(pid);
-        return Err(fail_cg(e));
-    }
-    // Opened while the child waits for us, so it cannot be gone yet.
-    let mount_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(OwnedFd::from);
-    trace.mark("cgroup join");
-    match spawn::release_and_wait(sync_w, err_r) {
-        Ok(pty_master) => {
-            trace.mark("child setup until execve");
-            trace.print();
-            Ok(Spawned {
-                pid,
-                pty_master,
-                cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
-                mount_ns,
-            })
-        }
-        Err(f) => {
-            reap(pid);
-            let e = match f {
-                Some(f) => spawn::describe(f, &proc_, Some(&rootfs), &ns, &cgroup_tasks),
-                None => RuntimeError::ContainerSetup {
-                    step: "start",
-                    object: "container init".into(),
-                    source: std::io::Error::other("the container process exited during setup"),
-                },
-            };
-            Err(fail_cg(e))
-        }
-    }
-}
-
-/// Runs `process` inside the running container whose init has host pid `container_pid`:
-/// joins its namespaces and cgroup and applies the process's user, capabilities, rlimits
-/// and the spec's seccomp profile. `opts.init` is ignored.
-pub fn exec(
-    container_pid: Pid,
-    spec: &Spec,
-    process: &Process,
-    opts: SpawnOptions,
-) -> Result<Spawned, RuntimeError> {
-    let ns = Namespaces::for_exec(container_pid)?;
-    let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, false)?;
-    let cg = cgroup_of(spec)?;
-    let size = process
-        .console_size()
-        .as_ref()
-        .map(|b| (b.height() as u16, b.width() as u16));
-    let stdio = child_stdio(opts.stdio, size)?;
-    let cgroup_tasks = self_join_files(cg.as_deref())?;
-    let pipes = spawn::pipes()?;
-    let child = ChildPlan {
-        ns: &ns,
-        rootfs: None,
-        hostname: None,
-        proc_: &proc_,
-        stdio,
-        cgroup_tasks: &cgroup_tasks,
-    };
-    let pid = spawn::start_child(&child, &pipes)?;
-    drop(child);
-    let spawn::Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
-    } = pipes;
-    drop(sync_r);
-    drop(err_w);
-    if let Some(cg) = &cg
-        && cgroup_tasks.is_empty()
-        && let Err(e) = cg.add_pid(pid)
-    {
-        reap(pid);
-        return Err(e);
-    }
-    match spawn::release_and_wait(sync_w, err_r) {
-        Ok(pty_master) => Ok(Spawned {
-            pid,
-            pty_master,
-            cgroup_path: cg.as_ref().map(|c| c.path().to_path_buf()),
-            mount_ns: None,
-        }),
-        Err(f) => {
-            reap(pid);
-            Err(match f {
-                Some(f) => spawn::describe(f, &proc_, None, &ns, &cgroup_tasks),
-                None => RuntimeError::ContainerSetup {
-                    step: "exec",
-                    object: format!("in container {container_pid}"),
-                    source: std::io::Error::other("the process exited during setup"),
-                },
-            })
-        }
-    }
-}
-
-/// Removes the container's cgroup after it exited (kills leftovers first). Idempotent.
-pub fn cleanup(spec: &Spec) -> Result<(), RuntimeError> {
-    match cgroup_of(spec)? {
-        Some(cg) => cg.destroy(),
-        None => Ok(()),
-    }
-}
-
-/// Freezes or thaws every process of the container (`pause`/`unpause`).
-pub fn freeze(spec: &Spec, frozen: bool) -> Result<(), RuntimeError> {
-    match cgroup_of(spec)? {
-        Some(cg) => cg.freeze(frozen),
-        None => Err(RuntimeError::InvalidSpec(
-            "container has no cgroupsPath".into(),
-        )),
-    }
 }

@@ -101,6 +101,7 @@ steps!(
     Pty,
     Sysctl,
     CgroupJoin,
+    Park,
 );
 
 /// The fixed-size failure record the child sends over the err pipe.
@@ -274,6 +275,10 @@ pub(crate) struct ProcPlan {
     /// Create a missing working directory (a container's first process, as Docker does);
     /// `exec` leaves it an error.
     pub create_cwd: bool,
+    /// OCI create: an `O_PATH` fd of the container's exec FIFO. Once set up, the process
+    /// says so on the err socket and waits (opening the FIFO for writing) until `start`
+    /// opens it for reading; only then does it exec the user's program.
+    pub park: Option<RawFd>,
 }
 
 /// A command line written over the process's own argument strings (what /proc/PID/cmdline
@@ -428,6 +433,7 @@ impl ProcPlan {
                 None
             },
             create_cwd: false,
+            park: None,
         })
     }
 
@@ -445,6 +451,11 @@ impl ProcPlan {
         match self.prepare(err_fd) {
             Ok(()) => {}
             Err(f) => return f,
+        }
+        if let Some(fifo) = self.park
+            && let Err(f) = park(err_fd, fifo)
+        {
+            return f;
         }
         if self.init {
             return super::init::run(self, err_fd);
@@ -524,7 +535,7 @@ impl ProcPlan {
             {
                 seccomp::install(s).map_err(|e| Fail::new(Step::Seccomp, e as i32, 0))?;
             }
-            close_fds_except(err_fd)?;
+            close_fds_except(err_fd, self.park)?;
             reset_signals();
             libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
         }
@@ -551,17 +562,69 @@ fn verify_cwd() -> Result<(), Fail> {
     Ok(())
 }
 
-fn close_fds_except(keep: RawFd) -> Result<(), Fail> {
+fn close_fds_except(keep: RawFd, also: Option<RawFd>) -> Result<(), Fail> {
     let close_range = |lo: u32, hi: u32| {
         // SAFETY: close_range on a numeric range.
         unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }
     };
-    let keep = keep as u32;
-    if keep > 3 && close_range(3, keep - 1) < 0 {
+    // Close everything from 3 up but the kept fds, in the gaps between them (sorted).
+    let mut keep = [keep as u32, also.map_or(keep, |fd| fd) as u32];
+    keep.sort_unstable();
+    let mut lo = 3u32;
+    for k in keep {
+        if k >= lo {
+            if k > lo && close_range(lo, k - 1) < 0 {
+                return Err(Fail::errno(Step::CloseFds, 0));
+            }
+            lo = k + 1;
+        }
+    }
+    if close_range(lo, u32::MAX) < 0 {
         return Err(Fail::errno(Step::CloseFds, 0));
     }
-    if close_range(keep.max(2) + 1, u32::MAX) < 0 {
-        return Err(Fail::errno(Step::CloseFds, 0));
+    Ok(())
+}
+
+/// OCI create's waiting point, in the child, once everything but the exec is done: tells
+/// the creator it is set up (which lets `create` return), closes the err socket (nobody
+/// reads it any more: a failure after this shows as the container's exit status), then
+/// blocks opening the exec FIFO for writing until `start` opens it for reading. Reached
+/// through /proc/self/fd because the FIFO's path is outside the container's root.
+fn park(err_fd: RawFd, fifo: RawFd) -> Result<(), Fail> {
+    let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fifo as u32, 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        path[14 + i] = digits[len - 1 - i];
+    }
+    // SAFETY: write of a one-byte stack buffer; close of our own fd.
+    unsafe {
+        if libc::write(err_fd, [PARKED_MSG].as_ptr().cast(), 1) != 1 {
+            return Err(Fail::errno(Step::Park, 0));
+        }
+        libc::close(err_fd);
+    }
+    // SAFETY: path is NUL-terminated (at most 10 digits follow the 14-byte prefix).
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Fail::errno(Step::Park, 1));
+    }
+    // SAFETY: one byte from a static buffer; then our fds are closed.
+    unsafe {
+        let wrote = libc::write(fd, b"0".as_ptr().cast(), 1);
+        libc::close(fd);
+        libc::close(fifo);
+        if wrote != 1 {
+            return Err(Fail::errno(Step::Park, 2));
+        }
     }
     Ok(())
 }
@@ -748,6 +811,8 @@ fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Fail> {
 }
 
 const PTY_MSG: u8 = b'P';
+/// The child is set up and waits for `start` (OCI create).
+const PARKED_MSG: u8 = b'W';
 
 /// Namespaces to create (clone flags) and to join (pre-opened fds).
 pub(crate) struct Namespaces {
@@ -1053,7 +1118,7 @@ fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     }
     // Everything else inherited from the caller (other containers' pipes, store files)
     // goes now rather than at exec, so no setup step can use or leak it.
-    if let Err(f) = close_fds_except(err_fd) {
+    if let Err(f) = close_fds_except(err_fd, c.proc_.park) {
         return f;
     }
     if c.ns.new_net
@@ -1233,7 +1298,7 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
     if let Err(e) = left_net_ns {
         // Staying in the container's namespace would put the caller's later network work
         // (a bridge's veth) in the wrong place: give up the start instead.
-        super::reap(Pid::from_raw(pid));
+        crate::process::reap(Pid::from_raw(pid));
         return Err(RuntimeError::sys(
             "setns",
             "the caller's network namespace",
@@ -1249,6 +1314,7 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
 pub(crate) fn release_and_wait(
     sync_w: OwnedFd,
     err_r: OwnedFd,
+    meanwhile: &mut dyn FnMut(),
 ) -> Result<Option<OwnedFd>, Option<Fail>> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut sync = File::from(sync_w);
@@ -1256,6 +1322,7 @@ pub(crate) fn release_and_wait(
         return Err(None);
     }
     drop(sync);
+    meanwhile();
     let mut master = None;
     loop {
         let mut buf = [0u8; 12];
@@ -1286,6 +1353,7 @@ pub(crate) fn release_and_wait(
         match n {
             0 => return Ok(master),
             1 if buf[0] == PTY_MSG && fd.is_some() => master = fd,
+            1 if buf[0] == PARKED_MSG => return Ok(master),
             12 => return Err(Some(Fail::from_bytes(&buf))),
             _ => return Err(None),
         }
@@ -1424,6 +1492,7 @@ pub(crate) fn describe(
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         ),
+        Step::Park => ("wait for start on", "the exec FIFO".into()),
         Step::ExecNotFound | Step::Exec => unreachable_step(),
     };
     RuntimeError::ContainerSetup {

@@ -37,6 +37,8 @@ pub trait Cgroup: Send {
     }
     /// Freezes (`true`) or thaws (`false`) every process in the cgroup.
     fn freeze(&self, frozen: bool) -> Result<(), RuntimeError>;
+    /// Whether the cgroup is frozen (a missing cgroup or freezer: not frozen).
+    fn frozen(&self) -> bool;
     /// The pids currently in the cgroup.
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError>;
     /// Kills what is left and removes the directories; a missing cgroup is not an error.

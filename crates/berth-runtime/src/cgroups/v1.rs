@@ -274,6 +274,12 @@ impl Cgroup for V1 {
         Ok(())
     }
 
+    fn frozen(&self) -> bool {
+        self.controller("freezer").is_some_and(|dir| {
+            fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        })
+    }
+
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError> {
         match self
             .controller("pids")

@@ -157,6 +157,11 @@ impl Cgroup for V2 {
         Ok(())
     }
 
+    fn frozen(&self) -> bool {
+        fs::read_to_string(self.dir().join("cgroup.events"))
+            .is_ok_and(|ev| ev.lines().any(|l| l == "frozen 1"))
+    }
+
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError> {
         read_pids(&self.dir().join("cgroup.procs"))
     }
