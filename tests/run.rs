@@ -9,11 +9,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::output::{describe, is_hex, text};
 use common::pty::PtySession;
-use common::{TestRoot, fixtures};
+use common::{BUSYBOX, DEBIAN, TestRoot, fixtures};
 
-const BUSYBOX: &str = "127.0.0.1:5000/busybox:latest";
-const DEBIAN: &str = "127.0.0.1:5000/debian:bookworm";
 const MULTILAYER: &str = "127.0.0.1:5000/multilayer:latest";
 
 /// Docker's 14 default capabilities.
@@ -25,10 +24,6 @@ fn root_with(name: &str, image: &str) -> TestRoot {
     let root = TestRoot::new(&format!("run-{name}"));
     root.ok(&["pull", "-q", image]);
     root
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `berth run --rm ARGS…` expecting success; its stdout.
@@ -43,15 +38,6 @@ fn run_out(root: &TestRoot, args: &[&str]) -> Output {
     let mut all = vec!["run", "--rm"];
     all.extend_from_slice(args);
     root.run(&all)
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 /// The value of `key:` in a /proc/PID/status text.
@@ -157,12 +143,6 @@ impl Drop for Reaper<'_> {
     fn drop(&mut self) {
         kill_containers(self.0);
     }
-}
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 // ---------------------------------------------------------------------------------------

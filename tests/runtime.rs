@@ -4,212 +4,19 @@
 //! once per test process into a base layer; each test gets its own upper/work dirs and
 //! its own cgroup.
 
+mod common;
+
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use berth::runtime::{self, RuntimeError, SpawnOptions, Spawned, Stdio};
-use nix::sys::wait::{WaitStatus, waitpid};
+use berth::runtime::{self, Stdio};
+use common::bundle::{Bundle, base_layer, make_busybox_rootfs, pipes, read_all, scratch, wait};
 use oci_spec::runtime::{Capability, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
-
-fn scratch() -> PathBuf {
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    SWEPT.get_or_init(|| {
-        // Earlier runs' directories (their test process is gone) would pile up in /tmp.
-        for e in fs::read_dir(std::env::temp_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("berth-rt-tests-")
-                && !Path::new("/proc").join(pid).exists()
-            {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    });
-    let p = std::env::temp_dir().join(format!("berth-rt-tests-{}", std::process::id()));
-    fs::create_dir_all(&p).unwrap();
-    p
-}
-
-/// The shared busybox layer: /bin/busybox + applet symlinks, /etc/passwd, /etc/group.
-fn base_layer() -> &'static Path {
-    static BASE: OnceLock<PathBuf> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let base = scratch().join("base");
-        let _ = fs::remove_dir_all(&base);
-        make_busybox_rootfs(&base);
-        base
-    })
-}
-
-fn make_busybox_rootfs(root: &Path) {
-    let bb = Path::new("/bin/busybox");
-    assert!(
-        bb.exists(),
-        "tests need busybox-static: apt-get install busybox-static"
-    );
-    for d in ["bin", "etc", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    // Copied by a `cp` process, not by this one: containers of tests on other threads are
-    // cloned from this process, and one cloned while this thread held the new binary open
-    // for writing would keep that descriptor until it closes its fds, so exec'ing the copy
-    // could fail with "text file busy" (seen once in CI).
-    let copied = Command::new("cp")
-        .arg(bb)
-        .arg(root.join("bin/busybox"))
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    // `busybox --install -s DIR` would link to the host path of the binary: make the
-    // links relative so they work inside the container.
-    let list = Command::new(bb).arg("--list").output().unwrap();
-    assert!(list.status.success());
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
-    fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )
-    .unwrap();
-    fs::write(
-        root.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-}
-
-struct Bundle {
-    dir: PathBuf,
-    spec: Spec,
-}
-
-impl Bundle {
-    /// A bundle whose rootfs is an overlay of `lowers` (topmost first) + fresh upper.
-    fn overlay(name: &str, lowers: &[&Path]) -> Bundle {
-        let dir = scratch().join(name);
-        let _ = fs::remove_dir_all(&dir);
-        for d in ["rootfs", "upper", "work"] {
-            fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let mut spec = berth::container::policy::default_spec().unwrap();
-        let mut ann = HashMap::new();
-        let lower = lowers
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
-        ann.insert("org.berth.overlay.lowerdir".to_string(), lower);
-        ann.insert(
-            "org.berth.overlay.upperdir".to_string(),
-            dir.join("upper").display().to_string(),
-        );
-        ann.insert(
-            "org.berth.overlay.workdir".to_string(),
-            dir.join("work").display().to_string(),
-        );
-        spec.set_annotations(Some(ann));
-        let mut b = Bundle { dir, spec };
-        b.set_cgroup(name);
-        b
-    }
-
-    fn new(name: &str) -> Bundle {
-        Bundle::overlay(name, &[base_layer()])
-    }
-
-    fn set_cgroup(&mut self, name: &str) {
-        let path = PathBuf::from(format!("/berth-test/{name}-{}", std::process::id()));
-        self.spec
-            .linux_mut()
-            .as_mut()
-            .unwrap()
-            .set_cgroups_path(Some(path));
-    }
-
-    fn args(&mut self, args: &[&str]) -> &mut Self {
-        let p = self.spec.process_mut().as_mut().unwrap();
-        p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
-        self
-    }
-
-    fn opts(&self, stdio: Stdio, init: bool) -> SpawnOptions {
-        SpawnOptions {
-            init,
-            ..SpawnOptions::new(stdio, scratch().join("cache"))
-        }
-    }
-
-    fn spawn(&self, stdio: Stdio, init: bool) -> Result<Spawned, RuntimeError> {
-        runtime::spawn(&self.dir, &self.spec, self.opts(stdio, init))
-    }
-
-    /// Runs to completion with piped stdout/stderr: (exit code, stdout, stderr).
-    fn run_with(&self, init: bool) -> Result<(i32, String, String), RuntimeError> {
-        let (out_r, out_w) = nix::unistd::pipe().unwrap();
-        let (err_r, err_w) = nix::unistd::pipe().unwrap();
-        let res = self.spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: out_w,
-                stderr: err_w,
-            },
-            init,
-        );
-        let s = match res {
-            Ok(s) => s,
-            Err(e) => {
-                runtime::cleanup(&self.spec).unwrap();
-                return Err(e);
-            }
-        };
-        let errt = std::thread::spawn(move || read_all(err_r));
-        let out = read_all(out_r);
-        let err = errt.join().unwrap();
-        let code = wait(&s);
-        runtime::cleanup(&self.spec).unwrap();
-        Ok((code, out, err))
-    }
-
-    fn run(&self) -> (i32, String, String) {
-        self.run_with(false).unwrap()
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        let _ = runtime::cleanup(&self.spec);
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn read_all(fd: OwnedFd) -> String {
-    let mut s = String::new();
-    let _ = fs::File::from(fd).read_to_string(&mut s);
-    s
-}
-
-fn wait(s: &Spawned) -> i32 {
-    match waitpid(s.pid, None).unwrap() {
-        WaitStatus::Exited(_, c) => c,
-        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-        other => panic!("unexpected wait status {other:?}"),
-    }
-}
 
 #[test]
 fn echo_and_exit_codes() {
@@ -384,40 +191,15 @@ fn only_stdio_fds_are_inherited() {
 fn pid1_fds_seen_from_exec() {
     let mut b = Bundle::new("execfds");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(false);
     let mut p = b.spec.process().clone().unwrap();
     p.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
         "ls /proc/1/fd; hostname; cat /proc/1/cmdline".into(),
     ]));
-    let (out_r, out_w) = nix::unistd::pipe().unwrap();
-    let (_er, err_w) = nix::unistd::pipe().unwrap();
-    let e = runtime::exec(
-        s.pid,
-        &b.spec,
-        &p,
-        b.opts(
-            Stdio::Fds {
-                stdin: None,
-                stdout: out_w,
-                stderr: err_w,
-            },
-            false,
-        ),
-    )
-    .unwrap();
+    let (stdio, out_r, _er) = pipes();
+    let e = runtime::exec(s.pid, &b.spec, &p, b.opts(stdio, false)).unwrap();
     let out = read_all(out_r);
     assert_eq!(wait(&e), 0);
     assert_eq!(out, "0\n1\n2\nberth\nsleep\u{0}10\u{0}");
@@ -591,18 +373,7 @@ fn init_reaps_zombies_and_forwards_exit_code() {
 fn init_passes_signals() {
     let mut b = Bundle::new("initsig");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            true,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(true);
     std::thread::sleep(Duration::from_millis(100));
     nix::sys::signal::kill(s.pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(wait(&s), 128 + libc::SIGTERM);
@@ -1071,18 +842,7 @@ fn no_new_privileges() {
 fn freeze_and_thaw() {
     let mut b = Bundle::new("freeze");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(false);
     let state = || {
         fs::read_to_string(format!("/proc/{}/stat", s.pid))
             .unwrap()
@@ -1115,18 +875,7 @@ fn freeze_and_thaw() {
 fn exec_with_pty_and_user() {
     let mut b = Bundle::new("execpty");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(false);
     let mut p = b.spec.process().clone().unwrap();
     p.set_args(Some(vec![
         "sh".into(),
@@ -1161,18 +910,10 @@ fn sysctl_and_prestart_hook() {
     sc.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
     b.spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sc));
     b.args(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
-    let (out_r, out_w) = nix::unistd::pipe().unwrap();
-    let (_er, err_w) = nix::unistd::pipe().unwrap();
+    let (stdio, out_r, _er) = pipes();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen2 = seen.clone();
-    let mut opts = b.opts(
-        Stdio::Fds {
-            stdin: None,
-            stdout: out_w,
-            stderr: err_w,
-        },
-        false,
-    );
+    let mut opts = b.opts(stdio, false);
     opts.prestart = Some(Box::new(move |pid| {
         // The container exists (its namespaces can be configured) but runs nothing yet.
         let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
@@ -1394,18 +1135,7 @@ fn cwd_through_leaked_fd_is_refused() {
 fn join_another_containers_network_namespace() {
     let mut a = Bundle::new("netns-a");
     a.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let sa = a
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (sa, _o, _e) = a.spawn_piped(false);
     let theirs = fs::read_link(format!("/proc/{}/ns/net", sa.pid)).unwrap();
     let mut b = Bundle::new("netns-b");
     let l = b.spec.linux_mut().as_mut().unwrap();
