@@ -186,14 +186,7 @@ fn ps_table_pads_narrow_columns_like_docker() {
 #[test]
 fn logs_keep_streams_apart_with_timestamps_and_tail_after_exit() {
     let lab = Lab::new("logs");
-    lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "echo out1; echo err1 >&2; sleep 0.2; echo out2",
-    ]);
+    lab.run_d_sh("ct", "echo out1; echo err1 >&2; sleep 0.2; echo out2");
     assert_eq!(wait_code(&lab, "ct"), "0");
     // After the exit the log is still there.
     let out = run_timeout(lab.berth(&["logs", "ct"]), Duration::from_secs(10));
@@ -268,14 +261,7 @@ fn an_idle_monitor_gives_memory_back_and_goes_on_serving_its_container() {
 #[test]
 fn logs_follow_returns_after_the_container_exits_with_all_lines() {
     let lab = Lab::new("logs-f");
-    lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "echo one; sleep 1; echo two; sleep 1; echo three",
-    ]);
+    lab.run_d_sh("ct", "echo one; sleep 1; echo two; sleep 1; echo three");
     let started = Instant::now();
     let out = lab.ok_within(&["logs", "-f", "ct"], Duration::from_secs(20));
     assert_eq!(out, "one\ntwo\nthree\n");
@@ -299,14 +285,7 @@ fn logs_follow_returns_after_the_container_exits_with_all_lines() {
 #[test]
 fn stop_returns_quickly_when_the_container_handles_sigterm() {
     let lab = Lab::new("stop-term");
-    let id = lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
-    ]);
+    let id = lab.run_d_sh("ct", "trap 'exit 0' TERM; while :; do sleep 0.1; done");
     std::thread::sleep(Duration::from_millis(300));
     let pids = top_pids(&lab, "ct");
     assert!(!pids.is_empty());
@@ -327,14 +306,10 @@ fn stop_returns_quickly_when_the_container_handles_sigterm() {
 #[test]
 fn stop_kills_after_the_timeout_when_sigterm_is_ignored() {
     let lab = Lab::new("stop-kill");
-    let id = lab.run_d(&[
-        "--name",
+    let id = lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "trap '' TERM; sleep 1000 & while :; do sleep 0.1; done",
-    ]);
+    );
     std::thread::sleep(Duration::from_millis(300));
     let pids = top_pids(&lab, "ct");
     assert!(pids.len() >= 2, "top shows {pids:?}");
@@ -406,14 +381,10 @@ fn start_of_a_running_container_is_a_no_op() {
 #[test]
 fn kill_sends_signals_and_refuses_a_stopped_container() {
     let lab = Lab::new("kill");
-    let id = lab.run_d(&[
-        "--name",
+    let id = lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "trap 'echo got-usr1; echo usr1 > /tmp/usr1' USR1; while :; do sleep 0.1; done",
-    ]);
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(lab.ok(&["kill", "-s", "USR1", "ct"]), "ct\n");
     assert!(
@@ -699,14 +670,10 @@ fn rename_changes_the_name_everywhere() {
 #[test]
 fn pause_freezes_the_container_and_unpause_thaws_it() {
     let lab = Lab::new("pause");
-    let id = lab.run_d(&[
-        "--name",
+    let id = lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done",
-    ]);
+    );
     let pid = lab.state_pid(&id, "pid");
     // Read through the host's view of the container's root: works while it is frozen.
     let counter = || -> u64 {
@@ -753,14 +720,7 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
 #[test]
 fn top_lists_the_container_processes() {
     let lab = Lab::new("top");
-    let id = lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 999 & sleep 1000",
-    ]);
+    let id = lab.run_d_sh("ct", "sleep 999 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
     let out = lab.ok(&["top", "ct"]);
     let (columns, rows) = parse_table(&out);
@@ -1023,22 +983,8 @@ fn two_concurrent_exec_it_sessions_work() {
 #[test]
 fn a_killed_monitor_leaves_a_stoppable_removable_container() {
     let lab = Lab::new("monitor-kill");
-    let a = lab.run_d(&[
-        "--name",
-        "aa",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000",
-    ]);
-    let b = lab.run_d(&[
-        "--name",
-        "bb",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000",
-    ]);
+    let a = lab.run_d_sh("aa", "sleep 1000 & sleep 1000");
+    let b = lab.run_d_sh("bb", "sleep 1000 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
     let (a_pids, b_pids) = (top_pids(&lab, "aa"), top_pids(&lab, "bb"));
     for id in [&a, &b] {
@@ -1073,14 +1019,7 @@ fn a_killed_monitor_leaves_a_stoppable_removable_container() {
 #[test]
 fn a_killed_monitor_zombie_does_not_fool_stop() {
     let lab = Lab::new("monitor-zombie");
-    let id = lab.run_d(&[
-        "--name",
-        "aa",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000",
-    ]);
+    let id = lab.run_d_sh("aa", "sleep 1000 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
     let pids = top_pids(&lab, "aa");
     let monitor = lab.state_pid(&id, "monitor_pid");
@@ -1102,14 +1041,7 @@ fn a_killed_monitor_zombie_does_not_fool_stop() {
 /// A simulated reboot: the container's init and its monitor die without a word, and the runtime
 /// directory goes away. The container shows Exited and starts again.
 fn simulated_reboot(lab: &Lab, wait_for_reaper: bool) {
-    let id = lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "echo booted; sleep 1000",
-    ]);
+    let id = lab.run_d_sh("ct", "echo booted; sleep 1000");
     lab.ok(&["exec", "ct", "touch", "/survives"]);
     let (pid, monitor) = (lab.state_pid(&id, "pid"), lab.state_pid(&id, "monitor_pid"));
     let pids = top_pids(lab, "ct");
@@ -1379,14 +1311,10 @@ fn a_detached_container_survives_the_end_of_the_cli_session() {
 fn logs_never_block_the_container() {
     let lab = Lab::new("log-flood");
     let started = Instant::now();
-    lab.run_d(&[
-        "--name",
+    lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "yes 0123456789012345678901234567890123456789 | head -c 50000000; echo; echo end",
-    ]);
+    );
     assert_eq!(
         lab.ok_within(&["wait", "ct"], Duration::from_secs(60)),
         "0\n"

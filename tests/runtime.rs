@@ -309,13 +309,7 @@ fn symlinked_proc_cannot_escape() {
 #[test]
 fn memory_limit_kills() {
     let mut b = Bundle::new("memory");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_memory(Some(
         LinuxMemoryBuilder::default()
             .limit(32 * 1024 * 1024i64)
@@ -336,13 +330,7 @@ fn memory_limit_kills() {
 #[test]
 fn pids_limit_contains_fork_bomb() {
     let mut b = Bundle::new("pids");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_pids(Some(LinuxPidsBuilder::default().limit(10).build().unwrap()));
     b.args(&[
         "sh",
@@ -454,7 +442,7 @@ fn seccomp_blocks_what_caps_would_allow() {
     assert_ne!(code, 0);
     assert_eq!(out, "");
     // seccomp=unconfined: the same command now works.
-    b.spec.linux_mut().as_mut().unwrap().set_seccomp(None);
+    b.linux().set_seccomp(None);
     b.args(&[
         "sh",
         "-c",
@@ -469,7 +457,7 @@ fn custom_docker_seccomp_profile() {
     let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
         {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#;
     let sc = berth::container::seccomp_profile::docker_profile_to_oci(profile, &[]).unwrap();
-    b.spec.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
+    b.linux().set_seccomp(Some(sc));
     b.args(&["sh", "-c", "mkdir /tmp/d 2>&1; echo $?"]);
     let out = b.run().1;
     assert!(out.contains("Permission denied"), "{out}");
@@ -538,13 +526,7 @@ fn start_time_of_true() {
 #[test]
 fn cgroup_namespace_and_mounts() {
     let mut b = Bundle::new("cgview");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_memory(Some(
         LinuxMemoryBuilder::default()
             .limit(48 * 1024 * 1024i64)
@@ -908,7 +890,7 @@ fn sysctl_and_prestart_hook() {
     let mut b = Bundle::new("sysctl");
     let mut sc = HashMap::new();
     sc.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
-    b.spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sc));
+    b.linux().set_sysctl(Some(sc));
     b.args(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
     let (stdio, out_r, _er) = pipes();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -948,13 +930,7 @@ fn sysctl_and_prestart_hook() {
 #[test]
 fn cpu_quota_is_applied() {
     let mut b = Bundle::new("cpu");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_cpu(Some(
         oci_spec::runtime::LinuxCpuBuilder::default()
             .quota(50_000i64)
@@ -1138,7 +1114,7 @@ fn join_another_containers_network_namespace() {
     let (sa, _o, _e) = a.spawn_piped(false);
     let theirs = fs::read_link(format!("/proc/{}/ns/net", sa.pid)).unwrap();
     let mut b = Bundle::new("netns-b");
-    let l = b.spec.linux_mut().as_mut().unwrap();
+    let l = b.linux();
     let ns: Vec<_> = l
         .namespaces()
         .clone()
@@ -1163,7 +1139,7 @@ fn join_another_containers_network_namespace() {
 #[test]
 fn host_network_keeps_host_sysfs_writable() {
     let mut b = Bundle::new("hostnet");
-    let l = b.spec.linux_mut().as_mut().unwrap();
+    let l = b.linux();
     let ns: Vec<_> = l
         .namespaces()
         .clone()

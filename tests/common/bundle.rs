@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use berth::runtime::{self, RuntimeError, SpawnOptions, Spawned, Stdio};
 use nix::sys::wait::{WaitStatus, waitpid};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Linux, LinuxResources, Spec};
 
 /// This test process's scratch directory (earlier runs' are swept the first time).
 pub fn scratch() -> PathBuf {
@@ -134,11 +134,19 @@ impl Bundle {
 
     pub fn set_cgroup(&mut self, name: &str) {
         let path = PathBuf::from(format!("/berth-test/{name}-{}", std::process::id()));
-        self.spec
-            .linux_mut()
-            .as_mut()
-            .unwrap()
-            .set_cgroups_path(Some(path));
+        self.linux().set_cgroups_path(Some(path));
+    }
+
+    /// The spec's `linux` section.
+    pub fn linux(&mut self) -> &mut Linux {
+        self.spec.linux_mut().as_mut().unwrap()
+    }
+
+    /// The spec's `linux.resources`, created empty if absent.
+    pub fn resources(&mut self) -> &mut LinuxResources {
+        self.linux()
+            .resources_mut()
+            .get_or_insert_with(Default::default)
     }
 
     pub fn args(&mut self, args: &[&str]) -> &mut Self {

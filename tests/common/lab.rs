@@ -52,6 +52,11 @@ impl Lab {
         id
     }
 
+    /// `run -d --name NAME busybox sh -c SCRIPT`: the container's full ID.
+    pub fn run_d_sh(&self, name: &str, script: &str) -> String {
+        self.run_d(&["--name", name, BUSYBOX, "sh", "-c", script])
+    }
+
     /// Stdout of a command expected to succeed, within `timeout`.
     pub fn ok_within(&self, args: &[&str], timeout: Duration) -> String {
         let out = run_timeout(self.berth(args), timeout);
