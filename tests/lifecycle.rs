@@ -8,332 +8,21 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lab::Lab;
+use common::output::{describe, is_hex, text};
+use common::procs::{alive, cgroup_dirs, cgroup_procs, reaped};
 use common::pty::PtySession;
-use common::{TestRoot, fixtures};
-
-const BUSYBOX: &str = "127.0.0.1:5000/busybox:latest";
-const DEBIAN: &str = "127.0.0.1:5000/debian:bookworm";
+use common::wait::{Collected, collect, run_timeout, wait_until};
+use common::{BUSYBOX, DEBIAN};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A test's store with images pulled; on drop, every container in it is force-removed (and,
-/// should berth fail at that, its processes are killed directly).
-struct Lab {
-    root: TestRoot,
-    /// Every container started through `run_d`, to check for leftovers at the end.
-    started: std::cell::RefCell<Vec<String>>,
-}
-
-impl std::ops::Deref for Lab {
-    type Target = TestRoot;
-    fn deref(&self) -> &TestRoot {
-        &self.root
-    }
-}
-
-impl Lab {
-    fn new(name: &str) -> Lab {
-        Lab::with(name, &[BUSYBOX])
-    }
-
-    fn with(name: &str, images: &[&str]) -> Lab {
-        fixtures();
-        let root = TestRoot::new(&format!("lifecycle-{name}"));
-        for image in images {
-            root.ok(&["pull", "-q", image]);
-        }
-        Lab {
-            root,
-            started: Default::default(),
-        }
-    }
-
-    /// `run -d ARGS…`: asserts a full ID is printed and returns it.
-    fn run_d(&self, args: &[&str]) -> String {
-        let mut all = vec!["run", "-d"];
-        all.extend_from_slice(args);
-        let out = self.ok(&all);
-        let id = out.trim().to_string();
-        assert!(is_hex(&id, 64), "run -d printed {out:?}, not a full ID");
-        self.started.borrow_mut().push(id.clone());
-        id
-    }
-
-    /// Stdout of a command expected to succeed, within `timeout`.
-    fn ok_within(&self, args: &[&str], timeout: Duration) -> String {
-        let out = run_timeout(self.berth(args), timeout);
-        assert!(out.status.success(), "berth {args:?}: {}", describe(&out));
-        text(&out.stdout)
-    }
-
-    fn container_dir(&self, id: &str) -> PathBuf {
-        self.path.join("containers").join(id)
-    }
-
-    /// The monitor's `state.json`.
-    fn state(&self, id: &str) -> serde_json::Value {
-        let path = self.container_dir(id).join("state.json");
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_slice(&bytes).expect("state.json parses")
-    }
-
-    fn state_pid(&self, id: &str, key: &str) -> i32 {
-        self.state(id)[key].as_i64().unwrap_or(0) as i32
-    }
-
-    /// `inspect` of one container.
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", name]);
-        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect prints JSON");
-        v[0].clone()
-    }
-
-    /// `ps -a --format '{{.Names}} {{.Status}}'` as (name, status) pairs.
-    fn statuses(&self) -> Vec<(String, String)> {
-        self.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(n, s)| (n.to_string(), s.to_string()))
-            .collect()
-    }
-
-    fn status_of(&self, name: &str) -> String {
-        self.statuses()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s)
-            .unwrap_or_else(|| panic!("{name} not in ps -a: {:?}", self.statuses()))
-    }
-
-    /// Full IDs of every container directory in the store.
-    fn container_ids(&self) -> Vec<String> {
-        std::fs::read_dir(self.path.join("containers"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| is_hex(n, 64))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Asserts nothing is left of a removed container: no directory, no runtime directory,
-    /// no cgroup, and none of `pids` alive.
-    fn assert_gone(&self, id: &str, pids: &[i32]) {
-        assert!(
-            !self.container_dir(id).exists(),
-            "container directory of {id} is still there"
-        );
-        assert!(
-            !Path::new("/run/berth").join(id).exists(),
-            "runtime directory of {id} is still there"
-        );
-        for pid in pids {
-            assert!(!alive(*pid), "process {pid} of {id} is still alive");
-        }
-        let left: Vec<_> = cgroup_dirs(id)
-            .into_iter()
-            .filter(|d| !cgroup_procs(d).is_empty())
-            .collect();
-        assert!(left.is_empty(), "processes left in cgroups {left:?}");
-        let dirs = cgroup_dirs(id);
-        assert!(dirs.is_empty(), "cgroups of {id} left behind: {dirs:?}");
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let mut ids = self.container_ids();
-        for id in self.started.borrow().iter() {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        for id in ids {
-            let state = std::fs::read(self.container_dir(&id).join("state.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            if self.container_dir(&id).exists() {
-                let _ = run_timeout_quiet(self.berth(&["rm", "-f", &id]), Duration::from_secs(30));
-            }
-            let runtime_dir = Path::new("/run/berth").join(&id);
-            if !self.container_dir(&id).exists()
-                && cgroup_dirs(&id).is_empty()
-                && !runtime_dir.exists()
-            {
-                continue;
-            }
-            // Reported so that leaks show up in the test output (`--nocapture`).
-            eprintln!(
-                "LEAK {id}: dir {} cgroups {:?} runtime dir {}",
-                self.container_dir(&id).exists(),
-                cgroup_dirs(&id),
-                runtime_dir.exists()
-            );
-            // berth could not clean up: kill what is left so nothing outlives the test run.
-            if let Some(state) = state {
-                for (pid, start) in [("pid", "pid_start"), ("monitor_pid", "monitor_start")] {
-                    let pid = state[pid].as_i64().unwrap_or(0) as i32;
-                    let start = state[start].as_u64().unwrap_or(0);
-                    if pid > 0 && start_time(pid) == Some(start) {
-                        // SAFETY: kill(2) of a process this test started (start time checked).
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
-            }
-            for dir in cgroup_dirs(&id) {
-                for pid in cgroup_procs(&dir) {
-                    // SAFETY: kill(2) of a process in this test's container cgroup.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                std::thread::sleep(Duration::from_millis(100));
-                let _ = std::fs::remove_dir(&dir);
-            }
-            let _ = std::fs::remove_dir_all(Path::new("/run/berth").join(&id));
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Runs `cmd` with piped output; panics (after killing it) if it takes longer than `timeout`.
-fn run_timeout(cmd: Command, timeout: Duration) -> Output {
-    match run_timeout_quiet(cmd, timeout) {
-        Ok(out) => out,
-        Err(msg) => panic!("{msg}"),
-    }
-}
-
-fn run_timeout_quiet(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
-    let desc = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("spawn {desc}: {e}"))?;
-    let out = collect(&mut child);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let (stdout, stderr) = out.join().expect("reader threads");
-            return Ok(Output {
-                status,
-                stdout,
-                stderr,
-            });
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{desc} did not finish within {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-type Collected = std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>;
-
-/// Reads a child's stdout and stderr to the end in the background.
-fn collect(child: &mut Child) -> Collected {
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    std::thread::spawn(move || {
-        let err = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        (out, err.join().unwrap_or_default())
-    })
-}
-
-/// Polls `cond` every 50 ms until it holds; false on timeout.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The start time (field 22 of /proc/PID/stat), as berth records it.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
-}
-
-/// The process state letter of /proc/PID/stat (`R`, `S`, `Z`, …).
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
-
-/// Alive and not a zombie.
-fn alive(pid: i32) -> bool {
-    pid > 0 && !matches!(proc_state(pid), None | Some('Z') | Some('X'))
-}
-
-/// Gone entirely (reaped), not just dead.
-fn reaped(pid: i32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// The container's cgroup directories that exist (v1: one per controller; v2: one).
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    let mut out = Vec::new();
-    let unified = base.join("berth").join(id);
-    if unified.is_dir() {
-        out.push(unified);
-    }
-    if let Ok(rd) = std::fs::read_dir(base) {
-        for e in rd.flatten() {
-            let d = e.path().join("berth").join(id);
-            if d.is_dir() && !out.contains(&d) {
-                out.push(d);
-            }
-        }
-    }
-    out
-}
-
-fn cgroup_procs(dir: &Path) -> Vec<i32> {
-    std::fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_default()
-}
 
 /// Host pids of the container's processes, from `berth top`'s PID column.
 fn top_pids(lab: &Lab, name: &str) -> Vec<i32> {
@@ -497,14 +186,7 @@ fn ps_table_pads_narrow_columns_like_docker() {
 #[test]
 fn logs_keep_streams_apart_with_timestamps_and_tail_after_exit() {
     let lab = Lab::new("logs");
-    lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "echo out1; echo err1 >&2; sleep 0.2; echo out2",
-    ]);
+    lab.run_d_sh("ct", "echo out1; echo err1 >&2; sleep 0.2; echo out2");
     assert_eq!(wait_code(&lab, "ct"), "0");
     // After the exit the log is still there.
     let out = run_timeout(lab.berth(&["logs", "ct"]), Duration::from_secs(10));
@@ -579,14 +261,7 @@ fn an_idle_monitor_gives_memory_back_and_goes_on_serving_its_container() {
 #[test]
 fn logs_follow_returns_after_the_container_exits_with_all_lines() {
     let lab = Lab::new("logs-f");
-    lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "echo one; sleep 1; echo two; sleep 1; echo three",
-    ]);
+    lab.run_d_sh("ct", "echo one; sleep 1; echo two; sleep 1; echo three");
     let started = Instant::now();
     let out = lab.ok_within(&["logs", "-f", "ct"], Duration::from_secs(20));
     assert_eq!(out, "one\ntwo\nthree\n");
@@ -610,14 +285,7 @@ fn logs_follow_returns_after_the_container_exits_with_all_lines() {
 #[test]
 fn stop_returns_quickly_when_the_container_handles_sigterm() {
     let lab = Lab::new("stop-term");
-    let id = lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
-    ]);
+    let id = lab.run_d_sh("ct", "trap 'exit 0' TERM; while :; do sleep 0.1; done");
     std::thread::sleep(Duration::from_millis(300));
     let pids = top_pids(&lab, "ct");
     assert!(!pids.is_empty());
@@ -638,14 +306,10 @@ fn stop_returns_quickly_when_the_container_handles_sigterm() {
 #[test]
 fn stop_kills_after_the_timeout_when_sigterm_is_ignored() {
     let lab = Lab::new("stop-kill");
-    let id = lab.run_d(&[
-        "--name",
+    let id = lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "trap '' TERM; sleep 1000 & while :; do sleep 0.1; done",
-    ]);
+    );
     std::thread::sleep(Duration::from_millis(300));
     let pids = top_pids(&lab, "ct");
     assert!(pids.len() >= 2, "top shows {pids:?}");
@@ -717,14 +381,10 @@ fn start_of_a_running_container_is_a_no_op() {
 #[test]
 fn kill_sends_signals_and_refuses_a_stopped_container() {
     let lab = Lab::new("kill");
-    let id = lab.run_d(&[
-        "--name",
+    let id = lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "trap 'echo got-usr1; echo usr1 > /tmp/usr1' USR1; while :; do sleep 0.1; done",
-    ]);
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(lab.ok(&["kill", "-s", "USR1", "ct"]), "ct\n");
     assert!(
@@ -1010,14 +670,10 @@ fn rename_changes_the_name_everywhere() {
 #[test]
 fn pause_freezes_the_container_and_unpause_thaws_it() {
     let lab = Lab::new("pause");
-    let id = lab.run_d(&[
-        "--name",
+    let id = lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done",
-    ]);
+    );
     let pid = lab.state_pid(&id, "pid");
     // Read through the host's view of the container's root: works while it is frozen.
     let counter = || -> u64 {
@@ -1064,14 +720,7 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
 #[test]
 fn top_lists_the_container_processes() {
     let lab = Lab::new("top");
-    let id = lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 999 & sleep 1000",
-    ]);
+    let id = lab.run_d_sh("ct", "sleep 999 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
     let out = lab.ok(&["top", "ct"]);
     let (columns, rows) = parse_table(&out);
@@ -1334,22 +983,8 @@ fn two_concurrent_exec_it_sessions_work() {
 #[test]
 fn a_killed_monitor_leaves_a_stoppable_removable_container() {
     let lab = Lab::new("monitor-kill");
-    let a = lab.run_d(&[
-        "--name",
-        "aa",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000",
-    ]);
-    let b = lab.run_d(&[
-        "--name",
-        "bb",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000",
-    ]);
+    let a = lab.run_d_sh("aa", "sleep 1000 & sleep 1000");
+    let b = lab.run_d_sh("bb", "sleep 1000 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
     let (a_pids, b_pids) = (top_pids(&lab, "aa"), top_pids(&lab, "bb"));
     for id in [&a, &b] {
@@ -1384,14 +1019,7 @@ fn a_killed_monitor_leaves_a_stoppable_removable_container() {
 #[test]
 fn a_killed_monitor_zombie_does_not_fool_stop() {
     let lab = Lab::new("monitor-zombie");
-    let id = lab.run_d(&[
-        "--name",
-        "aa",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000",
-    ]);
+    let id = lab.run_d_sh("aa", "sleep 1000 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
     let pids = top_pids(&lab, "aa");
     let monitor = lab.state_pid(&id, "monitor_pid");
@@ -1413,14 +1041,7 @@ fn a_killed_monitor_zombie_does_not_fool_stop() {
 /// A simulated reboot: the container's init and its monitor die without a word, and the runtime
 /// directory goes away. The container shows Exited and starts again.
 fn simulated_reboot(lab: &Lab, wait_for_reaper: bool) {
-    let id = lab.run_d(&[
-        "--name",
-        "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
-        "echo booted; sleep 1000",
-    ]);
+    let id = lab.run_d_sh("ct", "echo booted; sleep 1000");
     lab.ok(&["exec", "ct", "touch", "/survives"]);
     let (pid, monitor) = (lab.state_pid(&id, "pid"), lab.state_pid(&id, "monitor_pid"));
     let pids = top_pids(lab, "ct");
@@ -1690,14 +1311,10 @@ fn a_detached_container_survives_the_end_of_the_cli_session() {
 fn logs_never_block_the_container() {
     let lab = Lab::new("log-flood");
     let started = Instant::now();
-    lab.run_d(&[
-        "--name",
+    lab.run_d_sh(
         "ct",
-        BUSYBOX,
-        "sh",
-        "-c",
         "yes 0123456789012345678901234567890123456789 | head -c 50000000; echo; echo end",
-    ]);
+    );
     assert_eq!(
         lab.ok_within(&["wait", "ct"], Duration::from_secs(60)),
         "0\n"

@@ -233,14 +233,7 @@ struct OtherNetns;
 
 impl OtherNetns {
     fn new() -> OtherNetns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", "berthtest"])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["link", "del", "bt-host"])
-            .stderr(std::process::Stdio::null())
-            .status();
+        OtherNetns::remove();
         for cmd in [
             "ip netns add berthtest",
             "ip link add bt-host type veth peer name bt-ns netns berthtest",
@@ -262,6 +255,18 @@ impl OtherNetns {
             );
         }
         OtherNetns
+    }
+
+    /// Removes the namespace and the host end of the veth pair, if there.
+    fn remove() {
+        let _ = Command::new("ip")
+            .args(["netns", "del", "berthtest"])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", "bt-host"])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 
     /// Whether an HTTP GET from inside the namespace succeeds.
@@ -287,14 +292,7 @@ impl OtherNetns {
 
 impl Drop for OtherNetns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", "berthtest"])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["link", "del", "bt-host"])
-            .stderr(std::process::Stdio::null())
-            .status();
+        OtherNetns::remove();
     }
 }
 

@@ -8,19 +8,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::store::{image_id, repositories};
 use common::{ANON, BASIC, PASSWORD, TOKEN, TestRoot, USER, fixtures};
-
-fn repositories(root: &TestRoot) -> serde_json::Value {
-    let bytes = std::fs::read(root.path.join("repositories.json")).expect("repositories.json");
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn image_id(root: &TestRoot, canonical: &str) -> String {
-    repositories(root)["tags"][canonical]
-        .as_str()
-        .unwrap_or_else(|| panic!("{canonical} is not tagged"))
-        .to_string()
-}
 
 /// The layer diff directories of an image, topmost first (overlayfs lowerdir order).
 fn layer_dirs(root: &TestRoot, id: &str) -> Vec<PathBuf> {

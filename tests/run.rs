@@ -9,11 +9,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::output::{describe, is_hex, text};
 use common::pty::PtySession;
-use common::{TestRoot, fixtures};
+use common::{BUSYBOX, DEBIAN, TestRoot, fixtures};
 
-const BUSYBOX: &str = "127.0.0.1:5000/busybox:latest";
-const DEBIAN: &str = "127.0.0.1:5000/debian:bookworm";
 const MULTILAYER: &str = "127.0.0.1:5000/multilayer:latest";
 
 /// Docker's 14 default capabilities.
@@ -27,10 +26,6 @@ fn root_with(name: &str, image: &str) -> TestRoot {
     root
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// `berth run --rm ARGS…` expecting success; its stdout.
 fn run_ok(root: &TestRoot, args: &[&str]) -> String {
     let mut all = vec!["run", "--rm"];
@@ -38,20 +33,23 @@ fn run_ok(root: &TestRoot, args: &[&str]) -> String {
     root.ok(&all)
 }
 
+/// `berth run --rm FLAGS… busybox sh -c SCRIPT` expecting success; its stdout.
+fn sh_ok(root: &TestRoot, flags: &[&str], script: &str) -> String {
+    let mut all = flags.to_vec();
+    all.extend_from_slice(&[BUSYBOX, "sh", "-c", script]);
+    run_ok(root, &all)
+}
+
+/// `berth run --rm busybox sh -c SCRIPT`, whatever the outcome.
+fn sh_out(root: &TestRoot, script: &str) -> Output {
+    run_out(root, &[BUSYBOX, "sh", "-c", script])
+}
+
 /// `berth run --rm ARGS…`, whatever the outcome.
 fn run_out(root: &TestRoot, args: &[&str]) -> Output {
     let mut all = vec!["run", "--rm"];
     all.extend_from_slice(args);
     root.run(&all)
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 /// The value of `key:` in a /proc/PID/status text.
@@ -157,12 +155,6 @@ impl Drop for Reaper<'_> {
     fn drop(&mut self) {
         kill_containers(self.0);
     }
-}
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -424,14 +416,9 @@ fn proc_kcore_is_empty_and_sysrq_is_read_only() {
 #[test]
 fn block_device_node_cannot_be_read() {
     let root = root_with("mknod", BUSYBOX);
-    let out = run_out(
+    let out = sh_out(
         &root,
-        &[
-            BUSYBOX,
-            "sh",
-            "-c",
-            "mknod /tmp/b b 8 0 || exit 10; echo made; cat /tmp/b > /dev/null",
-        ],
+        "mknod /tmp/b b 8 0 || exit 10; echo made; cat /tmp/b > /dev/null",
     );
     assert_eq!(text(&out.stdout), "made\n", "{}", describe(&out));
     assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
@@ -446,7 +433,7 @@ fn block_device_node_cannot_be_read() {
 fn pid1_has_only_stdio_open() {
     let root = root_with("fds", BUSYBOX);
     // `; true` keeps sh as PID 1 (busybox sh execs a lone last command); ls is its child.
-    let out = run_ok(&root, &[BUSYBOX, "sh", "-c", "ls /proc/1/fd; true"]);
+    let out = sh_ok(&root, &[], "ls /proc/1/fd; true");
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
     // And the same for the user's command itself (fd 3 is ls's own directory handle).
     let out = run_ok(&root, &[BUSYBOX, "ls", "/proc/self/fd"]);
@@ -646,10 +633,7 @@ fn user_nobody_and_numeric() {
         "uid=1000 gid=1000 groups=1000\n"
     );
     assert_eq!(
-        run_ok(
-            &root,
-            &["--user", "65534", BUSYBOX, "sh", "-c", "id -u; echo $HOME"]
-        ),
+        sh_ok(&root, &["--user", "65534"], "id -u; echo $HOME"),
         "65534\n/nonexistent\n"
     );
 }
@@ -744,17 +728,7 @@ fn bind_mount_read_write_and_read_only() {
 #[test]
 fn named_volume_persists_across_containers() {
     let root = root_with("namedvol", BUSYBOX);
-    run_ok(
-        &root,
-        &[
-            "-v",
-            "myvol:/data",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo kept > /data/f",
-        ],
-    );
+    sh_ok(&root, &["-v", "myvol:/data"], "echo kept > /data/f");
     let data = root.path.join("volumes/myvol/_data");
     assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "kept\n");
     assert_eq!(
@@ -801,17 +775,10 @@ fn read_only_root() {
         );
     }
     assert_eq!(
-        run_ok(
+        sh_ok(
             &root,
-            &[
-                "--read-only",
-                "--tmpfs",
-                "/tmp",
-                BUSYBOX,
-                "sh",
-                "-c",
-                "touch /tmp/x && echo ok"
-            ]
+            &["--read-only", "--tmpfs", "/tmp"],
+            "touch /tmp/x && echo ok"
         ),
         "ok\n"
     );
@@ -820,16 +787,10 @@ fn read_only_root() {
 #[test]
 fn tmpfs_mount() {
     let root = root_with("tmpfs", BUSYBOX);
-    let out = run_ok(
+    let out = sh_ok(
         &root,
-        &[
-            "--tmpfs",
-            "/scratch",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo a > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts",
-        ],
+        &["--tmpfs", "/scratch"],
+        "echo a > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts",
     );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("a"));
@@ -857,10 +818,7 @@ fn memory_limit_kills_with_137() {
     assert_eq!(text(&out.stdout).lines().next(), Some("67108864"));
     assert!(start.elapsed() < Duration::from_secs(30));
     // Without a limit the same fits.
-    let out = run_out(
-        &root,
-        &[BUSYBOX, "sh", "-c", "head -c 100m /dev/zero | tail | wc -c"],
-    );
+    let out = sh_out(&root, "head -c 100m /dev/zero | tail | wc -c");
     assert_eq!(text(&out.stdout), "104857600\n", "{}", describe(&out));
 }
 
@@ -932,9 +890,9 @@ fn zombies(stat_lines: &str) -> Vec<&str> {
 fn init_reaps_zombies() {
     let root = root_with("init", BUSYBOX);
     // Without --init the orphan stays a zombie: the check below can fail.
-    let out = run_ok(&root, &[BUSYBOX, "sh", "-c", ZOMBIE_SCRIPT]);
+    let out = sh_ok(&root, &[], ZOMBIE_SCRIPT);
     assert_eq!(zombies(&out).len(), 1, "a zombie without --init:\n{out}");
-    let out = run_ok(&root, &["--init", BUSYBOX, "sh", "-c", ZOMBIE_SCRIPT]);
+    let out = sh_ok(&root, &["--init"], ZOMBIE_SCRIPT);
     assert_eq!(zombies(&out), Vec::<&str>::new(), "{out}");
     let pid1 = out.lines().find(|l| l.starts_with("1 (")).unwrap();
     assert!(
@@ -946,15 +904,10 @@ fn init_reaps_zombies() {
 #[test]
 fn init_shows_as_berth_init_not_the_host_command_line() {
     let root = root_with("inittitle", BUSYBOX);
-    let out = run_ok(
+    let out = sh_ok(
         &root,
-        &[
-            "--init",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "cat /proc/1/comm; tr '\\0' ' ' </proc/1/cmdline",
-        ],
+        &["--init"],
+        "cat /proc/1/comm; tr '\\0' ' ' </proc/1/cmdline",
     );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("berth-init"), "{out}");
@@ -1105,16 +1058,10 @@ fn security_opts() {
 fn ulimit() {
     let root = root_with("ulimit", BUSYBOX);
     assert_eq!(
-        run_ok(
+        sh_ok(
             &root,
-            &[
-                "--ulimit",
-                "nofile=1024:2048",
-                BUSYBOX,
-                "sh",
-                "-c",
-                "ulimit -n; ulimit -Hn"
-            ]
+            &["--ulimit", "nofile=1024:2048"],
+            "ulimit -n; ulimit -Hn"
         ),
         "1024\n2048\n"
     );
@@ -1128,16 +1075,10 @@ fn ulimit() {
 fn hostname_flag() {
     let root = root_with("hostname", BUSYBOX);
     assert_eq!(
-        run_ok(
+        sh_ok(
             &root,
-            &[
-                "--hostname",
-                "foo",
-                BUSYBOX,
-                "sh",
-                "-c",
-                "hostname; cat /etc/hostname; echo $HOSTNAME"
-            ]
+            &["--hostname", "foo"],
+            "hostname; cat /etc/hostname; echo $HOSTNAME"
         ),
         "foo\nfoo\nfoo\n"
     );
@@ -1176,17 +1117,7 @@ fn network_none_and_host() {
         ["eth0", "lo"]
     );
 
-    let out = run_ok(
-        &root,
-        &[
-            "--network",
-            "host",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "hostname; ls /sys/class/net",
-        ],
-    );
+    let out = sh_ok(&root, &["--network", "host"], "hostname; ls /sys/class/net");
     let mut lines = out.lines();
     let host_name = nix::unistd::gethostname().unwrap();
     assert_eq!(lines.next().unwrap(), host_name.to_string_lossy());
@@ -1277,12 +1208,7 @@ fn name_conflict_fails_125() {
 fn exit_code_0_and_3() {
     let root = root_with("exit03", BUSYBOX);
     assert_eq!(run_out(&root, &[BUSYBOX, "true"]).status.code(), Some(0));
-    assert_eq!(
-        run_out(&root, &[BUSYBOX, "sh", "-c", "exit 3"])
-            .status
-            .code(),
-        Some(3)
-    );
+    assert_eq!(sh_out(&root, "exit 3").status.code(), Some(3));
     assert_no_containers(&root);
 }
 
@@ -1470,7 +1396,7 @@ fn exit_137_killed() {
     let _reaper = Reaper(&root);
     // A child shell killed by SIGKILL: the container's own status is 137.
     // (`; exit $?`: busybox sh would exec a lone last command, making it PID 1.)
-    let out = run_out(&root, &[BUSYBOX, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]);
+    let out = sh_out(&root, "sh -c 'kill -9 $$'; exit $?");
     assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
     // PID 1 killed by SIGKILL (from outside: PID 1 ignores it from inside, as in Docker).
     let mut child = root
@@ -1481,7 +1407,7 @@ fn exit_137_killed() {
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 137);
     // From inside, as in Docker: `kill -9 $$` in PID 1 does nothing, the shell exits 0.
-    let out = run_out(&root, &[BUSYBOX, "sh", "-c", "kill -9 $$"]);
+    let out = sh_out(&root, "kill -9 $$");
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert_no_containers(&root);
 }
@@ -1580,17 +1506,7 @@ fn anonymous_volume_removed_with_rm() {
             .map(|rd| rd.count())
             .unwrap_or(0)
     };
-    let out = run_ok(
-        &root,
-        &[
-            "-v",
-            "/anon",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo x > /anon/f && cat /anon/f",
-        ],
-    );
+    let out = sh_ok(&root, &["-v", "/anon"], "echo x > /anon/f && cat /anon/f");
     assert_eq!(out, "x\n");
     assert_eq!(count(), 0, "the anonymous volume went with --rm");
     // Without --rm it stays with the container.
@@ -1716,15 +1632,7 @@ fn stdin_pipe() {
 #[test]
 fn stdout_and_stderr_kept_apart() {
     let root = root_with("stdio", BUSYBOX);
-    let out = run_out(
-        &root,
-        &[
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo out; echo err >&2; echo out2; echo err2 >&2",
-        ],
-    );
+    let out = sh_out(&root, "echo out; echo err >&2; echo out2; echo err2 >&2");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "out\nout2\n");
     assert_eq!(text(&out.stderr), "err\nerr2\n");
@@ -1758,7 +1666,7 @@ fn large_output_while_running_through_a_slow_reader_intact() {
 #[test]
 fn large_output_intact() {
     let root = root_with("bigout", BUSYBOX);
-    let out = run_out(&root, &[BUSYBOX, "sh", "-c", BIG_OUTPUT]);
+    let out = sh_out(&root, BIG_OUTPUT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let want = host_sh(BIG_OUTPUT);
     assert_eq!(out.stdout.len(), want.len(), "length");

@@ -4,247 +4,19 @@
 //! once per test process into a base layer; each test gets its own upper/work dirs and
 //! its own cgroup.
 
+mod common;
+
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use berth::runtime::{self, Container, Runtime, RuntimeError, SpawnOptions, Spawned, Stdio};
-use nix::sys::wait::{WaitStatus, waitpid};
+use berth::runtime::{self, Runtime, RuntimeError, SpawnOptions, Stdio};
+use common::bundle::{Bundle, base_layer, make_busybox_rootfs, pipes, read_all, scratch, wait};
 use oci_spec::runtime::{Capability, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
-
-fn scratch() -> PathBuf {
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    SWEPT.get_or_init(|| {
-        // Earlier runs' directories (their test process is gone) would pile up in /tmp.
-        for e in fs::read_dir(std::env::temp_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("berth-rt-tests-")
-                && !Path::new("/proc").join(pid).exists()
-            {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    });
-    let p = std::env::temp_dir().join(format!("berth-rt-tests-{}", std::process::id()));
-    fs::create_dir_all(&p).unwrap();
-    p
-}
-
-/// The shared busybox layer: /bin/busybox + applet symlinks, /etc/passwd, /etc/group.
-fn base_layer() -> &'static Path {
-    static BASE: OnceLock<PathBuf> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let base = scratch().join("base");
-        let _ = fs::remove_dir_all(&base);
-        make_busybox_rootfs(&base);
-        base
-    })
-}
-
-fn make_busybox_rootfs(root: &Path) {
-    let bb = Path::new("/bin/busybox");
-    assert!(
-        bb.exists(),
-        "tests need busybox-static: apt-get install busybox-static"
-    );
-    for d in ["bin", "etc", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    // Copied by a `cp` process, not by this one: containers of tests on other threads are
-    // cloned from this process, and one cloned while this thread held the new binary open
-    // for writing would keep that descriptor until it closes its fds, so exec'ing the copy
-    // could fail with "text file busy" (seen once in CI).
-    let copied = Command::new("cp")
-        .arg(bb)
-        .arg(root.join("bin/busybox"))
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    // `busybox --install -s DIR` would link to the host path of the binary: make the
-    // links relative so they work inside the container.
-    let list = Command::new(bb).arg("--list").output().unwrap();
-    assert!(list.status.success());
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
-    fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )
-    .unwrap();
-    fs::write(
-        root.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
-    )
-    .unwrap();
-}
-
-struct Bundle {
-    dir: PathBuf,
-    spec: Spec,
-    /// The runtime's state records, inside the bundle's scratch directory.
-    runtime: Runtime,
-    id: String,
-}
-
-impl Bundle {
-    /// A bundle whose rootfs is an overlay of `lowers` (topmost first) + fresh upper.
-    fn overlay(name: &str, lowers: &[&Path]) -> Bundle {
-        let dir = scratch().join(name);
-        let _ = fs::remove_dir_all(&dir);
-        for d in ["rootfs", "upper", "work"] {
-            fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let mut spec = berth::container::policy::default_spec().unwrap();
-        let mut ann = HashMap::new();
-        let lower = lowers
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
-        ann.insert("org.berth.overlay.lowerdir".to_string(), lower);
-        ann.insert(
-            "org.berth.overlay.upperdir".to_string(),
-            dir.join("upper").display().to_string(),
-        );
-        ann.insert(
-            "org.berth.overlay.workdir".to_string(),
-            dir.join("work").display().to_string(),
-        );
-        spec.set_annotations(Some(ann));
-        let mut b = Bundle::with_spec(dir, spec, name);
-        b.set_cgroup(name);
-        b
-    }
-
-    fn new(name: &str) -> Bundle {
-        Bundle::overlay(name, &[base_layer()])
-    }
-
-    fn with_spec(dir: PathBuf, spec: Spec, name: &str) -> Bundle {
-        Bundle {
-            runtime: Runtime::new(dir.join("state")),
-            dir,
-            spec,
-            id: name.to_string(),
-        }
-    }
-
-    fn set_cgroup(&mut self, name: &str) {
-        let path = PathBuf::from(format!("/berth-test/{name}-{}", std::process::id()));
-        self.spec
-            .linux_mut()
-            .as_mut()
-            .unwrap()
-            .set_cgroups_path(Some(path));
-    }
-
-    fn args(&mut self, args: &[&str]) -> &mut Self {
-        let p = self.spec.process_mut().as_mut().unwrap();
-        p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
-        self
-    }
-
-    fn opts(&self, stdio: Stdio, init: bool) -> SpawnOptions {
-        SpawnOptions {
-            init,
-            ..SpawnOptions::new(stdio, scratch().join("cache"))
-        }
-    }
-
-    fn spawn(&self, stdio: Stdio, init: bool) -> Result<Spawned, RuntimeError> {
-        self.start(self.opts(stdio, init))
-    }
-
-    /// The runtime's one-step create and start (what berth's monitor calls).
-    fn start(&self, opts: SpawnOptions) -> Result<Spawned, RuntimeError> {
-        let (_, spawned) = self.runtime.run(&self.id, &self.dir, &self.spec, opts)?;
-        Ok(spawned)
-    }
-
-    fn container(&self) -> Container {
-        self.runtime.load(&self.id).unwrap()
-    }
-
-    /// Deletes the container (killing what is left of it); without a record, removes the
-    /// cgroup a failed start may have left. Idempotent.
-    fn cleanup(&self) -> Result<(), RuntimeError> {
-        match self.runtime.load(&self.id) {
-            Ok(c) => c.delete(true),
-            Err(RuntimeError::NotFound(_)) => {
-                let linux = self.spec.linux().as_ref().unwrap();
-                runtime::remove_cgroup(linux.cgroups_path().as_ref().unwrap())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Runs to completion with piped stdout/stderr: (exit code, stdout, stderr).
-    fn run_with(&self, init: bool) -> Result<(i32, String, String), RuntimeError> {
-        let (out_r, out_w) = nix::unistd::pipe().unwrap();
-        let (err_r, err_w) = nix::unistd::pipe().unwrap();
-        let res = self.spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: out_w,
-                stderr: err_w,
-            },
-            init,
-        );
-        let s = match res {
-            Ok(s) => s,
-            Err(e) => {
-                self.cleanup().unwrap();
-                return Err(e);
-            }
-        };
-        let errt = std::thread::spawn(move || read_all(err_r));
-        let out = read_all(out_r);
-        let err = errt.join().unwrap();
-        let code = wait(&s);
-        self.cleanup().unwrap();
-        Ok((code, out, err))
-    }
-
-    fn run(&self) -> (i32, String, String) {
-        self.run_with(false).unwrap()
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        let _ = self.cleanup();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn read_all(fd: OwnedFd) -> String {
-    let mut s = String::new();
-    let _ = fs::File::from(fd).read_to_string(&mut s);
-    s
-}
-
-fn wait(s: &Spawned) -> i32 {
-    match waitpid(s.pid, None).unwrap() {
-        WaitStatus::Exited(_, c) => c,
-        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-        other => panic!("unexpected wait status {other:?}"),
-    }
-}
 
 #[test]
 fn echo_and_exit_codes() {
@@ -419,40 +191,17 @@ fn only_stdio_fds_are_inherited() {
 fn pid1_fds_seen_from_exec() {
     let mut b = Bundle::new("execfds");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(false);
     let mut p = b.spec.process().clone().unwrap();
     p.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
         "ls /proc/1/fd; hostname; cat /proc/1/cmdline".into(),
     ]));
-    let (out_r, out_w) = nix::unistd::pipe().unwrap();
-    let (_er, err_w) = nix::unistd::pipe().unwrap();
+    let (stdio, out_r, _er) = pipes();
     let e = b
         .container()
-        .exec(
-            &b.spec,
-            &p,
-            b.opts(
-                Stdio::Fds {
-                    stdin: None,
-                    stdout: out_w,
-                    stderr: err_w,
-                },
-                false,
-            ),
-        )
+        .exec(&b.spec, &p, b.opts(stdio, false))
         .unwrap();
     let out = read_all(out_r);
     assert_eq!(wait(&e), 0);
@@ -672,13 +421,7 @@ fn symlinked_proc_cannot_escape() {
 #[test]
 fn memory_limit_kills() {
     let mut b = Bundle::new("memory");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_memory(Some(
         LinuxMemoryBuilder::default()
             .limit(32 * 1024 * 1024i64)
@@ -699,13 +442,7 @@ fn memory_limit_kills() {
 #[test]
 fn pids_limit_contains_fork_bomb() {
     let mut b = Bundle::new("pids");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_pids(Some(LinuxPidsBuilder::default().limit(10).build().unwrap()));
     b.args(&[
         "sh",
@@ -736,18 +473,7 @@ fn init_reaps_zombies_and_forwards_exit_code() {
 fn init_passes_signals() {
     let mut b = Bundle::new("initsig");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            true,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(true);
     std::thread::sleep(Duration::from_millis(100));
     nix::sys::signal::kill(s.pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(wait(&s), 128 + libc::SIGTERM);
@@ -828,7 +554,7 @@ fn seccomp_blocks_what_caps_would_allow() {
     assert_ne!(code, 0);
     assert_eq!(out, "");
     // seccomp=unconfined: the same command now works.
-    b.spec.linux_mut().as_mut().unwrap().set_seccomp(None);
+    b.linux().set_seccomp(None);
     b.args(&[
         "sh",
         "-c",
@@ -843,7 +569,7 @@ fn custom_docker_seccomp_profile() {
     let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
         {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#;
     let sc = berth::container::seccomp_profile::docker_profile_to_oci(profile, &[]).unwrap();
-    b.spec.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
+    b.linux().set_seccomp(Some(sc));
     b.args(&["sh", "-c", "mkdir /tmp/d 2>&1; echo $?"]);
     let out = b.run().1;
     assert!(out.contains("Permission denied"), "{out}");
@@ -912,13 +638,7 @@ fn start_time_of_true() {
 #[test]
 fn cgroup_namespace_and_mounts() {
     let mut b = Bundle::new("cgview");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_memory(Some(
         LinuxMemoryBuilder::default()
             .limit(48 * 1024 * 1024i64)
@@ -1216,18 +936,7 @@ fn no_new_privileges() {
 fn freeze_and_thaw() {
     let mut b = Bundle::new("freeze");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(false);
     let state = || {
         fs::read_to_string(format!("/proc/{}/stat", s.pid))
             .unwrap()
@@ -1260,18 +969,7 @@ fn freeze_and_thaw() {
 fn exec_with_pty_and_user() {
     let mut b = Bundle::new("execpty");
     b.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let s = b
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (s, _o, _e) = b.spawn_piped(false);
     let mut p = b.spec.process().clone().unwrap();
     p.set_args(Some(vec![
         "sh".into(),
@@ -1307,20 +1005,12 @@ fn sysctl_and_prestart_hook() {
     let mut b = Bundle::new("sysctl");
     let mut sc = HashMap::new();
     sc.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
-    b.spec.linux_mut().as_mut().unwrap().set_sysctl(Some(sc));
+    b.linux().set_sysctl(Some(sc));
     b.args(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
-    let (out_r, out_w) = nix::unistd::pipe().unwrap();
-    let (_er, err_w) = nix::unistd::pipe().unwrap();
+    let (stdio, out_r, _er) = pipes();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen2 = seen.clone();
-    let mut opts = b.opts(
-        Stdio::Fds {
-            stdin: None,
-            stdout: out_w,
-            stderr: err_w,
-        },
-        false,
-    );
+    let mut opts = b.opts(stdio, false);
     opts.prestart = Some(Box::new(move |pid| {
         // The container exists (its namespaces can be configured) but runs nothing yet.
         let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
@@ -1356,13 +1046,7 @@ fn sysctl_and_prestart_hook() {
 #[test]
 fn cpu_quota_is_applied() {
     let mut b = Bundle::new("cpu");
-    let r = b
-        .spec
-        .linux_mut()
-        .as_mut()
-        .unwrap()
-        .resources_mut()
-        .get_or_insert_with(Default::default);
+    let r = b.resources();
     r.set_cpu(Some(
         oci_spec::runtime::LinuxCpuBuilder::default()
             .quota(50_000i64)
@@ -1543,21 +1227,10 @@ fn cwd_through_leaked_fd_is_refused() {
 fn join_another_containers_network_namespace() {
     let mut a = Bundle::new("netns-a");
     a.args(&["sleep", "10"]);
-    let (_o, ow) = nix::unistd::pipe().unwrap();
-    let (_e, ew) = nix::unistd::pipe().unwrap();
-    let sa = a
-        .spawn(
-            Stdio::Fds {
-                stdin: None,
-                stdout: ow,
-                stderr: ew,
-            },
-            false,
-        )
-        .unwrap();
+    let (sa, _o, _e) = a.spawn_piped(false);
     let theirs = fs::read_link(format!("/proc/{}/ns/net", sa.pid)).unwrap();
     let mut b = Bundle::new("netns-b");
-    let l = b.spec.linux_mut().as_mut().unwrap();
+    let l = b.linux();
     let ns: Vec<_> = l
         .namespaces()
         .clone()
@@ -1582,7 +1255,7 @@ fn join_another_containers_network_namespace() {
 #[test]
 fn host_network_keeps_host_sysfs_writable() {
     let mut b = Bundle::new("hostnet");
-    let l = b.spec.linux_mut().as_mut().unwrap();
+    let l = b.linux();
     let ns: Vec<_> = l
         .namespaces()
         .clone()

@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::store::image_id;
 use common::{ANON, BASIC, PASSWORD, TOKEN, TestRoot, USER, fixtures};
 
 const BUSYBOX_LAYER: &str = "/var/cache/berth-fixtures/images/busybox-v1/layers/busybox.tar";
@@ -52,15 +53,6 @@ fn listing(bytes: &[u8]) -> Listing {
         );
     }
     out
-}
-
-fn image_id(root: &TestRoot, canonical: &str) -> String {
-    let bytes = std::fs::read(root.path.join("repositories.json")).expect("repositories.json");
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    v["tags"][canonical]
-        .as_str()
-        .unwrap_or_else(|| panic!("{canonical} is not tagged"))
-        .to_string()
 }
 
 fn config_of(root: &TestRoot, id: &str) -> serde_json::Value {

@@ -1,8 +1,18 @@
 //! Shared test helpers: a private store root per test, running the real `berth` binary, and
 //! bringing up the registry fixtures (tests/fixtures/setup.sh) once per test process.
+//!
+//! Every test file compiles this module into its own test binary and uses only part of it, so
+//! what one binary leaves unused would warn as dead code there: hence the `allow` below.
 #![allow(dead_code)]
 
+pub mod bundle;
 pub mod fault_registry;
+pub mod lab;
+pub mod output;
+pub mod procs;
+pub mod pty;
+pub mod store;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,6 +24,10 @@ pub const BASIC: &str = "127.0.0.1:5001";
 pub const TOKEN: &str = "127.0.0.1:5002";
 pub const USER: &str = "berth";
 pub const PASSWORD: &str = "berthpass";
+
+/// Fixture images on the anonymous registry.
+pub const BUSYBOX: &str = "127.0.0.1:5000/busybox:latest";
+pub const DEBIAN: &str = "127.0.0.1:5000/debian:bookworm";
 
 /// Starts the fixture registries and builds the fixture images (cached) once.
 pub fn fixtures() {
@@ -109,4 +123,3 @@ impl Drop for TestRoot {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-pub mod pty;
