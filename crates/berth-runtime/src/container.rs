@@ -192,7 +192,8 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd, RuntimeError> {
 
 impl Record {
     fn new(id: &str, bundle: &Path, spec: &Spec, pid: Pid) -> Result<Self, RuntimeError> {
-        let start_time = berth_sys::process_start_time(pid.as_raw()).ok_or_else(|| {
+        // The caller's child, which may have run its command to the end already.
+        let start_time = berth_sys::child_start_time(pid.as_raw()).ok_or_else(|| {
             RuntimeError::ContainerSetup {
                 step: "record",
                 object: format!("container init {pid}"),

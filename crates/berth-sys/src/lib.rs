@@ -155,6 +155,13 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     fields.nth(22 - 4)?.parse().ok()
 }
 
+/// The start time of `pid` whether it runs or is a zombie: for a parent about to record its
+/// own child, which cannot be reaped (so its pid not reused) before the parent waits.
+pub fn child_start_time(pid: i32) -> Option<u64> {
+    let stat = stat_from_state(&pid.to_string())?;
+    stat.split(' ').nth(22 - 3)?.parse().ok()
+}
+
 /// This process's start time, read once per process: a forked child (the monitor) has a pid
 /// of its own, so the cached value is kept with the pid it belongs to.
 pub fn own_start_time() -> Option<u64> {
