@@ -10,7 +10,7 @@
 //! fork(): the monitor is forked from the CLI, which may have other threads. A child
 //! forked while another thread held the heap's lock would block on its first allocation,
 //! so the lock is taken around fork() (pthread_atfork). The runtime's raw clone() skips
-//! those handlers; its child never allocates (see runtime/spawn.rs).
+//! those handlers; its child never allocates (see berth-runtime's spawn/mod.rs).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;

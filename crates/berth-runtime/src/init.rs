@@ -39,7 +39,7 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
-        // musl's sigaction locks for SIGABRT (see spawn.rs, note 2): give it SIGHUP's action,
+        // musl's sigaction locks for SIGABRT (see spawn/mod.rs, note 2): give it SIGHUP's action,
         // just installed with libc's signal-return trampoline, through the kernel directly.
         let mut hup = spawn::KernelSigaction::default();
         spawn::kernel_sigaction(libc::SIGHUP, None, Some(&mut hup));

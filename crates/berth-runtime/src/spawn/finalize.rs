@@ -1,0 +1,258 @@
+//! The common tail of `spawn` and `exec` in the cloned child, inside the container's mount
+//! namespace: working directory, limits, identity, privileges, fds and signal state, then
+//! execve of the user's command (or `--init`). No allocation here.
+
+use std::ffi::c_char;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use super::plan::{ExecPlan, ProcPlan, ProcessTitle};
+use super::protocol::{Fail, Step};
+use crate::{caps, seccomp};
+
+impl ExecPlan {
+    /// Only returns on failure.
+    pub(crate) fn exec(&self) -> Fail {
+        if !self.search {
+            let Some(path) = self.candidates.first() else {
+                return Fail::new(Step::ExecNotFound, libc::ENOENT, 0);
+            };
+            // SAFETY: NUL-terminated arrays of C strings that outlive the call.
+            unsafe {
+                libc::execve(
+                    path.as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                )
+            };
+            return Fail::errno(Step::Exec, 0);
+        }
+        for c in &self.candidates {
+            // SAFETY: zeroed stat buffer, valid path.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+                continue;
+            }
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR || st.st_mode & 0o111 == 0 {
+                continue;
+            }
+            // SAFETY: as above.
+            unsafe { libc::execve(c.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
+            return Fail::errno(Step::Exec, 0);
+        }
+        Fail::new(Step::ExecNotFound, libc::ENOENT, 0)
+    }
+}
+
+/// `mkdir -p` inside the container's root (after pivot_root, so every path resolves there),
+/// without allocating: the cloned child must not.
+fn mkdir_all(path: &std::ffi::CStr) {
+    let bytes = path.to_bytes();
+    let mut buf = [0u8; 4096];
+    if bytes.len() >= buf.len() {
+        return;
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    for i in 1..=bytes.len() {
+        if i == bytes.len() || buf[i] == b'/' {
+            let saved = buf[i];
+            buf[i] = 0;
+            // SAFETY: buf holds a NUL-terminated prefix of the path.
+            unsafe { libc::mkdir(buf.as_ptr().cast(), 0o755) };
+            buf[i] = saved;
+        }
+    }
+}
+
+impl ProcessTitle {
+    fn apply(&self) {
+        // SAFETY: [at, at + len) is this process's argument area (found by the kernel's own
+        // account, /proc/self/stat), writable stack memory that nothing here reads again;
+        // PR_SET_NAME copies at most 16 bytes of a NUL-terminated string.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.bytes.as_ptr(),
+                self.at as *mut u8,
+                self.bytes.len(),
+            );
+            libc::prctl(libc::PR_SET_NAME, c"berth-init".as_ptr(), 0, 0, 0);
+        }
+    }
+}
+
+impl ProcPlan {
+    /// `--init`'s PID 1 never execs, so without this the container's `ps` would show the
+    /// host's berth command line (store paths, flags) as PID 1's.
+    pub(crate) fn set_init_title(&self) {
+        if let Some(title) = &self.init_title {
+            title.apply();
+        }
+    }
+
+    /// The common tail of spawn and exec, in the child, inside the container's mount
+    /// namespace: working directory, limits, identity, privileges, fds, then execve.
+    pub(crate) fn finalize(&self, err_fd: RawFd) -> Fail {
+        match self.prepare(err_fd) {
+            Ok(()) => {}
+            Err(f) => return f,
+        }
+        if self.init {
+            return crate::init::run(self, err_fd);
+        }
+        self.exec.exec()
+    }
+
+    fn prepare(&self, err_fd: RawFd) -> Result<(), Fail> {
+        // SAFETY: all calls below are plain syscalls on prepared data.
+        unsafe {
+            // First try as root: the user may lack search permission on the path.
+            let mut chdir_later = false;
+            if libc::chdir(self.cwd.as_ptr()) < 0
+                && Errno::last() == Errno::ENOENT
+                && self.create_cwd
+            {
+                mkdir_all(&self.cwd);
+            }
+            if libc::chdir(self.cwd.as_ptr()) < 0 {
+                if Errno::last() != Errno::EACCES {
+                    return Err(Fail::errno(Step::Chdir, 0));
+                }
+                chdir_later = true;
+            }
+            for (i, (res, lim, _)) in self.rlimits.iter().enumerate() {
+                let none: *mut libc::rlimit = std::ptr::null_mut();
+                if libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    *res,
+                    lim as *const libc::rlimit,
+                    none,
+                ) < 0
+                {
+                    return Err(Fail::errno(Step::Rlimit, i));
+                }
+            }
+            libc::umask(self.umask);
+            if self.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                return Err(Fail::errno(Step::NoNewPrivs, 0));
+            }
+            // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which is
+            // about to go: install it now (the profile must then allow the remaining
+            // setup syscalls, which Docker's does).
+            if let Some(s) = &self.seccomp
+                && !self.no_new_privs
+            {
+                seccomp::install(s).map_err(|e| Fail::new(Step::Seccomp, e as i32, 0))?;
+            }
+            caps::drop_bounding(&self.caps).map_err(|e| Fail::new(Step::CapBounding, e, 0))?;
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
+                return Err(Fail::errno(Step::SetUser, 0));
+            }
+            // Raw syscalls, not glibc's wrappers: those broadcast the change to every
+            // thread glibc believes exists (nptl "setxid"), and in this single-threaded
+            // copy of a multi-threaded process they wait forever for threads that are
+            // not there.
+            if libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr()) < 0 {
+                return Err(Fail::errno(Step::SetUser, 0));
+            }
+            if libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid) < 0 {
+                return Err(Fail::errno(Step::SetUser, 1));
+            }
+            if libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid) < 0 {
+                return Err(Fail::errno(Step::SetUser, 2));
+            }
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
+                return Err(Fail::errno(Step::SetUser, 0));
+            }
+            caps::apply(&self.caps).map_err(|(_, e)| Fail::new(Step::Capset, e, 0))?;
+            if chdir_later && libc::chdir(self.cwd.as_ptr()) < 0 {
+                return Err(Fail::errno(Step::Chdir, 0));
+            }
+            verify_cwd()?;
+            if let Some(s) = &self.seccomp
+                && self.no_new_privs
+            {
+                seccomp::install(s).map_err(|e| Fail::new(Step::Seccomp, e as i32, 0))?;
+            }
+            close_fds_except(err_fd)?;
+            reset_signals();
+            libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        }
+        Ok(())
+    }
+}
+
+/// CVE-2024-21626: if cwd were a leaked fd's directory outside the container, getcwd
+/// reports it as "(unreachable)/..." (or ENOENT); refuse to run there.
+fn verify_cwd() -> Result<(), Fail> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: buffer of the given size.
+    let p = unsafe { libc::getcwd(buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    if p.is_null() {
+        let e = Errno::last_raw();
+        if e == libc::ENOENT {
+            return Err(Fail::new(Step::CwdOutside, libc::ENOENT, 0));
+        }
+        return Err(Fail::new(Step::Chdir, e, 0));
+    }
+    if buf[0] != b'/' {
+        return Err(Fail::new(Step::CwdOutside, libc::EPERM, 0));
+    }
+    Ok(())
+}
+
+pub(super) fn close_fds_except(keep: RawFd) -> Result<(), Fail> {
+    let close_range = |lo: u32, hi: u32| {
+        // SAFETY: close_range on a numeric range.
+        unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }
+    };
+    let keep = keep as u32;
+    if keep > 3 && close_range(3, keep - 1) < 0 {
+        return Err(Fail::errno(Step::CloseFds, 0));
+    }
+    if close_range(keep.max(2) + 1, u32::MAX) < 0 {
+        return Err(Fail::errno(Step::CloseFds, 0));
+    }
+    Ok(())
+}
+
+/// The kernel's `struct sigaction` (what rt_sigaction takes, unlike libc's).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KernelSigaction {
+    pub handler: usize,
+    pub flags: libc::c_ulong,
+    pub restorer: usize,
+    pub mask: u64,
+}
+
+/// rt_sigaction(2) itself: libc's wrapper may take a lock (see the module's note 2).
+pub(crate) fn kernel_sigaction(
+    sig: libc::c_int,
+    new: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> libc::c_long {
+    let new = new.map_or(std::ptr::null(), |n| n as *const KernelSigaction);
+    let old = old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction);
+    // SAFETY: both pointers are null or point at live structs of the kernel's layout.
+    unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8usize) }
+}
+
+/// The user's command starts with default dispositions and an empty mask, whatever berth
+/// had (Rust ignores SIGPIPE; the caller may block or handle signals).
+pub(crate) fn reset_signals() {
+    let default = KernelSigaction::default();
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        kernel_sigaction(sig, Some(&default), None);
+    }
+    // SAFETY: sigprocmask with a stack set (a plain syscall in both libcs).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
