@@ -562,27 +562,13 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 pub(crate) fn open_beneath(dirfd: RawFd, rel: &[u8]) -> io::Result<OwnedFd> {
     let rel = if rel.is_empty() { &b"."[..] } else { rel };
     let c = CString::new(rel).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: open_how is plain data; zero is the documented "no flags" value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
     loop {
-        // SAFETY: `how` is a valid open_how and its size is passed alongside.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd >= 0 {
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EAGAIN) && err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+        match crate::sys::syscall::openat2(dirfd, &c, flags, resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(libc::EAGAIN | libc::EINTR) => {}
+            Err(e) => return Err(io::Error::from_raw_os_error(e)),
         }
     }
 }

@@ -19,6 +19,8 @@
 
 use std::os::fd::RawFd;
 
+use berth_sys::syscall::{self as sys, KernelSigaction};
+
 use super::spawn::{self, Fail, ProcPlan, Step};
 
 extern "C" fn noop(_: libc::c_int) {}
@@ -39,11 +41,11 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
-        // musl's sigaction locks for SIGABRT (see spawn/mod.rs, note 2): give it SIGHUP's action,
-        // just installed with libc's signal-return trampoline, through the kernel directly.
-        let mut hup = spawn::KernelSigaction::default();
-        spawn::kernel_sigaction(libc::SIGHUP, None, Some(&mut hup));
-        spawn::kernel_sigaction(libc::SIGABRT, Some(&hup), None);
+        // musl's sigaction locks for SIGABRT (see spawn/mod.rs, note 2): give it SIGHUP's
+        // action, just installed with libc's signal-return trampoline, through the kernel.
+        let mut hup = KernelSigaction::default();
+        let _ = sys::rt_sigaction(libc::SIGHUP, None, Some(&mut hup));
+        let _ = sys::rt_sigaction(libc::SIGABRT, Some(&hup), None);
         all
     };
     let child = match spawn::clone_raw(nix::sched::CloneFlags::empty()) {

@@ -5,6 +5,7 @@
 use std::ffi::c_char;
 use std::os::fd::RawFd;
 
+use berth_sys::syscall::{self as sys, KernelSigaction};
 use nix::errno::Errno;
 
 use super::plan::{ExecPlan, ProcPlan, ProcessTitle};
@@ -121,17 +122,7 @@ impl ProcPlan {
                 chdir_later = true;
             }
             for (i, (res, lim, _)) in self.rlimits.iter().enumerate() {
-                let none: *mut libc::rlimit = std::ptr::null_mut();
-                if libc::syscall(
-                    libc::SYS_prlimit64,
-                    0,
-                    *res,
-                    lim as *const libc::rlimit,
-                    none,
-                ) < 0
-                {
-                    return Err(Fail::errno(Step::Rlimit, i));
-                }
+                sys::set_rlimit(*res, lim).map_err(|e| Fail::new(Step::Rlimit, e, i))?;
             }
             libc::umask(self.umask);
             if self.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
@@ -153,15 +144,9 @@ impl ProcPlan {
             // thread glibc believes exists (nptl "setxid"), and in this single-threaded
             // copy of a multi-threaded process they wait forever for threads that are
             // not there.
-            if libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr()) < 0 {
-                return Err(Fail::errno(Step::SetUser, 0));
-            }
-            if libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid) < 0 {
-                return Err(Fail::errno(Step::SetUser, 1));
-            }
-            if libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid) < 0 {
-                return Err(Fail::errno(Step::SetUser, 2));
-            }
+            sys::setgroups(&self.groups).map_err(|e| Fail::new(Step::SetUser, e, 0))?;
+            sys::setresgid(self.gid).map_err(|e| Fail::new(Step::SetUser, e, 1))?;
+            sys::setresuid(self.uid).map_err(|e| Fail::new(Step::SetUser, e, 2))?;
             if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
                 return Err(Fail::errno(Step::SetUser, 0));
             }
@@ -204,39 +189,15 @@ fn verify_cwd() -> Result<(), Fail> {
 
 pub(super) fn close_fds_except(keep: RawFd) -> Result<(), Fail> {
     let close_range = |lo: u32, hi: u32| {
-        // SAFETY: close_range on a numeric range.
-        unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) }
+        // SAFETY: the child owns every inherited descriptor but `keep` and stdio, and never
+        // uses or closes one of them again: it execs or exits.
+        unsafe { sys::close_range(lo, hi) }.map_err(|e| Fail::new(Step::CloseFds, e, 0))
     };
     let keep = keep as u32;
-    if keep > 3 && close_range(3, keep - 1) < 0 {
-        return Err(Fail::errno(Step::CloseFds, 0));
+    if keep > 3 {
+        close_range(3, keep - 1)?;
     }
-    if close_range(keep.max(2) + 1, u32::MAX) < 0 {
-        return Err(Fail::errno(Step::CloseFds, 0));
-    }
-    Ok(())
-}
-
-/// The kernel's `struct sigaction` (what rt_sigaction takes, unlike libc's).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct KernelSigaction {
-    pub handler: usize,
-    pub flags: libc::c_ulong,
-    pub restorer: usize,
-    pub mask: u64,
-}
-
-/// rt_sigaction(2) itself: libc's wrapper may take a lock (see the module's note 2).
-pub(crate) fn kernel_sigaction(
-    sig: libc::c_int,
-    new: Option<&KernelSigaction>,
-    old: Option<&mut KernelSigaction>,
-) -> libc::c_long {
-    let new = new.map_or(std::ptr::null(), |n| n as *const KernelSigaction);
-    let old = old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction);
-    // SAFETY: both pointers are null or point at live structs of the kernel's layout.
-    unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8usize) }
+    close_range(keep.max(2) + 1, u32::MAX)
 }
 
 /// The user's command starts with default dispositions and an empty mask, whatever berth
@@ -247,7 +208,7 @@ pub(crate) fn reset_signals() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        kernel_sigaction(sig, Some(&default), None);
+        let _ = sys::rt_sigaction(sig, Some(&default), None);
     }
     // SAFETY: sigprocmask with a stack set (a plain syscall in both libcs).
     unsafe {

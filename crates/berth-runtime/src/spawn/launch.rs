@@ -17,13 +17,10 @@ use crate::RuntimeError;
 /// fork-like clone(2): the child continues on a copy of our stack.
 pub(crate) fn clone_raw(flags: CloneFlags) -> Result<libc::pid_t, Errno> {
     let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-    // SAFETY: no new stack and no CLONE_VM: the kernel gives the child a copy of ours,
-    // exactly like fork(); we never return into code that relies on atfork handlers.
-    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    Ok(r as libc::pid_t)
+    // SAFETY: both children (the container's process, `--init`'s command) run only
+    // prepared, allocation-free code until they exec or _exit (see the module note), and
+    // nothing of berth relies on atfork handlers.
+    unsafe { berth_sys::syscall::clone(flags) }.map_err(Errno::from_raw)
 }
 
 /// Clones the child (blocking signals around it so no handler of ours runs in the copy)

@@ -37,7 +37,7 @@ mod namespaces;
 mod plan;
 mod protocol;
 
-pub(crate) use finalize::{KernelSigaction, kernel_sigaction, reset_signals};
+pub(crate) use finalize::reset_signals;
 pub(crate) use launch::{clone_raw, start_child};
 pub(crate) use namespaces::{Namespaces, new_network_namespace};
 pub(crate) use plan::{ChildPlan, ChildStdio, ProcPlan, dev_null};
