@@ -71,8 +71,9 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
     // SAFETY: closing our copy.
     unsafe { libc::close(err_fd) };
     loop {
-        // SAFETY: zeroed siginfo for sigwaitinfo to fill.
+        // SAFETY: siginfo_t is plain data, for which all-zero bytes are a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are to live locals; sigwaitinfo only fills `info`.
         let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
         if sig < 0 {
             continue;

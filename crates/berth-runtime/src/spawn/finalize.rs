@@ -30,8 +30,9 @@ impl ExecPlan {
             return Fail::errno(Step::Exec, 0);
         }
         for c in &self.candidates {
-            // SAFETY: zeroed stat buffer, valid path.
+            // SAFETY: struct stat is plain data, for which all-zero bytes are a valid value.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a NUL-terminated path and a live buffer for stat to fill.
             if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
                 continue;
             }

@@ -26,8 +26,9 @@ pub(crate) fn clone_raw(flags: CloneFlags) -> Result<libc::pid_t, Errno> {
 /// Clones the child (blocking signals around it so no handler of ours runs in the copy)
 /// and returns its pid. The child never returns from here.
 pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeError> {
-    // SAFETY: sigset manipulation on stack structs.
+    // SAFETY: sigset_t is plain data, for which all-zero bytes are a valid value.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigset operations on live locals; blocking signals has no memory effect.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -68,8 +69,9 @@ pub(crate) fn start_child(c: &ChildPlan<'_>, p: &Pipes) -> Result<Pid, RuntimeEr
     };
     // Non-dumpable before the clone, not just first thing in the child: the child copies
     // the flag, so it is never visible dumpable in a namespace it joins (exec).
-    // SAFETY: prctl get/set of the dumpable flag.
+    // SAFETY: integer-only prctl calls on a process attribute.
     let was_dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let r = clone_raw(c.ns.clone_flags);
     if let Ok(0) = r {
