@@ -10,7 +10,7 @@
 //! fork(): the monitor is forked from the CLI, which may have other threads. A child
 //! forked while another thread held the heap's lock would block on its first allocation,
 //! so the lock is taken around fork() (pthread_atfork). The runtime's raw clone() skips
-//! those handlers; its child never allocates (see runtime/spawn.rs).
+//! those handlers; its child never allocates (see berth-runtime's spawn/mod.rs).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
@@ -44,6 +44,8 @@ impl Allocator {
     }
 }
 
+// SAFETY: every method hands its request to dlmalloc, which meets GlobalAlloc's contract,
+// under the one lock (`with_heap`), so no two threads use the heap at once.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's layout contract is dlmalloc's.
@@ -127,14 +129,18 @@ mod tests {
             assert!(pid >= 0, "fork failed");
             if pid == 0 {
                 let v: Vec<String> = (0..64).map(|i| i.to_string()).collect();
+                // SAFETY: _exit in the forked child runs nothing of the parent's (no destructors, no atexit).
                 unsafe { libc::_exit(if v.len() == 64 { 0 } else { 1 }) };
             }
             // A child stuck on the heap's lock never exits: give it two seconds.
             let mut status = 0;
             let mut waited = 0;
+            // SAFETY: waitpid on the child forked above, with a live status int.
             while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
                 if waited == 2000 {
+                    // SAFETY: the child forked above is not reaped yet, so its pid is still ours.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
+                    // SAFETY: as above; waitpid reaps it, filling a live status int.
                     unsafe { libc::waitpid(pid, &mut status, 0) };
                     stop.store(true, Ordering::Relaxed);
                     panic!("a forked child hung on its first allocation");

@@ -1282,6 +1282,7 @@ fn a_detached_container_survives_the_end_of_the_cli_session() {
             .unwrap()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            // SAFETY: getsid takes an integer and touches no memory of ours.
             .filter(|p| alive(*p) && unsafe { libc::getsid(*p) } == sid)
             .collect()
     };

@@ -439,6 +439,7 @@ fn crash_of_the_monitor_is_cleaned_by_the_next_command() {
     // Monitor and container both die (a crash): the next command of any kind cleans up.
     root.ok(&["run", "-d", "--name", "crash1", "-p", "18087:80", &nginx()]);
     let (monitor, pid) = monitor_and_pid(&root, "crash1");
+    // SAFETY: kill takes integers only and touches no memory of ours.
     unsafe {
         libc::kill(monitor, libc::SIGKILL);
         libc::kill(pid, libc::SIGKILL);
@@ -453,6 +454,7 @@ fn crash_of_the_monitor_is_cleaned_by_the_next_command() {
     // Only the monitor dies: the container keeps its network until it is removed.
     root.ok(&["run", "-d", "--name", "crash2", "-p", "18088:80", &nginx()]);
     let (monitor, _) = monitor_and_pid(&root, "crash2");
+    // SAFETY: kill takes integers only and touches no memory of ours.
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(100));
     root.ok(&["ps"]);

@@ -973,9 +973,11 @@ fn signals_with_and_without_init() {
         .unwrap();
     let pid = running_pid(&root, Duration::from_secs(10));
     wait_catches_sigterm(child.id());
+    // SAFETY: kill takes integers only and touches no memory of ours.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     std::thread::sleep(Duration::from_millis(500));
     assert!(child.try_wait().unwrap().is_none(), "PID 1 ignores SIGTERM");
+    // SAFETY: kill takes integers only and touches no memory of ours.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 137);
     assert_no_containers(&root);
@@ -987,6 +989,7 @@ fn signals_with_and_without_init() {
         .unwrap();
     running_pid(&root, Duration::from_secs(10));
     wait_catches_sigterm(child.id());
+    // SAFETY: kill takes integers only and touches no memory of ours.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 143);
     assert_no_containers(&root);
@@ -1404,6 +1407,7 @@ fn exit_137_killed() {
         .spawn()
         .unwrap();
     let pid = running_pid(&root, Duration::from_secs(10));
+    // SAFETY: kill takes integers only and touches no memory of ours.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(wait_code(&mut child, Duration::from_secs(10)), 137);
     // From inside, as in Docker: `kill -9 $$` in PID 1 does nothing, the shell exits 0.

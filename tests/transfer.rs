@@ -272,6 +272,7 @@ fn export_and_save_refuse_a_terminal() {
     ] {
         // SAFETY: dup of a descriptor we own.
         let fd = unsafe { libc::dup(slave) };
+        // SAFETY: `fd` is the new descriptor dup returned, owned by nothing else yet.
         let stdout = unsafe { <Stdio as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let out = root.berth(args).stdout(stdout).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
@@ -280,6 +281,7 @@ fn export_and_save_refuse_a_terminal() {
             "cowardly refusing to save to a terminal. Use the -o flag or redirect"
         );
     }
+    // SAFETY: the pty's two descriptors, opened by this test and closed once, after every use.
     unsafe {
         libc::close(master);
         libc::close(slave);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -679,32 +679,18 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 fn open_in_root(dirfd: RawFd, name: &str) -> io::Result<File> {
     let c = CString::new(Path::new(name).as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: open_how is plain data; zero means no flags.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     loop {
-        // SAFETY: valid arguments; the size of `how` is passed alongside.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: a fresh descriptor we own.
-            let file = unsafe { File::from_raw_fd(fd as RawFd) };
-            if !file.metadata()?.is_file() {
-                return Err(io::Error::other("not a regular file"));
+        match crate::sys::syscall::openat2(dirfd, &c, libc::O_RDONLY, resolve) {
+            Ok(fd) => {
+                let file = File::from(fd);
+                if !file.metadata()?.is_file() {
+                    return Err(io::Error::other("not a regular file"));
+                }
+                return Ok(file);
             }
-            return Ok(file);
-        }
-        let err = io::Error::last_os_error();
-        if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-            return Err(err);
+            Err(libc::EAGAIN | libc::EINTR) => {}
+            Err(e) => return Err(io::Error::from_raw_os_error(e)),
         }
     }
 }

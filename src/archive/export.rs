@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -82,24 +82,18 @@ fn clone_root_of(pid: i32) -> Option<OwnedFd> {
     // setns resets the working directory: keep ours to come back to.
     let cwd = File::open(".").ok()?;
     setns(&theirs, CloneFlags::CLONE_NEWNS).ok()?;
-    let path = c"/";
-    // SAFETY: open_tree with a valid path; returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
+    let tree = crate::sys::syscall::open_tree(
+        libc::AT_FDCWD,
+        c"/",
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+    );
     let back = setns(&ours, CloneFlags::CLONE_NEWNS);
     // SAFETY: fchdir on a directory descriptor we own.
     let restored = unsafe { libc::fchdir(cwd.as_raw_fd()) } == 0;
-    if fd < 0 || !restored {
+    if !restored {
         return None;
     }
-    // SAFETY: a fresh descriptor we own.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let tree = tree.ok()?;
     // Not back in our own namespace: paths would resolve in the container's. Give up.
     back.ok()?;
     Some(tree)

@@ -312,7 +312,9 @@ impl Unpacker {
                 self.stats.file_bytes += n;
                 let fd = file.as_raw_fd();
                 // chown first: it clears setuid/setgid bits that the chmod then restores.
+                // SAFETY: fchown of the descriptor of the file just written, which `file` keeps open.
                 check(unsafe { libc::fchown(fd, uid, gid) })
+                    // SAFETY: as above; fchmod takes integers only.
                     .and_then(|_| check(unsafe { libc::fchmod(fd, mode) }))
                     .map_err(|e| self.io_at(&parent_rel, name, e))?;
                 self.apply_xattrs(fd, &headers, &parent_rel, name)?;
@@ -326,10 +328,12 @@ impl Unpacker {
                 };
                 self.remove_existing(pfd, name, &shown)?;
                 let ctarget = cstr(&target)?;
+                // SAFETY: NUL-terminated target and name, the name relative to the open parent `pfd`; only read.
                 check(unsafe { libc::symlinkat(ctarget.as_ptr(), pfd, cname.as_ptr()) })
                     .map_err(|e| self.io_at(&parent_rel, name, e))?;
                 // Docker's layer size counts a symlink's own size (its target's length) too.
                 self.stats.file_bytes += target.len() as u64;
+                // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
                 check(unsafe {
                     libc::fchownat(pfd, cname.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
                 })
@@ -366,6 +370,7 @@ impl Unpacker {
                     }
                 }
                 self.remove_existing(pfd, name, &shown)?;
+                // SAFETY: NUL-terminated names relative to two open directory descriptors; only read.
                 check(unsafe {
                     libc::linkat(
                         tparent.as_raw_fd(),
@@ -440,6 +445,7 @@ impl Unpacker {
             let cpart = cstr(part)?;
             match mkdirat(current.as_raw_fd(), &cpart) {
                 Ok(()) => {
+                    // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
                     let _ = check(unsafe {
                         libc::fchmodat(current.as_raw_fd(), cpart.as_ptr(), 0o755, 0)
                     });
@@ -488,9 +494,11 @@ impl Unpacker {
             .map_err(|e| ArchiveError::io(&self.dest.join(shown), e))?;
             remove_dir_contents(dir.as_raw_fd())
                 .map_err(|e| ArchiveError::io(&self.dest.join(shown), e))?;
+            // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
             check(unsafe { libc::unlinkat(pfd, cname.as_ptr(), libc::AT_REMOVEDIR) })
                 .map_err(|e| ArchiveError::io(&self.dest.join(shown), e))
         } else {
+            // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
             check(unsafe { libc::unlinkat(pfd, cname.as_ptr(), 0) })
                 .map_err(|e| ArchiveError::io(&self.dest.join(shown), e))
         }
@@ -546,6 +554,7 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a NUL-terminated path; open only reads it.
     let fd = unsafe {
         libc::open(
             c.as_ptr(),
@@ -555,6 +564,7 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: open just returned this descriptor, and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -562,56 +572,50 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 pub(crate) fn open_beneath(dirfd: RawFd, rel: &[u8]) -> io::Result<OwnedFd> {
     let rel = if rel.is_empty() { &b"."[..] } else { rel };
     let c = CString::new(rel).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: open_how is plain data; zero is the documented "no flags" value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
     loop {
-        // SAFETY: `how` is a valid open_how and its size is passed alongside.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd,
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd >= 0 {
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EAGAIN) && err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+        match crate::sys::syscall::openat2(dirfd, &c, flags, resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(libc::EAGAIN | libc::EINTR) => {}
+            Err(e) => return Err(io::Error::from_raw_os_error(e)),
         }
     }
 }
 
 fn openat(dirfd: RawFd, name: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
     let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: openat just returned this descriptor, and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn mkdirat(dirfd: RawFd, name: &CString) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
     check(unsafe { libc::mkdirat(dirfd, name.as_ptr(), 0o700) })
 }
 
 fn mknodat(dirfd: RawFd, name: &[u8], mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
     let c = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
     check(unsafe { libc::mknodat(dirfd, c.as_ptr(), mode, dev) })
 }
 
 fn fstatat_nofollow(dirfd: RawFd, name: &CString) -> io::Result<libc::stat> {
+    // SAFETY: struct stat is plain data, for which all-zero bytes are a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated name and a live buffer for fstatat to fill.
     check(unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 
 fn chown_chmod_at(dirfd: RawFd, name: &CString, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
     check(unsafe { libc::fchownat(dirfd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })?;
+    // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
     check(unsafe { libc::fchmodat(dirfd, name.as_ptr(), mode, 0) })
 }
 
@@ -625,16 +629,19 @@ fn timespecs(mtime: u64) -> [libc::timespec; 2] {
 
 fn set_times_fd(fd: RawFd, mtime: u64) -> io::Result<()> {
     let ts = timespecs(mtime);
+    // SAFETY: `ts` is a live array of the two timespecs futimens reads.
     check(unsafe { libc::futimens(fd, ts.as_ptr()) })
 }
 
 fn set_times_at(dirfd: RawFd, name: &CString, mtime: u64) -> io::Result<()> {
     let ts = timespecs(mtime);
+    // SAFETY: a NUL-terminated name and a live array of the two timespecs utimensat reads.
     check(unsafe { libc::utimensat(dirfd, name.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
 }
 
 fn set_xattr_fd(fd: RawFd, name: &str, value: &[u8]) -> io::Result<()> {
     let c = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a NUL-terminated name, and a pointer and length that describe the live `value`.
     check(unsafe {
         libc::fsetxattr(
             fd,
@@ -648,27 +655,34 @@ fn set_xattr_fd(fd: RawFd, name: &str, value: &[u8]) -> io::Result<()> {
 
 /// Empties a directory through descriptors only (never following symlinks).
 fn remove_dir_contents(dirfd: RawFd) -> io::Result<()> {
+    // SAFETY: dup takes an integer and creates a descriptor we then own.
     let dup = unsafe { libc::dup(dirfd) };
     if dup < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `dup` is ours; on success the DIR stream owns it and closedir closes it.
     let dir = unsafe { libc::fdopendir(dup) };
     if dir.is_null() {
+        // SAFETY: fdopendir failed, so `dup` is still ours to close, once.
         unsafe { libc::close(dup) };
         return Err(io::Error::last_os_error());
     }
     let mut names = Vec::new();
     loop {
+        // SAFETY: `dir` is the live stream opened above, not yet closed.
         let ent = unsafe { libc::readdir(dir) };
         if ent.is_null() {
             break;
         }
+        // SAFETY: readdir returned a non-null entry whose NUL-terminated d_name stays valid
+        // until the next readdir on `dir`; it is copied before that.
         let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
         let bytes = name.to_bytes();
         if bytes != b"." && bytes != b".." {
             names.push(name.to_owned());
         }
     }
+    // SAFETY: `dir` is live and closed once here, with the descriptor it owns.
     unsafe { libc::closedir(dir) };
     for name in names {
         let st = fstatat_nofollow(dirfd, &name)?;
@@ -679,8 +693,10 @@ fn remove_dir_contents(dirfd: RawFd) -> io::Result<()> {
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             )?;
             remove_dir_contents(sub.as_raw_fd())?;
+            // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
             check(unsafe { libc::unlinkat(dirfd, name.as_ptr(), libc::AT_REMOVEDIR) })?;
         } else {
+            // SAFETY: a NUL-terminated name relative to an open directory descriptor; only read.
             check(unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) })?;
         }
     }

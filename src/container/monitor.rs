@@ -182,12 +182,12 @@ pub fn detach(keep: &[RawFd]) {
     for fd in keep.iter().map(|fd| *fd as libc::c_uint) {
         if fd > from {
             // SAFETY: closing descriptors this process will never use.
-            closed &= unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) } == 0;
+            closed &= unsafe { crate::sys::syscall::close_range(from, fd - 1) }.is_ok();
         }
         from = fd + 1;
     }
     // SAFETY: as above.
-    closed &= unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) } == 0;
+    closed &= unsafe { crate::sys::syscall::close_range(from, libc::c_uint::MAX) }.is_ok();
     if closed {
         return;
     }
@@ -441,7 +441,7 @@ fn monitor(
         file: None,
         failed: false,
     };
-    let pidfd = pidfd_open(pid)?;
+    let pidfd = crate::sys::syscall::pidfd_open(pid)?;
     listener.set_nonblocking(true)?;
     let mut exit_code: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
@@ -837,16 +837,6 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both were just created.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// The exit code Docker reports: the status, or 128 + the signal.

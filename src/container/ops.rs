@@ -2,7 +2,7 @@
 //! container. Each takes the container's lock, so concurrent commands on one container
 //! serialise; state is always re-derived from the kernel first.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -235,13 +235,7 @@ fn pidfd(pid: i32, start: u64) -> Option<OwnedFd> {
     if pid <= 0 || crate::sys::process_start_time(pid) != Some(start) {
         return None;
     }
-    // SAFETY: pidfd_open returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = crate::sys::syscall::pidfd_open(pid).ok()?;
     // The pid could have been recycled between the check and the open: check again.
     (crate::sys::process_start_time(pid) == Some(start)).then_some(fd)
 }

@@ -79,46 +79,11 @@ pub(crate) fn drop_bounding(s: &CapSets) -> Result<(), i32> {
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
 /// Sets effective/permitted/inheritable, then the ambient set (which must be a subset of
 /// permitted ∩ inheritable, so it comes last).
 pub(crate) fn apply(s: &CapSets) -> Result<(), (&'static str, i32)> {
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let data = [
-        CapData {
-            effective: s.effective as u32,
-            permitted: s.permitted as u32,
-            inheritable: s.inheritable as u32,
-        },
-        CapData {
-            effective: (s.effective >> 32) as u32,
-            permitted: (s.permitted >> 32) as u32,
-            inheritable: (s.inheritable >> 32) as u32,
-        },
-    ];
-    // SAFETY: header and two data structs as capset(2) v3 expects.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
-    if r < 0 {
-        return Err(("capset", nix::errno::Errno::last_raw()));
-    }
+    berth_sys::syscall::capset(s.effective, s.permitted, s.inheritable)
+        .map_err(|e| ("capset", e))?;
     // SAFETY: integer-only prctl calls.
     unsafe {
         if libc::prctl(

@@ -19,6 +19,8 @@
 
 use std::os::fd::RawFd;
 
+use berth_sys::syscall::{self as sys, KernelSigaction};
+
 use super::spawn::{self, Fail, ProcPlan, Step};
 
 extern "C" fn noop(_: libc::c_int) {}
@@ -39,11 +41,11 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
-        // musl's sigaction locks for SIGABRT (see spawn.rs, note 2): give it SIGHUP's action,
-        // just installed with libc's signal-return trampoline, through the kernel directly.
-        let mut hup = spawn::KernelSigaction::default();
-        spawn::kernel_sigaction(libc::SIGHUP, None, Some(&mut hup));
-        spawn::kernel_sigaction(libc::SIGABRT, Some(&hup), None);
+        // musl's sigaction locks for SIGABRT (see spawn/mod.rs, note 2): give it SIGHUP's
+        // action, just installed with libc's signal-return trampoline, through the kernel.
+        let mut hup = KernelSigaction::default();
+        let _ = sys::rt_sigaction(libc::SIGHUP, None, Some(&mut hup));
+        let _ = sys::rt_sigaction(libc::SIGABRT, Some(&hup), None);
         all
     };
     let child = match spawn::clone_raw(nix::sched::CloneFlags::empty()) {
@@ -69,8 +71,9 @@ pub(crate) fn run(p: &ProcPlan, err_fd: RawFd) -> Fail {
     // SAFETY: closing our copy.
     unsafe { libc::close(err_fd) };
     loop {
-        // SAFETY: zeroed siginfo for sigwaitinfo to fill.
+        // SAFETY: siginfo_t is plain data, for which all-zero bytes are a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are to live locals; sigwaitinfo only fills `info`.
         let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
         if sig < 0 {
             continue;

@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use berth_sys::syscall as sys;
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxDeviceType, Spec};
@@ -425,18 +426,8 @@ fn overlay_plan(
 // ---------------------------------------------------------------------------------------
 // Child side: no allocation below this line.
 
-/// `struct open_how` (libc's is non-exhaustive).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 /// statfs's relatime bit (<sys/statvfs.h>), which the libc crate only names for glibc.
 const ST_RELATIME: u64 = 0x1000;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(root, path, RESOLVE_IN_ROOT): symlinks and ".." resolve as if `root` were "/".
 pub fn openat2_in_root(root: &OwnedFd, path: &CStr, flags: i32) -> Result<OwnedFd, Errno> {
@@ -444,26 +435,8 @@ pub fn openat2_in_root(root: &OwnedFd, path: &CStr, flags: i32) -> Result<OwnedF
 }
 
 fn openat2_raw(root: RawFd, path: &CStr, flags: i32) -> Result<OwnedFd, Errno> {
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: valid C string and open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just returned this fd to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    sys::openat2(root, path, flags, resolve).map_err(Errno::from_raw)
 }
 
 /// "/proc/self/fd/N" in a stack buffer.
@@ -654,32 +627,11 @@ fn fail(step: Step, idx: usize) -> impl Fn(Errno) -> Fail {
     move |e| Fail::new(step, e as i32, idx)
 }
 
-/// The kernel's `struct statfs` on 64-bit targets (libc's hides `f_flags`).
-#[repr(C)]
-#[derive(Default)]
-struct KStatfs {
-    f_type: i64,
-    f_bsize: i64,
-    f_blocks: u64,
-    f_bfree: u64,
-    f_bavail: u64,
-    f_files: u64,
-    f_ffree: u64,
-    f_fsid: [i32; 2],
-    f_namelen: i64,
-    f_frsize: i64,
-    f_flags: i64,
-    f_spare: [i64; 4],
-}
-
 /// Bind-remounts the mount at `target` with `flags` (ro, nosuid, ...) on top of the flags
 /// it already has, so remounting never clears nosuid/nodev/noexec by accident.
 fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
-    let mut st = KStatfs::default();
     let mut have = MsFlags::empty();
-    // Raw statfs(2): glibc's statvfs may fall back to parsing /proc/mounts (malloc).
-    // SAFETY: valid path and a buffer of the kernel's struct statfs layout.
-    if unsafe { libc::syscall(libc::SYS_statfs, target.as_ptr(), &mut st as *mut KStatfs) } == 0 {
+    if let Ok(st) = sys::statfs(target) {
         for (st_bit, ms) in [
             (libc::ST_NOSUID, MsFlags::MS_NOSUID),
             (libc::ST_NODEV, MsFlags::MS_NODEV),
@@ -972,7 +924,7 @@ pub(crate) fn child_pivot(p: &RootfsPlan) -> Result<(), Fail> {
         if libc::fchdir(new.as_raw_fd()) < 0 {
             return Err(step(()));
         }
-        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0 {
+        if sys::pivot_root(c".", c".").is_err() {
             return Err(step(()));
         }
         if libc::fchdir(old.as_raw_fd()) < 0 {

@@ -467,23 +467,7 @@ fn decode(bytes: &[u8]) -> Option<Compiled> {
 
 /// Installs the filter on the calling thread. Async-signal-safe: no allocation.
 pub(crate) fn install(c: &Compiled) -> Result<(), nix::Error> {
-    let prog = libc::sock_fprog {
-        len: c.program.len() as u16,
-        filter: c.program.as_ptr() as *mut Insn,
-    };
-    // SAFETY: prog points at a live, correctly sized instruction array.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            c.flags,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    if r < 0 {
-        return Err(nix::Error::last());
-    }
-    Ok(())
+    berth_sys::syscall::seccomp_set_mode_filter(c.flags, &c.program).map_err(nix::Error::from_raw)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Small host-OS primitives every store in berth relies on: atomic file replacement, advisory
 //! locks, and process identity (pid + start time) so a recorded pid is never confused with a
-//! recycled one.
+//! recycled one. Every raw system call lives in [`syscall`].
+
+pub mod syscall;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

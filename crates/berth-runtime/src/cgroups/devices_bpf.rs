@@ -10,6 +10,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+use berth_sys::syscall::bpf;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::RuntimeError;
@@ -117,15 +118,6 @@ const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
-fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<libc::c_long> {
-    // SAFETY: attr is a zero-padded union bpf_attr of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(r)
-}
-
 /// Loads the program for `rules` and attaches it to the cgroup directory `dir`.
 pub fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), RuntimeError> {
     let prog = compile(rules);
@@ -141,7 +133,9 @@ pub fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), RuntimeErro
         path: dir.to_path_buf(),
         source: e,
     };
-    let fd = match bpf(BPF_PROG_LOAD, &mut attr) {
+    // SAFETY: the instructions and the license the attributes point at live until the end
+    // of this function; the kernel only reads them.
+    let fd = match unsafe { bpf(BPF_PROG_LOAD, &mut attr) } {
         Ok(fd) => fd,
         Err(e) => {
             // Load again with the verifier's log, so the error says why.
@@ -149,7 +143,8 @@ pub fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), RuntimeErro
             attr[24..28].copy_from_slice(&1u32.to_ne_bytes());
             attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
             attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
-            let _ = bpf(BPF_PROG_LOAD, &mut attr);
+            // SAFETY: as above, and the log buffer is live and as long as stated.
+            let _ = unsafe { bpf(BPF_PROG_LOAD, &mut attr) };
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
             let msg = String::from_utf8_lossy(&log[..end]).trim().to_string();
             return Err(err(
@@ -166,7 +161,8 @@ pub fn attach(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), RuntimeErro
     attr[4..8].copy_from_slice(&(prog_fd.as_raw_fd() as u32).to_ne_bytes());
     attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
     attr[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
-    bpf(BPF_PROG_ATTACH, &mut attr).map_err(|e| err("attach device filter", e))?;
+    // SAFETY: attaching takes descriptors, no pointers.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr) }.map_err(|e| err("attach device filter", e))?;
     // The cgroup keeps the program alive; our fds can go.
     Ok(())
 }
