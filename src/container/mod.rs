@@ -3,8 +3,10 @@
 //! with `runtime/`.
 
 pub mod attach;
+pub mod commit;
 pub mod create;
 pub mod exec;
+pub mod in_use;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
