@@ -14,6 +14,7 @@ pub mod names;
 pub mod ops;
 pub mod policy;
 pub mod record;
+pub mod removal;
 pub mod seccomp_profile;
 pub mod spec;
 pub mod store;

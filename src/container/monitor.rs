@@ -38,7 +38,7 @@ pub struct MonitorSetup {
     pub record: ContainerRecord,
     pub spec: Spec,
     /// Where the starting CLI sends the container's network namespace, which it makes while
-    /// the monitor prepares the rest (see `lifecycle::send_network_namespace`).
+    /// the monitor prepares the rest (see `lifecycle.rs`).
     pub network_namespace_from: Option<OwnedFd>,
     /// The CLI makes the container's cgroup directories before it sends the namespace
     /// (`run`): the monitor then waits for the message for as long as the CLI lives, since
@@ -609,6 +609,12 @@ fn monitor(
     Ok(())
 }
 
+/// The byte that comes with the network namespace the CLI hands to the monitor (sent by
+/// `lifecycle.rs`; defined here, on the receiving side, so the monitor needs nothing of it).
+pub(crate) const HANDED_OVER: u8 = b'n';
+/// The same, from `run`'s CLI once it has made every directory of the container's cgroup.
+pub(crate) const HANDED_OVER_WITH_CGROUP: u8 = b'c';
+
 /// How long the monitor of `start` waits for the CLI's network namespace before making one
 /// itself (a CLI stopped by ^Z at that moment must not hold the container back).
 const NETNS_WAIT_MS: libc::c_int = 500;
@@ -656,7 +662,7 @@ fn receive_network_namespace(channel: OwnedFd, give_up: bool) -> runtime::Networ
         }
         Some(runtime::HandedOver {
             namespace: received,
-            cgroup_made: byte[0] == super::lifecycle::HANDED_OVER_WITH_CGROUP,
+            cgroup_made: byte[0] == HANDED_OVER_WITH_CGROUP,
         })
     })
 }
@@ -717,7 +723,7 @@ fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) -> Vec<PathBuf> {
     sys::trace("monitor-cgroup-removed");
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {
-        super::lifecycle::detach_files(&setup.store_root, &setup.dir, &setup.record, true)
+        super::removal::detach_files(&setup.store_root, &setup.dir, &setup.record, true)
     } else {
         let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
         Vec::new()

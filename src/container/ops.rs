@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::ContainerError;
-use super::lifecycle::{self, current_state, load_spec};
+use super::lifecycle::{current_state, load_spec};
 use super::record::{State, Status};
+use super::removal;
 use super::store::{ContainerDir, ContainerStore};
 use crate::runtime;
 
@@ -163,7 +164,7 @@ pub fn remove(
         }
         let _ = crate::network::disconnect(&dir.id, None);
     }
-    lifecycle::remove_files(store_root, dir, &record, volumes);
+    removal::remove_files(store_root, dir, &record, volumes);
     Ok(())
 }
 

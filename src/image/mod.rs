@@ -20,6 +20,7 @@ pub mod remove;
 pub mod resolve;
 pub mod search;
 pub mod store;
+pub mod summary;
 pub mod usage;
 pub mod users;
 
