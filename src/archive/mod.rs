@@ -3,7 +3,6 @@
 
 pub mod compression;
 pub mod diff;
-pub mod docker_archive;
 pub mod export;
 pub mod tarwrite;
 pub mod unpack;

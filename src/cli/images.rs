@@ -10,6 +10,7 @@ use gtmpl::Value;
 use super::format::{ellipsis, human_size, time_ago};
 use super::template::{self, Format, TemplateError};
 use super::{CliResult, Context, Failure};
+use crate::container::in_use;
 use crate::image::history;
 use crate::image::index;
 use crate::image::inspect;
@@ -253,7 +254,9 @@ pub fn rmi(context: &Context, args: RmiArgs) -> CliResult {
     let mut errors = Vec::new();
     let mut fatal = false;
     for image in &args.images {
-        match remove::remove(&store, image, args.force) {
+        match remove::remove(&store, image, args.force, || {
+            in_use::container_usage(store.root(), false).users
+        }) {
             Ok(records) => {
                 let mut out = String::new();
                 print_deletions(&records, &mut out);
@@ -312,7 +315,10 @@ pub fn prune(context: &Context, args: PruneArgs) -> CliResult {
         return Ok(0);
     }
     let store = open_store(context)?;
-    let report = remove::prune(&store, args.all, &filters).map_err(daemon)?;
+    let report = remove::prune(&store, args.all, &filters, || {
+        in_use::container_usage(store.root(), false).users
+    })
+    .map_err(daemon)?;
     let mut out = String::new();
     if !report.deleted.is_empty() {
         out.push_str("Deleted Images:\n");
@@ -559,7 +565,8 @@ pub struct DfArgs {
 
 pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
     let store = open_store(context)?;
-    let du = usage::disk_usage(&store).map_err(daemon)?;
+    let containers = in_use::container_usage(store.root(), true);
+    let du = usage::disk_usage(&store, &containers.users).map_err(daemon)?;
     let now = Timestamp::now().secs;
     if args.verbose {
         let format = Format::parse(
@@ -595,7 +602,7 @@ pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
         let mut table = String::from(
             "CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES\n",
         );
-        for (record, state, size) in &du.containers.containers {
+        for (record, state, size) in &containers.containers {
             let volumes = record.mounts.iter().filter(|m| m.kind == "volume").count();
             let created = crate::time::Timestamp::parse_rfc3339(&record.created)
                 .map(|t| time_ago(t.secs, now))
@@ -649,12 +656,12 @@ pub fn system_df(context: &Context, args: DfArgs) -> CliResult {
         ),
         row(
             "Containers",
-            du.containers.total,
-            du.containers.running,
-            human_size(du.containers.size, 4),
-            match (du.containers.reclaimable * 100).checked_div(du.containers.size) {
-                Some(p) => format!("{} ({p}%)", human_size(du.containers.reclaimable, 4)),
-                None => human_size(du.containers.reclaimable, 4),
+            containers.total,
+            containers.running,
+            human_size(containers.size, 4),
+            match (containers.reclaimable * 100).checked_div(containers.size) {
+                Some(p) => format!("{} ({p}%)", human_size(containers.reclaimable, 4)),
+                None => human_size(containers.reclaimable, 4),
             },
         ),
         row("Local Volumes", 0, 0, "0B".into(), "0B".into()),

@@ -12,6 +12,7 @@ use super::attach::{self, StartReply};
 use super::create::CreateOptions;
 use super::monitor::{self, MonitorSetup};
 use super::record::{ContainerRecord, State, Status};
+use super::removal;
 use super::spec;
 use super::store::{ContainerDir, ContainerStore};
 use crate::image::store::Store;
@@ -148,7 +149,7 @@ pub fn create_and_start(
                         && options.auto_remove
                         && let Some(record) = record
                     {
-                        remove_files(images.root(), &dir, &record, true);
+                        removal::remove_files(images.root(), &dir, &record, true);
                     }
                     Err(e)
                 }
@@ -196,7 +197,7 @@ fn create_in_monitor(
                 // As Docker: a container that failed to start stays created, unless --rm;
                 // one that another command started meanwhile is left to it.
                 if options.auto_remove && !matches!(e, ContainerError::AlreadyRunning(_)) {
-                    remove_files(images.root(), &created.dir, &created.record, true);
+                    removal::remove_files(images.root(), &created.dir, &created.record, true);
                 }
                 Err(e)
             }
@@ -320,11 +321,6 @@ fn netns_channel() -> Option<(OwnedFd, OwnedFd)> {
     .ok()
 }
 
-/// The byte that comes with the network namespace the CLI hands to the monitor.
-pub(crate) const HANDED_OVER: u8 = b'n';
-/// The same, from `run`'s CLI once it has made every directory of the container's cgroup.
-pub(crate) const HANDED_OVER_WITH_CGROUP: u8 = b'c';
-
 /// Makes the container's network namespace here in the CLI while the monitor prepares the
 /// rest, and hands it to the monitor: one message, with the namespace's fd when making it
 /// worked (without, or if the CLI is gone, the monitor's clone makes one), and a byte
@@ -341,9 +337,9 @@ fn send_network_namespace(channel: &OwnedFd, cgroup_made: bool) {
         vec![ControlMessage::ScmRights(&fds)]
     };
     let iov = [std::io::IoSlice::new(if cgroup_made {
-        &[HANDED_OVER_WITH_CGROUP]
+        &[monitor::HANDED_OVER_WITH_CGROUP]
     } else {
-        &[HANDED_OVER]
+        &[monitor::HANDED_OVER]
     })];
     // The monitor may have stopped waiting: no SIGPIPE for that.
     let _ = sendmsg::<()>(
@@ -401,58 +397,4 @@ pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
         }
     }
     Ok(state)
-}
-
-/// Deletes a stopped container's files: its directory, runtime directory and, when asked,
-/// its anonymous volumes. Best effort, idempotent.
-pub fn remove_files(
-    store_root: &Path,
-    dir: &ContainerDir,
-    record: &ContainerRecord,
-    anonymous_volumes: bool,
-) {
-    for trash in detach_files(store_root, dir, record, anonymous_volumes) {
-        let _ = sys::remove_tree(&trash);
-    }
-}
-
-/// Takes a stopped container's files out of sight at once (renamed into the store's `tmp/`,
-/// so nothing of the container is listed or found any more) and returns what is left to
-/// delete. `run --rm`'s monitor reports the exit in between: deleting the files is the slow
-/// part, and nobody needs to wait for it. Whatever a crash leaves in `tmp/` is swept.
-pub fn detach_files(
-    store_root: &Path,
-    dir: &ContainerDir,
-    record: &ContainerRecord,
-    anonymous_volumes: bool,
-) -> Vec<std::path::PathBuf> {
-    let trash_dir = store_root.join("tmp");
-    let mut trash = Vec::new();
-    let mut take = |path: &Path| {
-        let to = trash_dir.join(sys::temp_name("removed"));
-        match std::fs::rename(path, &to) {
-            Ok(()) => trash.push(to),
-            // Another filesystem, or no tmp/: delete in place.
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                let _ = sys::remove_tree(path);
-            }
-            Err(_) => {}
-        }
-    };
-    if anonymous_volumes {
-        for mount in record.mounts.iter().filter(|m| m.anonymous) {
-            if let Some(volume_dir) = mount.source.parent() {
-                take(volume_dir);
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(dir.runtime_dir());
-    take(&dir.path);
-    // Gone from the listing: its name is free again.
-    if let Ok(store) = super::store::ContainerStore::open(store_root)
-        && let Ok(_lock) = store.lock()
-    {
-        let _ = store.release_name(&record.name, &dir.id);
-    }
-    trash
 }

@@ -3,8 +3,10 @@
 //! with `runtime/`.
 
 pub mod attach;
+pub mod commit;
 pub mod create;
 pub mod exec;
+pub mod in_use;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -12,6 +14,7 @@ pub mod names;
 pub mod ops;
 pub mod policy;
 pub mod record;
+pub mod removal;
 pub mod seccomp_profile;
 pub mod spec;
 pub mod store;

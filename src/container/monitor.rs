@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Spec;
@@ -38,7 +39,7 @@ pub struct MonitorSetup {
     pub record: ContainerRecord,
     pub spec: Spec,
     /// Where the starting CLI sends the container's network namespace, which it makes while
-    /// the monitor prepares the rest (see `lifecycle::send_network_namespace`).
+    /// the monitor prepares the rest (see `lifecycle.rs`).
     pub network_namespace_from: Option<OwnedFd>,
     /// The CLI makes the container's cgroup directories before it sends the namespace
     /// (`run`): the monitor then waits for the message for as long as the CLI lives, since
@@ -345,6 +346,9 @@ impl Log {
     }
 }
 
+/// The monitor's life, one step each: spawn the container (or report why it could not
+/// start), report the start, serve its stdio and clients until it has exited, then release
+/// its resources and report the exit.
 fn monitor(
     setup: &MonitorSetup,
     listener: UnixListener,
@@ -357,7 +361,7 @@ fn monitor(
     let network_namespace = netns_channel.map(|c| receive_network_namespace(c, give_up));
     let mut clients = vec![Client::new(first, setup.foreground)];
     let (stdio, stdin_w, outputs_plan) = container_stdio(record)?;
-    let reservations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reservations = Arc::new(Mutex::new(Vec::new()));
     let options = SpawnOptions {
         stdio,
         cache_dir: setup.store_root.join("cache"),
@@ -376,26 +380,63 @@ fn monitor(
     let spawned = match oci.run(&record.id, &setup.dir.path, &setup.spec, options) {
         Ok((_, s)) => s,
         Err(e) => {
-            let mut state = setup.dir.state().unwrap_or_default();
-            state.error = Some(e.to_string());
-            if state.status != Status::Exited {
-                state.exit_code = Some(e.exit_code());
-            }
-            let _ = setup.dir.write_state(&state);
-            let trash = finish_cleanup(setup, None);
-            let failure = attach::start_failure(e.exit_code(), &e.to_string());
-            for c in &mut clients {
-                let _ = c.stream.set_nonblocking(false);
-                let _ = c.stream.write_all(&failure);
-            }
-            drop(clients);
-            delete(trash);
+            report_start_failure(setup, e.exit_code(), e.to_string(), clients);
             return Ok(());
         }
     };
     let pid = spawned.pid.as_raw();
     sys::trace("monitor-spawned");
-    let mut state = State {
+    let state = report_started(setup, pid, &mut clients);
+    drop(start_lock);
+
+    // The mount namespace pins the container's network namespace (through its /sys), and
+    // a bridged container's veth must vanish with its exit, not after the report: only a
+    // container without host-visible networking keeps its teardown for after the report.
+    let mount_ns = spawned
+        .mount_ns
+        .filter(|_| setup.record.network_mode != "bridge");
+    let mut serving = Serving::new(
+        setup,
+        pid,
+        spawned.pty_master,
+        stdin_w,
+        outputs_plan,
+        listener,
+        clients,
+    )?;
+    serving.run()?;
+    report_exit(setup, state, serving, reservations, mount_ns);
+    Ok(())
+}
+
+/// The runtime could not start the container: the error goes into its state and to every
+/// client, and what was prepared for it is released.
+fn report_start_failure(
+    setup: &MonitorSetup,
+    code: i32,
+    message: String,
+    mut clients: Vec<Client>,
+) {
+    let mut state = setup.dir.state().unwrap_or_default();
+    state.error = Some(message.clone());
+    if state.status != Status::Exited {
+        state.exit_code = Some(code);
+    }
+    let _ = setup.dir.write_state(&state);
+    let trash = finish_cleanup(setup, None);
+    let failure = attach::start_failure(code, &message);
+    for c in &mut clients {
+        let _ = c.stream.set_nonblocking(false);
+        let _ = c.stream.write_all(&failure);
+    }
+    drop(clients);
+    delete(trash);
+}
+
+/// Records the container as running with its init `pid` and tells the clients; returns the
+/// state, which the exit completes.
+fn report_started(setup: &MonitorSetup, pid: i32, clients: &mut [Client]) -> State {
+    let state = State {
         status: Status::Running,
         pid,
         pid_start: sys::process_start_time(pid).unwrap_or(0),
@@ -408,57 +449,133 @@ fn monitor(
     };
     let _ = setup.dir.write_state(&state);
     let started = attach::encode(STARTED, &pid.to_be_bytes());
-    for c in &mut clients {
+    for c in clients {
         c.queue(&started);
         c.flush();
     }
-    drop(start_lock);
+    state
+}
 
-    let master = spawned.pty_master;
-    // The mount namespace pins the container's network namespace (through its /sys), and
-    // a bridged container's veth must vanish with its exit, not after the report: only a
-    // container without host-visible networking keeps its teardown for after the report.
-    let mount_ns = spawned
-        .mount_ns
-        .filter(|_| setup.record.network_mode != "bridge");
-    let mut outputs: Vec<Output> = match (&master, outputs_plan) {
-        (Some(m), _) => vec![Output {
-            fd: m.try_clone()?,
-            stream: "stdout",
-            kind: STDOUT,
-            open: true,
-            partial: Vec::new(),
-        }],
-        (None, plan) => plan,
-    };
-    let mut stdin = match &master {
-        Some(m) => Some(m.try_clone()?),
-        None => stdin_w,
-    }
-    .map(StdinSink::new);
-    let mut log = Log {
-        path: setup.dir.log_path(),
-        file: None,
-        failed: false,
-    };
-    let pidfd = crate::sys::syscall::pidfd_open(pid)?;
-    listener.set_nonblocking(true)?;
-    let mut exit_code: Option<i32> = None;
-    let mut exited_at: Option<Instant> = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    // Something happened since the last shed_memory: shed after a quiet second (not at
-    // once: a short-lived container would wait for it to see its exit handled). The first
-    // time, when most of what the CLI left behind is still mapped, after a quiet 100 ms.
-    let mut touched = true;
-    let mut quiet_ms = 100;
+/// A running container as the monitor serves it: its init, its stdio, the log and the
+/// attached clients. One `poll` per round of the event loop covers all of them.
+struct Serving {
+    pid: i32,
+    pidfd: OwnedFd,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    outputs: Vec<Output>,
+    stdin: Option<StdinSink>,
+    /// The pty master with `-t` (clients' resizes go to it).
+    master: Option<OwnedFd>,
+    log: Log,
+    /// The init's exit status once reaped, and when.
+    exit_code: Option<i32>,
+    exited_at: Option<Instant>,
+    /// Scratch for reads from the container and clients; `shed_memory` gives its pages back.
+    buf: Vec<u8>,
+}
 
-    loop {
-        let outputs_open = outputs.iter().any(|o| o.open);
-        if let Some(at) = exited_at
-            && (!outputs_open || at.elapsed() > Duration::from_secs(2))
-        {
-            break;
+/// Slots of the poll set before the outputs and clients. Slot 2, the container's stdin, only
+/// wakes the loop: pending input is written every round.
+const POLL_INIT: usize = 0;
+const POLL_LISTENER: usize = 1;
+const POLL_OUTPUTS: usize = 3;
+
+impl Serving {
+    /// Takes the container's stdio: the pty master (for output and input alike) with `-t`,
+    /// otherwise the pipes `container_stdio` made.
+    fn new(
+        setup: &MonitorSetup,
+        pid: i32,
+        master: Option<OwnedFd>,
+        stdin_w: Option<OwnedFd>,
+        outputs_plan: Vec<Output>,
+        listener: UnixListener,
+        clients: Vec<Client>,
+    ) -> io::Result<Serving> {
+        let outputs: Vec<Output> = match (&master, outputs_plan) {
+            (Some(m), _) => vec![Output {
+                fd: m.try_clone()?,
+                stream: "stdout",
+                kind: STDOUT,
+                open: true,
+                partial: Vec::new(),
+            }],
+            (None, plan) => plan,
+        };
+        let stdin = match &master {
+            Some(m) => Some(m.try_clone()?),
+            None => stdin_w,
         }
+        .map(StdinSink::new);
+        let log = Log {
+            path: setup.dir.log_path(),
+            file: None,
+            failed: false,
+        };
+        let pidfd = crate::sys::syscall::pidfd_open(pid)?;
+        listener.set_nonblocking(true)?;
+        Ok(Serving {
+            pid,
+            pidfd,
+            listener,
+            clients,
+            outputs,
+            stdin,
+            master,
+            log,
+            exit_code: None,
+            exited_at: None,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// The event loop: until the container has exited and its output is drained (or has
+    /// stayed open, held by a child of the container, for two seconds after the exit).
+    fn run(&mut self) -> io::Result<()> {
+        // Something happened since the last shed_memory: shed after a quiet second (not at
+        // once: a short-lived container would wait for it to see its exit handled). The first
+        // time, when most of what the CLI left behind is still mapped, after a quiet 100 ms.
+        let mut touched = true;
+        let mut quiet_ms = 100;
+        loop {
+            let outputs_open = self.outputs.iter().any(|o| o.open);
+            if let Some(at) = self.exited_at
+                && (!outputs_open || at.elapsed() > Duration::from_secs(2))
+            {
+                return Ok(());
+            }
+            let mut fds = self.poll_set();
+            let timeout = match (self.exited_at, touched) {
+                (Some(_), _) => 100,
+                (None, true) => quiet_ms,
+                (None, false) => -1,
+            };
+            // SAFETY: fds is a valid array of pollfd for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n == 0 && self.exited_at.is_none() {
+                shed_memory(&mut self.buf);
+                quiet_ms = 1000;
+                touched = false;
+                continue;
+            }
+            touched = true;
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.handle(&fds);
+        }
+    }
+
+    /// What to wait for: the init's exit (until reaped), new clients, room in the
+    /// container's stdin for pending input, output (unless the foreground client is behind),
+    /// and each client (its input unless the container's stdin is full, room for its output).
+    /// Slots that wait for nothing hold fd -1, so the layout stays fixed.
+    fn poll_set(&self) -> Vec<libc::pollfd> {
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let pfd = |fd: RawFd, events: i16| libc::pollfd {
             fd,
@@ -466,23 +583,24 @@ fn monitor(
             revents: 0,
         };
         fds.push(pfd(
-            if exit_code.is_none() {
-                pidfd.as_raw_fd()
+            if self.exit_code.is_none() {
+                self.pidfd.as_raw_fd()
             } else {
                 -1
             },
             libc::POLLIN,
         ));
-        fds.push(pfd(listener.as_raw_fd(), libc::POLLIN));
-        fds.push(match &stdin {
+        fds.push(pfd(self.listener.as_raw_fd(), libc::POLLIN));
+        fds.push(match &self.stdin {
             Some(sink) if !sink.pending.is_empty() => pfd(sink.fd.as_raw_fd(), libc::POLLOUT),
             _ => pfd(-1, 0),
         });
-        let held_back = clients.iter().any(Client::holds_back_output);
-        let input_full = stdin
+        let held_back = self.clients.iter().any(Client::holds_back_output);
+        let input_full = self
+            .stdin
             .as_ref()
             .is_some_and(|sink| sink.pending.len() > STDIN_BUFFER);
-        for o in &outputs {
+        for o in &self.outputs {
             fds.push(pfd(
                 if o.open && !held_back {
                     o.fd.as_raw_fd()
@@ -492,114 +610,119 @@ fn monitor(
                 libc::POLLIN,
             ));
         }
-        let client_base = fds.len();
-        for c in &clients {
+        for c in &self.clients {
             let mut events = if input_full { 0 } else { libc::POLLIN };
             if !c.outbuf.is_empty() {
                 events |= libc::POLLOUT;
             }
             fds.push(pfd(c.stream.as_raw_fd(), events));
         }
-        let timeout = match (exited_at, touched) {
-            (Some(_), _) => 100,
-            (None, true) => quiet_ms,
-            (None, false) => -1,
-        };
-        // SAFETY: fds is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n == 0 && exited_at.is_none() {
-            shed_memory(&mut buf);
-            quiet_ms = 1000;
-            touched = false;
-            continue;
-        }
-        touched = true;
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if fds[0].revents != 0 && exit_code.is_none() {
-            exit_code = reap(pid);
+        fds
+    }
+
+    /// One round's work after `poll` reported `fds` (laid out by `poll_set`).
+    fn handle(&mut self, fds: &[libc::pollfd]) {
+        if fds[POLL_INIT].revents != 0 && self.exit_code.is_none() {
+            self.exit_code = reap(self.pid);
             sys::trace("monitor-reaped");
-            if exit_code.is_some() {
-                exited_at = Some(Instant::now());
+            if self.exit_code.is_some() {
+                self.exited_at = Some(Instant::now());
             }
         }
-        if fds[1].revents & libc::POLLIN != 0 {
-            while let Ok((stream, _)) = listener.accept() {
-                clients.push(Client::new(stream, false));
+        if fds[POLL_LISTENER].revents & libc::POLLIN != 0 {
+            while let Ok((stream, _)) = self.listener.accept() {
+                self.clients.push(Client::new(stream, false));
             }
         }
-        for (i, o) in outputs.iter_mut().enumerate() {
-            let revents = fds[3 + i].revents;
-            if !o.open || revents == 0 {
+        let client_base = POLL_OUTPUTS + self.outputs.len();
+        self.forward_output(&fds[POLL_OUTPUTS..client_base]);
+        self.log.flush();
+        self.serve_clients(&fds[client_base..]);
+        if let Some(sink) = self.stdin.as_mut()
+            && !sink.drain()
+        {
+            self.stdin = None;
+        }
+    }
+
+    /// Reads the outputs `fds` reported ready and passes what they had to every client and,
+    /// line by line, to the log.
+    fn forward_output(&mut self, fds: &[libc::pollfd]) {
+        for (o, p) in self.outputs.iter_mut().zip(fds) {
+            if !o.open || p.revents == 0 {
                 continue;
             }
-            match read_fd(o.fd.as_raw_fd(), &mut buf) {
+            match read_fd(o.fd.as_raw_fd(), &mut self.buf) {
                 Ok(0) | Err(_) => {
                     o.open = false;
                     if !o.partial.is_empty() {
-                        log.write(o.stream, &std::mem::take(&mut o.partial));
+                        self.log.write(o.stream, &std::mem::take(&mut o.partial));
                     }
                 }
                 Ok(n) => {
-                    let data = &buf[..n];
+                    let data = &self.buf[..n];
                     let frame = attach::encode(o.kind, data);
-                    for c in clients.iter_mut() {
+                    for c in self.clients.iter_mut() {
                         c.queue(&frame);
                     }
                     o.partial.extend_from_slice(data);
                     while let Some(pos) = o.partial.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = o.partial.drain(..=pos).collect();
-                        log.write(o.stream, &line);
+                        self.log.write(o.stream, &line);
                     }
                     if o.partial.len() > 16 * 1024 {
-                        log.write(o.stream, &std::mem::take(&mut o.partial));
+                        self.log.write(o.stream, &std::mem::take(&mut o.partial));
                     }
                 }
             }
         }
-        log.flush();
-        for (i, c) in clients.iter_mut().enumerate() {
-            let revents = fds.get(client_base + i).map(|p| p.revents).unwrap_or(0);
+    }
+
+    /// Reads from the clients `fds` reported (clients accepted this round have no slot yet),
+    /// sends each what is queued for it, and forgets those that went away.
+    fn serve_clients(&mut self, fds: &[libc::pollfd]) {
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            let revents = fds.get(i).map(|p| p.revents).unwrap_or(0);
             if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                read_client(c, &mut stdin, master.as_ref(), &mut buf);
+                read_client(c, &mut self.stdin, self.master.as_ref(), &mut self.buf);
             }
             c.flush();
         }
-        clients.retain(|c| !c.closed);
-        if let Some(sink) = stdin.as_mut()
-            && !sink.drain()
-        {
-            stdin = None;
-        }
+        self.clients.retain(|c| !c.closed);
     }
+}
 
-    // The container is gone: release its resources before anyone is told, so `run --rm`
-    // returns only once nothing is left.
-    let code = exit_code.unwrap_or(255);
+/// The container is gone: release its resources before anyone is told, so `run --rm`
+/// returns only once nothing is left; then send every client what is queued for it and the
+/// exit status. The port `reservations` are held until the endpoint is gone, the mount
+/// namespace until the exit is reported.
+fn report_exit(
+    setup: &MonitorSetup,
+    mut state: State,
+    mut serving: Serving,
+    reservations: Arc<Mutex<network::Reservations>>,
+    mount_ns: Option<OwnedFd>,
+) {
+    let code = serving.exit_code.unwrap_or(255);
     state.status = Status::Exited;
     state.exit_code = Some(code);
     state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
-    for o in outputs.iter_mut() {
+    for o in serving.outputs.iter_mut() {
         if !o.partial.is_empty() {
-            log.write(o.stream, &std::mem::take(&mut o.partial));
+            serving.log.write(o.stream, &std::mem::take(&mut o.partial));
         }
     }
-    log.flush();
-    drop(log);
+    serving.log.flush();
+    drop(serving.log);
     if !setup.record.auto_remove {
         let _ = setup.dir.write_state(&state);
     }
     sys::trace("monitor-outputs-closed");
-    let trash = finish_cleanup(setup, Some(pid));
+    let trash = finish_cleanup(setup, Some(serving.pid));
     drop(reservations);
     sys::trace("monitor-cleaned");
     let exit = attach::encode(EXIT, &code.to_be_bytes());
-    for c in clients.iter_mut() {
+    for c in serving.clients.iter_mut() {
         let _ = c.stream.set_nonblocking(false);
         // The foreground CLI gets everything; a stuck later client cannot hold the exit.
         if !c.foreground {
@@ -609,11 +732,16 @@ fn monitor(
         let _ = c.stream.write_all(&pending);
         let _ = c.stream.write_all(&exit);
     }
-    drop(clients);
+    drop(serving.clients);
     drop(mount_ns);
     delete(trash);
-    Ok(())
 }
+
+/// The byte that comes with the network namespace the CLI hands to the monitor (sent by
+/// `lifecycle.rs`; defined here, on the receiving side, so the monitor needs nothing of it).
+pub(crate) const HANDED_OVER: u8 = b'n';
+/// The same, from `run`'s CLI once it has made every directory of the container's cgroup.
+pub(crate) const HANDED_OVER_WITH_CGROUP: u8 = b'c';
 
 /// How long the monitor of `start` waits for the CLI's network namespace before making one
 /// itself (a CLI stopped by ^Z at that moment must not hold the container back).
@@ -662,7 +790,7 @@ fn receive_network_namespace(channel: OwnedFd, give_up: bool) -> runtime::Networ
         }
         Some(runtime::HandedOver {
             namespace: received,
-            cgroup_made: byte[0] == super::lifecycle::HANDED_OVER_WITH_CGROUP,
+            cgroup_made: byte[0] == HANDED_OVER_WITH_CGROUP,
         })
     })
 }
@@ -680,7 +808,7 @@ fn delete(trash: Vec<PathBuf>) {
 /// reserved by sockets this monitor holds in `reservations` while the container runs.
 fn network_prestart(
     setup: &MonitorSetup,
-    reservations: std::sync::Arc<std::sync::Mutex<network::Reservations>>,
+    reservations: Arc<Mutex<network::Reservations>>,
 ) -> Option<runtime::Prestart> {
     let record = &setup.record;
     if record.network_mode != "bridge" {
@@ -723,7 +851,7 @@ fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) -> Vec<PathBuf> {
     sys::trace("monitor-cgroup-removed");
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {
-        super::lifecycle::detach_files(&setup.store_root, &setup.dir, &setup.record, true)
+        super::removal::detach_files(&setup.store_root, &setup.dir, &setup.record, true)
     } else {
         let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
         Vec::new()

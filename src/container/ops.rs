@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::ContainerError;
-use super::lifecycle::{self, current_state, load_spec};
+use super::lifecycle::{current_state, load_spec};
 use super::record::{State, Status};
+use super::removal;
 use super::store::{ContainerDir, ContainerStore};
 
 /// Parses `SIGTERM`, `TERM`, `term` or `15`.
@@ -168,7 +169,7 @@ pub fn remove(
         }
         let _ = crate::network::disconnect(&dir.id, None);
     }
-    lifecycle::remove_files(store_root, dir, &record, volumes);
+    removal::remove_files(store_root, dir, &record, volumes);
     Ok(())
 }
 

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::digest::Digest;
-use super::index::{self, ImageSummary};
+use super::index;
 use super::reference::Reference;
 use super::resolve::{self as lookup, LookupError};
 use super::store::{Repositories, Store, StoreError};
+use super::summary::ImageSummary;
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,12 +3,11 @@
 
 pub mod assemble;
 pub mod changes;
-pub mod commit;
 pub mod config;
 pub mod digest;
+pub mod docker_archive;
 pub mod history;
 pub mod import;
-pub mod in_use;
 pub mod index;
 pub mod inspect;
 pub mod list;
@@ -21,7 +20,9 @@ pub mod remove;
 pub mod resolve;
 pub mod search;
 pub mod store;
+pub mod summary;
 pub mod usage;
+pub mod users;
 
 use self::manifest::ManifestError;
 use self::reference::{Reference, ReferenceError};

@@ -10,16 +10,17 @@
 //! layer deleted under its feet is fetched again rather than referenced.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use sha2::Digest as _;
 
 use super::digest::Digest;
-use super::in_use::{self, ContainerUse};
 use super::index;
 use super::list::{Filters, ListError, created_of};
 use super::reference::{Reference, ReferenceError};
 use super::resolve::{self as lookup, LookupError};
 use super::store::{LayerRecord, Repositories, Store, StoreError};
+use super::users::{ContainerUse, ImageUsers};
 use crate::sys::FileLock;
 use crate::time::{self, Timestamp};
 
@@ -73,7 +74,7 @@ struct Session<'a> {
     repos: Repositories,
     containers: HashMap<Digest, Vec<ContainerUse>>,
     /// Layer directories containers run on (never deleted under them).
-    container_layers: HashSet<std::path::PathBuf>,
+    container_layers: HashSet<PathBuf>,
     /// Bytes of layers deleted so far.
     freed: u64,
 }
@@ -85,16 +86,21 @@ struct Conflict {
 }
 
 impl<'a> Session<'a> {
-    fn open(store: &'a Store) -> Result<Session<'a>, RemoveError> {
+    /// `users` is asked only once the lock is held, so containers created before the lock
+    /// are seen.
+    fn open(
+        store: &'a Store,
+        users: impl FnOnce() -> ImageUsers,
+    ) -> Result<Session<'a>, RemoveError> {
         let lock = store.lock()?;
         let repos = index::load_locked(store, &lock)?;
-        let usage = in_use::container_usage(store.root(), false);
+        let users = users();
         Ok(Session {
             store,
             lock,
             repos,
-            containers: usage.images,
-            container_layers: usage.layer_dirs,
+            containers: users.images,
+            container_layers: users.layer_dirs,
             freed: 0,
         })
     }
@@ -427,9 +433,15 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
-/// `rmi` of one argument: what was untagged and deleted, in Docker's order.
-pub fn remove(store: &Store, input: &str, force: bool) -> Result<Vec<Deletion>, RemoveError> {
-    let mut session = Session::open(store)?;
+/// `rmi` of one argument: what was untagged and deleted, in Docker's order. `users` reports
+/// which containers use which images (`container::in_use`), read under the store lock.
+pub fn remove(
+    store: &Store,
+    input: &str,
+    force: bool,
+    users: impl FnOnce() -> ImageUsers,
+) -> Result<Vec<Deletion>, RemoveError> {
+    let mut session = Session::open(store, users)?;
     let mut records = Vec::new();
     session.delete(input, force, &mut records)?;
     Ok(records)
@@ -461,8 +473,14 @@ pub struct PruneReport {
 pub const PRUNE_FILTERS: &[&str] = &["dangling", "label", "label!", "until"];
 
 /// `image prune`: dangling images (every image no container uses with `all`), filtered by
-/// `until=` and `label=`/`label!=`; images in use are skipped silently like Docker.
-pub fn prune(store: &Store, all: bool, filters: &Filters) -> Result<PruneReport, RemoveError> {
+/// `until=` and `label=`/`label!=`; images in use are skipped silently like Docker. `users` as
+/// for [`remove`].
+pub fn prune(
+    store: &Store,
+    all: bool,
+    filters: &Filters,
+    users: impl FnOnce() -> ImageUsers,
+) -> Result<PruneReport, RemoveError> {
     filters.validate(PRUNE_FILTERS)?;
     let dangling_only = filters.dangling()?.unwrap_or(true) && !all;
     let mut until = None;
@@ -472,7 +490,7 @@ pub fn prune(store: &Store, all: bool, filters: &Filters) -> Result<PruneReport,
                 .ok_or_else(|| RemoveError::BadUntil(v.to_string()))?,
         );
     }
-    let mut session = Session::open(store)?;
+    let mut session = Session::open(store, users)?;
     let mut deleted = Vec::new();
     let candidates: Vec<(Digest, Vec<String>)> = index::summaries(&session.repos)
         .iter()

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
+use super::summary::ImageSummary;
 use crate::sys::{self, FileLock};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,7 @@ pub struct Repositories {
     /// Per-image summaries for listing without opening every image (see `image/index.rs`);
     /// absent in stores written before it existed, and then rebuilt on first use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub images: Option<BTreeMap<Digest, super::index::ImageSummary>>,
+    pub images: Option<BTreeMap<Digest, ImageSummary>>,
 }
 
 impl Repositories {

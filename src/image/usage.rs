@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use super::digest::Digest;
-use super::in_use;
 use super::index;
 use super::list::{self, ListOptions, ListedImage};
 use super::store::Store;
+use super::users::ImageUsers;
 
 #[derive(Debug, Clone)]
 pub struct ImageUsage {
@@ -20,10 +20,10 @@ pub struct DiskUsage {
     pub images: Vec<ImageUsage>,
     /// Bytes of every distinct layer in the store.
     pub layers_size: u64,
-    pub containers: in_use::ContainerUsage,
 }
 
-pub fn disk_usage(store: &Store) -> Result<DiskUsage, list::ListError> {
+/// `users`: which containers use which images (`container::in_use`), to count them per image.
+pub fn disk_usage(store: &Store, users: &ImageUsers) -> Result<DiskUsage, list::ListError> {
     let repos = index::load(store)?;
     let summaries = index::summaries(&repos);
     // How many images use each layer, and its size.
@@ -36,8 +36,7 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, list::ListError> {
         }
     }
     let layers_size = layer_users.values().map(|(_, size)| size).sum();
-    let containers = in_use::container_usage(store.root(), true);
-    let used = &containers.images;
+    let used = &users.images;
     let listed = list::list_index(
         &repos,
         &ListOptions {
@@ -67,6 +66,5 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, list::ListError> {
     Ok(DiskUsage {
         images,
         layers_size,
-        containers,
     })
 }

@@ -19,17 +19,17 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ArchiveError;
-use super::compression;
-use super::unpack;
-use crate::image::ImageError;
-use crate::image::assemble::{self, StagedLayer};
-use crate::image::digest::{Digest, HashingReader};
-use crate::image::index;
-use crate::image::manifest::{self, Document};
-use crate::image::reference::{DOCKER_HUB, Reference};
-use crate::image::resolve::{self, LookupError};
-use crate::image::store::{LayerRecord, Store, StoreError};
+use super::ImageError;
+use super::assemble::{self, StagedLayer};
+use super::digest::{Digest, HashingReader};
+use super::index;
+use super::manifest::{self, Document};
+use super::reference::{DOCKER_HUB, Reference};
+use super::resolve::{self, LookupError};
+use super::store::{LayerRecord, Store, StoreError};
+use crate::archive::ArchiveError;
+use crate::archive::compression;
+use crate::archive::unpack;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -467,7 +467,7 @@ impl<R: Read> Read for Counting<'_, R> {
 
 #[derive(Deserialize)]
 struct RootFsOnly {
-    rootfs: crate::image::manifest::RootFs,
+    rootfs: manifest::RootFs,
 }
 
 impl Loader<'_> {
@@ -635,9 +635,8 @@ impl Loader<'_> {
         match manifest::parse(&bytes, None).map_err(|e| invalid(format!("{digest}: {e}")))? {
             Document::Manifest(_) => Ok(digest.clone()),
             Document::Index(entries) => {
-                let entry =
-                    manifest::select_platform(&entries, &crate::image::manifest::Platform::host())
-                        .map_err(|e| invalid(e.to_string()))?;
+                let entry = manifest::select_platform(&entries, &manifest::Platform::host())
+                    .map_err(|e| invalid(e.to_string()))?;
                 Ok(entry.digest.clone())
             }
         }

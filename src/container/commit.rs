@@ -8,20 +8,20 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::ImageError;
-use super::assemble;
-use super::changes::{self, ChangeError};
-use super::digest::Digest;
-use super::reference::Reference;
-use super::store::Store;
+use super::ContainerError;
+use super::lifecycle::current_state;
+use super::ops;
+use super::record::Status;
+use super::store::ContainerStore;
 use crate::archive::ArchiveError;
 use crate::archive::diff::StubFilter;
 use crate::archive::tarwrite::{self, Decision, WalkOptions};
-use crate::container::ContainerError;
-use crate::container::lifecycle::current_state;
-use crate::container::ops;
-use crate::container::record::Status;
-use crate::container::store::ContainerStore;
+use crate::image::ImageError;
+use crate::image::assemble;
+use crate::image::changes::{self, ChangeError};
+use crate::image::digest::Digest;
+use crate::image::reference::Reference;
+use crate::image::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -34,7 +34,7 @@ pub enum CommitError {
     #[error(transparent)]
     Change(#[from] ChangeError),
     #[error(transparent)]
-    Store(#[from] super::store::StoreError),
+    Store(#[from] StoreError),
     #[error("invalid image config of {0}")]
     Config(String),
 }
@@ -198,11 +198,9 @@ pub fn commit(
     let config_bytes =
         serde_json::to_vec(&config).map_err(|e| ImageError::InvalidConfig(e.to_string()))?;
 
-    let base_record = store.image(&record.image_id)?.ok_or_else(|| {
-        ImageError::Store(super::store::StoreError::ImageNotFound(
-            record.image.clone(),
-        ))
-    })?;
+    let base_record = store
+        .image(&record.image_id)?
+        .ok_or_else(|| ImageError::Store(StoreError::ImageNotFound(record.image.clone())))?;
     let layer = staged.commit(store)?;
     let mut layers = base_record.layers;
     layers.push(layer);
