@@ -12,14 +12,10 @@ use crate::container::create::{self, CreateOptions};
 use crate::container::lifecycle::{self, StartOptions};
 use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
-use crate::image::config::ImageConfig;
+use crate::image::acquire::{self, AcquireError, Progress, PullPolicy};
 use crate::image::digest::Digest;
-use crate::image::index;
 use crate::image::manifest::Platform;
-use crate::image::pull::{self, PullOptions, PullStatus};
-use crate::image::reference::Reference;
-use crate::image::registry::Registry;
-use crate::image::resolve::{self, LookupError};
+use crate::image::pull::PullStatus;
 use crate::image::store::Store;
 
 #[derive(Args, Debug, Clone)]
@@ -425,89 +421,55 @@ fn create_options(
     })
 }
 
+/// The image's ID, found or pulled as `--pull` says; the pull reports on stderr, keeping
+/// stdout for the container.
 fn resolve_image(
     context: &Context,
     images: &Store,
     image: &str,
     flags: &CreateFlags,
 ) -> Result<Digest, Failure> {
-    let policy = flags.pull.as_str();
-    if !matches!(policy, "missing" | "always" | "never") {
-        return Err(flag_error(
-            "--pull",
-            policy,
-            "must be one of always, missing, never",
-        ));
-    }
+    let policy: PullPolicy = flags.pull.parse().map_err(Failure::berth)?;
     let platform = Platform::parse_flag(flags.platform.as_deref()).map_err(Failure::berth)?;
-    // Docker's rule: a local image built for another platform than `--platform` asks for
-    // counts as missing, and pulling must bring the right one.
-    let mismatch = |id: &Digest| -> Result<Option<Failure>, Failure> {
-        let Some(wanted) = &platform else {
-            return Ok(None);
-        };
-        let actual = ImageConfig::load(images, id)
-            .map_err(Failure::berth)?
-            .platform();
-        Ok((!wanted.accepts(&actual)).then(|| {
-            Failure::berth(format!(
-                "berth: Error response from daemon: image with reference {image} was found \
-                 but does not match the specified platform: wanted {wanted}, actual: {actual}"
-            ))
-        }))
-    };
-    if policy != "always" {
-        let repos = index::load(images).map_err(Failure::berth)?;
-        match resolve::resolve(&repos, image) {
-            Ok(id) => match mismatch(&id)? {
-                None => return Ok(id),
-                Some(refused) if policy == "never" || Reference::parse(image).is_err() => {
-                    return Err(refused);
-                }
-                Some(_) => {}
-            },
-            Err(LookupError::NotFound(_)) => {}
-            Err(e) => return Err(Failure::berth(e)),
-        }
-    }
-    let reference = Reference::parse(image).map_err(|e| Failure::berth(format!("berth: {e}")))?;
-    if policy == "never" {
-        return Err(Failure::berth(format!(
-            "berth: Error response from daemon: No such image: {}",
-            reference.familiar()
-        )));
-    }
-    if policy == "missing" {
-        eprintln!("Unable to find image '{}' locally", reference.familiar());
-    }
     let printer = PullPrinter::with_target(false, std::io::stderr().is_terminal(), true);
-    let registry = Registry::new(&reference.domain, &context.config);
-    let pulled = pull::pull(
+    let on_progress = |progress: Progress| match progress {
+        Progress::NotFoundLocally(reference) => {
+            eprintln!("Unable to find image '{}' locally", reference.familiar())
+        }
+        Progress::Pull(event) => printer.event(event),
+        Progress::Pulled { reference, pulled } => {
+            printer.finish();
+            printer.line(&format!("Digest: {}", pulled.digest));
+            // `--pull always` or a platform mismatch can find the image already there.
+            printer.line(&if pulled.status == PullStatus::Downloaded {
+                format!(
+                    "Status: Downloaded newer image for {}",
+                    reference.familiar()
+                )
+            } else {
+                format!("Status: Image is up to date for {}", reference.familiar())
+            });
+        }
+    };
+    let acquired = acquire::acquire(
         images,
-        &registry,
-        &reference,
-        &PullOptions {
-            platform: platform.clone(),
-        },
-        &|e| printer.event(e),
+        &context.config,
+        image,
+        policy,
+        platform.as_ref(),
+        &on_progress,
     );
+    // A failed pull leaves its bars finished on screen, as a completed one does.
     printer.finish();
-    let pulled = pulled.map_err(|e| Failure::berth(format!("berth: {e}")))?;
-    printer.line(&format!("Digest: {}", pulled.digest));
-    // `--pull always` or a platform mismatch can find the image already there.
-    printer.line(&if pulled.status == PullStatus::Downloaded {
-        format!(
-            "Status: Downloaded newer image for {}",
-            reference.familiar()
-        )
-    } else {
-        format!("Status: Image is up to date for {}", reference.familiar())
-    });
-    // A single-platform manifest is pulled whatever it was built for.
-    match mismatch(&pulled.id)? {
-        Some(refused) => Err(refused),
-        None => Ok(pulled.id),
-    }
+    acquired.map_err(|e| match e {
+        AcquireError::PlatformMismatch { .. } | AcquireError::NotFound(_) => {
+            Failure::berth(format!("berth: Error response from daemon: {e}"))
+        }
+        AcquireError::Reference(_) | AcquireError::Pull(_) => Failure::berth(format!("berth: {e}")),
+        AcquireError::Policy(_) | AcquireError::Lookup(_) | AcquireError::Store(_) => {
+            Failure::berth(e)
+        }
+    })
 }
 
 /// Docker's `RAMInBytes`: a number with an optional b/k/m/g/t/p unit (binary multiples).
