@@ -13,7 +13,9 @@ use super::{CliResult, Context, Failure};
 use crate::container::ContainerError;
 use crate::container::attach::{self, PumpOptions};
 use crate::container::exec::{self, ExecOptions};
+use crate::container::filter::PruneFilters;
 use crate::container::lifecycle::{self, current_state};
+use crate::container::list::{self, Listed, Pruned, Selection};
 use crate::container::logs::{self, LogOptions};
 use crate::container::ops;
 use crate::container::record::{ContainerRecord, State, Status};
@@ -84,12 +86,6 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
-struct Row {
-    dir: ContainerDir,
-    record: ContainerRecord,
-    state: State,
-}
-
 pub(crate) fn status_text(state: &State) -> String {
     match state.status {
         Status::Created => "Created".into(),
@@ -142,66 +138,21 @@ fn go_quote(s: &str) -> String {
     out
 }
 
-fn matches_filter(row: &Row, filter: &str) -> Result<bool, Failure> {
-    let (key, value) = filter
-        .split_once('=')
-        .ok_or_else(|| Failure::berth(format!("invalid filter '{filter}'")))?;
-    Ok(match key {
-        "status" => row.state.status.as_str() == value,
-        "name" => row.record.name.contains(value.trim_start_matches('/')),
-        "id" => row.record.id.starts_with(value),
-        "ancestor" => {
-            row.record.image == value
-                || row.record.image_id.as_str() == value
-                || row.record.image_id.hex().starts_with(value)
-        }
-        "label" => match value.split_once('=') {
-            Some((k, v)) => row.record.labels.get(k).is_some_and(|x| x == v),
-            None => row.record.labels.contains_key(value),
-        },
-        "exited" => {
-            row.state.status == Status::Exited
-                && row.state.exit_code.map(|c| c.to_string()).as_deref() == Some(value)
-        }
-        _ => return Err(Failure::berth(format!("invalid filter '{key}'"))),
-    })
-}
-
-fn rows(store: &ContainerStore) -> Result<Vec<Row>, Failure> {
-    let mut rows = Vec::new();
-    for dir in store.list().map_err(Failure::berth)? {
-        let (Ok(record), Ok(state)) = (dir.record(), current_state(&dir)) else {
-            continue;
-        };
-        rows.push(Row { dir, record, state });
-    }
-    rows.sort_by(|a, b| b.record.created.cmp(&a.record.created));
-    Ok(rows)
-}
-
 pub fn ps(context: &Context, args: PsArgs) -> CliResult {
+    let filters = args
+        .filter
+        .iter()
+        .map(|f| f.parse())
+        .collect::<Result<_, _>>()
+        .map_err(Failure::berth)?;
     let store = store(context)?;
-    let mut rows = rows(&store)?;
-    let show_all = args.all || args.latest || args.last.is_some();
-    if !show_all {
-        rows.retain(|r| r.state.status.is_running());
-    }
-    let mut kept = Vec::new();
-    'rows: for row in rows {
-        for f in &args.filter {
-            if !matches_filter(&row, f)? {
-                continue 'rows;
-            }
-        }
-        kept.push(row);
-    }
-    let mut rows = kept;
-    if args.latest {
-        rows.truncate(1);
-    }
-    if let Some(n) = args.last {
-        rows.truncate(n);
-    }
+    let selection = Selection {
+        all: args.all,
+        latest: args.latest,
+        last: args.last,
+        filters,
+    };
+    let rows = list::select(&store, &selection).map_err(Failure::berth)?;
     if args.quiet {
         for row in &rows {
             if args.no_trunc {
@@ -255,7 +206,7 @@ pub fn ps(context: &Context, args: PsArgs) -> CliResult {
             f["Names"].clone(),
         ];
         if args.size {
-            cells.push(human_size(dir_size(&row.dir.path.join("upper")), 3));
+            cells.push(human_size(row.size(), 3));
         }
         table_rows.push(cells);
     }
@@ -263,7 +214,7 @@ pub fn ps(context: &Context, args: PsArgs) -> CliResult {
     Ok(0)
 }
 
-fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static str, String> {
+fn ps_fields(row: &Listed, no_trunc: bool) -> std::collections::BTreeMap<&'static str, String> {
     let cmd = command_text(&row.record);
     let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
     let mut f = std::collections::BTreeMap::new();
@@ -315,22 +266,6 @@ const PS_HEADERS: &[(&str, &str)] = &[
 /// A template that cannot be parsed or executed: one line, exit 125.
 fn template_failure(e: impl std::fmt::Display) -> Failure {
     Failure::berth(e)
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for entry in entries.flatten() {
-            if let Ok(meta) = entry.metadata() {
-                if meta.is_dir() {
-                    total += dir_size(&entry.path());
-                } else {
-                    total += meta.len();
-                }
-            }
-        }
-    }
-    total
 }
 
 // ---- logs ----
@@ -509,46 +444,9 @@ pub fn prune(context: &Context, args: PruneArgs) -> CliResult {
         return Ok(0);
     }
     let store = store(context)?;
-    let mut until = None;
-    let mut labels = Vec::new();
-    for f in &args.filter {
-        match f.split_once('=') {
-            Some(("until", v)) => {
-                until = Some(
-                    logs::parse_time_bound(v)
-                        .ok_or_else(|| Failure::berth(format!("invalid filter 'until={v}'")))?,
-                )
-            }
-            Some(("label", v)) => labels.push(v.to_string()),
-            _ => return Err(Failure::berth(format!("invalid filter '{f}'"))),
-        }
-    }
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0;
-    for row in rows(&store)? {
-        if row.state.status.is_running() {
-            continue;
-        }
-        if let Some(until) = until {
-            let created = crate::time::Timestamp::parse_rfc3339(&row.record.created)
-                .map(|t| t.secs)
-                .unwrap_or(0);
-            if created >= until {
-                continue;
-            }
-        }
-        if !labels.iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => row.record.labels.get(k).is_some_and(|x| x == v),
-            None => row.record.labels.contains_key(l),
-        }) {
-            continue;
-        }
-        let size = dir_size(&row.dir.path.join("upper"));
-        if ops::remove(&context.root, &row.dir, false, false).is_ok() {
-            reclaimed += size;
-            deleted.push(row.record.id.clone());
-        }
-    }
+    let filters = PruneFilters::parse(&args.filter).map_err(Failure::berth)?;
+    let Pruned { deleted, reclaimed } =
+        list::prune(&context.root, &store, &filters).map_err(Failure::berth)?;
     if !deleted.is_empty() {
         println!("Deleted Containers:");
         for id in &deleted {

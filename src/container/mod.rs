@@ -5,7 +5,9 @@
 pub mod attach;
 pub mod create;
 pub mod exec;
+pub mod filter;
 pub mod lifecycle;
+pub mod list;
 pub mod logs;
 pub mod monitor;
 pub mod names;
