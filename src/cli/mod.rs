@@ -1,13 +1,13 @@
 //! The command line: clap definitions, dispatch, and printing. No logic lives here; every
 //! command calls into the module that owns its noun.
 
-pub mod container;
 pub mod containers;
 pub mod format;
-pub mod image;
 pub mod images;
 pub mod network;
 pub mod progress;
+pub mod registry;
+pub mod run;
 pub mod template;
 pub mod transfer;
 
@@ -58,18 +58,18 @@ pub struct Cli {
 #[command(defer = true)]
 pub enum Command {
     /// Download an image from a registry
-    Pull(image::PullArgs),
+    Pull(registry::PullArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
-    Run(container::RunArgs),
+    Run(run::RunArgs),
     /// Create a new container
     #[command(disable_help_flag = true)]
-    Create(container::CreateFlags),
+    Create(run::CreateFlags),
     /// Start one or more stopped containers
-    Start(container::StartArgs),
+    Start(run::StartArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -148,12 +148,12 @@ pub enum SystemCommand {
 pub enum ContainerCommand {
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
-    Run(container::RunArgs),
+    Run(run::RunArgs),
     /// Create a new container
     #[command(disable_help_flag = true)]
-    Create(container::CreateFlags),
+    Create(run::CreateFlags),
     /// Start one or more stopped containers
-    Start(container::StartArgs),
+    Start(run::StartArgs),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(containers::PsArgs),
@@ -199,7 +199,7 @@ pub enum ContainerCommand {
 #[command(defer = true)]
 pub enum ImageCommand {
     /// Download an image from a registry
-    Pull(image::PullArgs),
+    Pull(registry::PullArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(transfer::ImportArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -249,16 +249,16 @@ pub fn run(cli: Cli) -> CliResult {
     crate::network::sweep();
     match cli.command {
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
-            image::pull(&context, args)
+            registry::pull(&context, args)
         }
         Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => {
-            container::run(&context, args)
+            run::run(&context, args)
         }
         Command::Create(flags) | Command::Container(ContainerCommand::Create(flags)) => {
-            container::create(&context, flags)
+            run::create(&context, flags)
         }
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
-            container::start(&context, args)
+            run::start(&context, args)
         }
         Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {
             containers::ps(&context, args)

@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::container::CreateFlags;
+use super::run::CreateFlags;
 use super::{CliResult, Context, Failure};
 use crate::container::record::ContainerRecord;
 use crate::container::store::ContainerStore;

@@ -1,4 +1,4 @@
-//! Image commands: `pull` (and, as they land, the rest of Docker's image verbs).
+//! Registry commands: `pull`.
 
 use std::io::IsTerminal;
 

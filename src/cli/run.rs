@@ -1,4 +1,4 @@
-//! Container commands: `run`, `create`, `start`.
+//! `run`, `create`, `start`: the flags of a new container and the run path.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
