@@ -19,6 +19,7 @@ use crate::container::logs::{self, LogOptions};
 use crate::container::ops;
 use crate::container::record::{ContainerRecord, State, Status};
 use crate::container::store::{ContainerDir, ContainerStore};
+use crate::container::top;
 
 /// Runs `op` on every named container, printing each name on success (Docker's way), each
 /// error on stderr, and failing with exit 1 if any failed.
@@ -324,7 +325,7 @@ impl Verb for StopArgs {
     }
 }
 
-/// `restart` takes `stop`'s flags.
+// `restart` takes `stop`'s flags. (A `///` comment here would replace the verb's help line.)
 #[derive(Args, Debug)]
 pub struct RestartArgs {
     #[command(flatten)]
@@ -507,46 +508,7 @@ impl Verb for TopArgs {
     fn run(self, context: &Context) -> CliResult {
         let store = context.containers()?;
         let dir = store.find(&self.container).map_err(Failure::daemon)?;
-        let pids = ops::pids(&dir).map_err(Failure::daemon)?;
-        let ps_args = if self.ps_args.is_empty() {
-            vec!["-ef".to_string()]
-        } else {
-            self.ps_args.clone()
-        };
-        let output = std::process::Command::new("ps")
-            .args(&ps_args)
-            .output()
-            .map_err(|e| Failure::daemon(format!("running ps: {e}")))?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let mut lines = text.lines();
-        let Some(header) = lines.next() else {
-            return Err(Failure::daemon("ps printed nothing"));
-        };
-        let pid_column = header
-            .split_whitespace()
-            .position(|h| h == "PID")
-            .ok_or_else(|| Failure::daemon("Couldn't find PID field in ps output"))?;
-        let mut rows = vec![
-            header
-                .split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>(),
-        ];
-        let columns = rows[0].len();
-        for line in lines {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let Some(pid) = fields.get(pid_column).and_then(|p| p.parse::<i32>().ok()) else {
-                continue;
-            };
-            if pids.contains(&pid) {
-                let mut row: Vec<String> = fields[..columns.min(fields.len()) - 1]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-                row.push(fields[columns.min(fields.len()) - 1..].join(" "));
-                rows.push(row);
-            }
-        }
+        let rows = top::top(&dir, &self.ps_args).map_err(Failure::daemon)?;
         print!("{}", table(&rows));
         Ok(0)
     }

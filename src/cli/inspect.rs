@@ -162,8 +162,8 @@ impl Verb for ImageInspectArgs {
     }
 }
 
-/// Docker's generic `inspect`, with `container inspect`'s flags: each name is looked up as a
-/// container first, then as an image.
+// Docker's generic `inspect`, with `container inspect`'s flags: each name is looked up as a
+// container first, then as an image. (A `///` comment here would replace the verb's help line.)
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     #[command(flatten)]

@@ -17,6 +17,7 @@ pub mod record;
 pub mod seccomp_profile;
 pub mod spec;
 pub mod store;
+pub mod top;
 pub mod tty;
 pub mod user;
 
