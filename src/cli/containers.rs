@@ -1,37 +1,25 @@
-//! Commands on existing containers: ps, logs, stop, restart, kill, wait, pause, unpause,
-//! rename, top, attach, exec, rm, container prune, container inspect.
+//! Commands on existing containers: `ps`/`container ls`, `logs`, `stop`, `restart`, `kill`,
+//! `wait`, `pause`, `unpause`, `rename`, `top`, `attach`, `exec`, `rm`, `container prune`.
 
 use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::json;
 
 use super::format::{ellipsis, human_duration, human_size, seconds_since, table};
 use super::template::{self, Format};
-use super::{CliResult, Context, Failure};
+use super::{CliResult, Context, Failure, Verb};
 use crate::container::ContainerError;
 use crate::container::attach::{self, PumpOptions};
 use crate::container::exec::{self, ExecOptions};
+use crate::container::filter::PruneFilters;
 use crate::container::lifecycle::{self, current_state};
+use crate::container::list::{self, Listed, Pruned, Selection};
 use crate::container::logs::{self, LogOptions};
 use crate::container::ops;
 use crate::container::record::{ContainerRecord, State, Status};
 use crate::container::store::{ContainerDir, ContainerStore};
-
-fn store(context: &Context) -> Result<ContainerStore, Failure> {
-    let store = ContainerStore::open(&context.root).map_err(Failure::berth)?;
-    store.sweep();
-    Ok(store)
-}
-
-/// Docker reports errors about existing objects as "Error response from daemon: …", exit 1.
-fn daemon_error(e: impl std::fmt::Display) -> Failure {
-    Failure {
-        code: 1,
-        message: format!("Error response from daemon: {e}"),
-    }
-}
+use crate::container::top;
 
 /// Runs `op` on every named container, printing each name on success (Docker's way), each
 /// error on stderr, and failing with exit 1 if any failed.
@@ -82,12 +70,6 @@ pub struct PsArgs {
     /// Format output using a custom template
     #[arg(long)]
     pub format: Option<String>,
-}
-
-struct Row {
-    dir: ContainerDir,
-    record: ContainerRecord,
-    state: State,
 }
 
 pub(crate) fn status_text(state: &State) -> String {
@@ -142,128 +124,83 @@ fn go_quote(s: &str) -> String {
     out
 }
 
-fn matches_filter(row: &Row, filter: &str) -> Result<bool, Failure> {
-    let (key, value) = filter
-        .split_once('=')
-        .ok_or_else(|| Failure::berth(format!("invalid filter '{filter}'")))?;
-    Ok(match key {
-        "status" => row.state.status.as_str() == value,
-        "name" => row.record.name.contains(value.trim_start_matches('/')),
-        "id" => row.record.id.starts_with(value),
-        "ancestor" => {
-            row.record.image == value
-                || row.record.image_id.as_str() == value
-                || row.record.image_id.hex().starts_with(value)
-        }
-        "label" => match value.split_once('=') {
-            Some((k, v)) => row.record.labels.get(k).is_some_and(|x| x == v),
-            None => row.record.labels.contains_key(value),
-        },
-        "exited" => {
-            row.state.status == Status::Exited
-                && row.state.exit_code.map(|c| c.to_string()).as_deref() == Some(value)
-        }
-        _ => return Err(Failure::berth(format!("invalid filter '{key}'"))),
-    })
-}
-
-fn rows(store: &ContainerStore) -> Result<Vec<Row>, Failure> {
-    let mut rows = Vec::new();
-    for dir in store.list().map_err(Failure::berth)? {
-        let (Ok(record), Ok(state)) = (dir.record(), current_state(&dir)) else {
-            continue;
-        };
-        rows.push(Row { dir, record, state });
-    }
-    rows.sort_by(|a, b| b.record.created.cmp(&a.record.created));
-    Ok(rows)
-}
-
-pub fn ps(context: &Context, args: PsArgs) -> CliResult {
-    let store = store(context)?;
-    let mut rows = rows(&store)?;
-    let show_all = args.all || args.latest || args.last.is_some();
-    if !show_all {
-        rows.retain(|r| r.state.status.is_running());
-    }
-    let mut kept = Vec::new();
-    'rows: for row in rows {
-        for f in &args.filter {
-            if !matches_filter(&row, f)? {
-                continue 'rows;
-            }
-        }
-        kept.push(row);
-    }
-    let mut rows = kept;
-    if args.latest {
-        rows.truncate(1);
-    }
-    if let Some(n) = args.last {
-        rows.truncate(n);
-    }
-    if args.quiet {
-        for row in &rows {
-            if args.no_trunc {
-                println!("{}", row.record.id);
-            } else {
-                println!("{}", &row.record.id[..12]);
-            }
-        }
-        return Ok(0);
-    }
-    if let Some(format) = &args.format {
-        let format = Format::parse(format).map_err(template_failure)?;
-        let values: Vec<_> = rows
+impl Verb for PsArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let filters = self
+            .filter
             .iter()
-            .map(|row| {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    ps_fields(row, args.no_trunc)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
-                        .collect();
-                template::from_json(&serde_json::Value::Object(fields))
-            })
-            .collect();
-        let out = format
-            .render(&values, PS_HEADERS)
-            .map_err(template_failure)?;
-        print!("{out}");
-        return Ok(0);
-    }
-    let mut table_rows = vec![vec![
-        "CONTAINER ID".to_string(),
-        "IMAGE".into(),
-        "COMMAND".into(),
-        "CREATED".into(),
-        "STATUS".into(),
-        "PORTS".into(),
-        "NAMES".into(),
-    ]];
-    if args.size {
-        table_rows[0].push("SIZE".into());
-    }
-    for row in &rows {
-        let f = ps_fields(row, args.no_trunc);
-        let mut cells = vec![
-            f["ID"].clone(),
-            f["Image"].clone(),
-            f["Command"].clone(),
-            f["RunningFor"].clone() + " ago",
-            f["Status"].clone(),
-            f["Ports"].clone(),
-            f["Names"].clone(),
-        ];
-        if args.size {
-            cells.push(human_size(dir_size(&row.dir.path.join("upper")), 3));
+            .map(|f| f.parse())
+            .collect::<Result<_, _>>()
+            .map_err(Failure::berth)?;
+        let store = context.containers()?;
+        let selection = Selection {
+            all: self.all,
+            latest: self.latest,
+            last: self.last,
+            filters,
+        };
+        let rows = list::select(&store, &selection).map_err(Failure::berth)?;
+        if self.quiet {
+            for row in &rows {
+                if self.no_trunc {
+                    println!("{}", row.record.id);
+                } else {
+                    println!("{}", &row.record.id[..12]);
+                }
+            }
+            return Ok(0);
         }
-        table_rows.push(cells);
+        if let Some(format) = &self.format {
+            let format = Format::parse(format).map_err(Failure::berth)?;
+            let values: Vec<_> = rows
+                .iter()
+                .map(|row| {
+                    let fields: serde_json::Map<String, serde_json::Value> =
+                        ps_fields(row, self.no_trunc)
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                            .collect();
+                    template::from_json(&serde_json::Value::Object(fields))
+                })
+                .collect();
+            let out = format.render(&values, PS_HEADERS).map_err(Failure::berth)?;
+            print!("{out}");
+            return Ok(0);
+        }
+        let mut table_rows = vec![vec![
+            "CONTAINER ID".to_string(),
+            "IMAGE".into(),
+            "COMMAND".into(),
+            "CREATED".into(),
+            "STATUS".into(),
+            "PORTS".into(),
+            "NAMES".into(),
+        ]];
+        if self.size {
+            table_rows[0].push("SIZE".into());
+        }
+        for row in &rows {
+            let f = ps_fields(row, self.no_trunc);
+            let mut cells = vec![
+                f["ID"].clone(),
+                f["Image"].clone(),
+                f["Command"].clone(),
+                f["RunningFor"].clone() + " ago",
+                f["Status"].clone(),
+                f["Ports"].clone(),
+                f["Names"].clone(),
+            ];
+            if self.size {
+                cells.push(human_size(row.size(), 3));
+            }
+            table_rows.push(cells);
+        }
+        print!("{}", table(&table_rows));
+        Ok(0)
     }
-    print!("{}", table(&table_rows));
-    Ok(0)
 }
 
-fn ps_fields(row: &Row, no_trunc: bool) -> std::collections::BTreeMap<&'static str, String> {
+fn ps_fields(row: &Listed, no_trunc: bool) -> std::collections::BTreeMap<&'static str, String> {
     let cmd = command_text(&row.record);
     let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
     let mut f = std::collections::BTreeMap::new();
@@ -312,27 +249,6 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Labels", "LABELS"),
 ];
 
-/// A template that cannot be parsed or executed: one line, exit 125.
-fn template_failure(e: impl std::fmt::Display) -> Failure {
-    Failure::berth(e)
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for entry in entries.flatten() {
-            if let Ok(meta) = entry.metadata() {
-                if meta.is_dir() {
-                    total += dir_size(&entry.path());
-                } else {
-                    total += meta.len();
-                }
-            }
-        }
-    }
-    total
-}
-
 // ---- logs ----
 
 #[derive(Args, Debug)]
@@ -355,36 +271,38 @@ pub struct LogsArgs {
     pub container: String,
 }
 
-pub fn logs(context: &Context, args: LogsArgs) -> CliResult {
-    let store = store(context)?;
-    let dir = store.find(&args.container).map_err(daemon_error)?;
-    let tail = match args.tail.as_str() {
-        "all" | "-1" => None,
-        n => Some(
-            n.parse()
-                .map_err(|_| Failure::berth(format!("invalid value for --tail: {n}")))?,
-        ),
-    };
-    let bound = |v: &Option<String>, flag: &str| -> Result<Option<i64>, Failure> {
-        v.as_deref()
-            .map(|s| {
-                logs::parse_time_bound(s)
-                    .ok_or_else(|| Failure::berth(format!("invalid value for {flag}: {s}")))
-            })
-            .transpose()
-    };
-    let options = LogOptions {
-        follow: args.follow,
-        timestamps: args.timestamps,
-        tail,
-        since: bound(&args.since, "--since")?,
-        until: bound(&args.until, "--until")?,
-    };
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    logs::write_logs(&dir, &options, &mut stdout.lock(), &mut stderr.lock())
-        .map_err(daemon_error)?;
-    Ok(0)
+impl Verb for LogsArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        let dir = store.find(&self.container).map_err(Failure::daemon)?;
+        let tail = match self.tail.as_str() {
+            "all" | "-1" => None,
+            n => Some(
+                n.parse()
+                    .map_err(|_| Failure::berth(format!("invalid value for --tail: {n}")))?,
+            ),
+        };
+        let bound = |v: &Option<String>, flag: &str| -> Result<Option<i64>, Failure> {
+            v.as_deref()
+                .map(|s| {
+                    logs::parse_time_bound(s)
+                        .ok_or_else(|| Failure::berth(format!("invalid value for {flag}: {s}")))
+                })
+                .transpose()
+        };
+        let options = LogOptions {
+            follow: self.follow,
+            timestamps: self.timestamps,
+            tail,
+            since: bound(&self.since, "--since")?,
+            until: bound(&self.until, "--until")?,
+        };
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        logs::write_logs(&dir, &options, &mut stdout.lock(), &mut stderr.lock())
+            .map_err(Failure::daemon)?;
+        Ok(0)
+    }
 }
 
 // ---- stop / restart / kill / wait / pause / rename / rm ----
@@ -398,19 +316,30 @@ pub struct StopArgs {
     pub containers: Vec<String>,
 }
 
-pub fn stop(context: &Context, args: StopArgs) -> CliResult {
-    let store = store(context)?;
-    each(&store, &args.containers, |dir| {
-        ops::stop(dir, Duration::from_secs(args.time)).map(|_| None)
-    })
+impl Verb for StopArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        each(&store, &self.containers, |dir| {
+            ops::stop(dir, Duration::from_secs(self.time)).map(|_| None)
+        })
+    }
 }
 
-pub fn restart(context: &Context, args: StopArgs) -> CliResult {
-    let store = store(context)?;
-    each(&store, &args.containers, |dir| {
-        ops::stop(dir, Duration::from_secs(args.time))?;
-        lifecycle::start(&context.root, dir, Default::default()).map(|_| None)
-    })
+// `restart` takes `stop`'s flags. (A `///` comment here would replace the verb's help line.)
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub stop: StopArgs,
+}
+
+impl Verb for RestartArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        each(&store, &self.stop.containers, |dir| {
+            ops::stop(dir, Duration::from_secs(self.stop.time))?;
+            lifecycle::start(&context.root, dir, Default::default()).map(|_| None)
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -422,30 +351,58 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-pub fn kill(context: &Context, args: KillArgs) -> CliResult {
-    let store = store(context)?;
-    let signal = ops::parse_signal(&args.signal).map_err(daemon_error)?;
-    each(&store, &args.containers, |dir| {
-        ops::kill(dir, signal).map(|_| None)
-    })
+impl Verb for KillArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        let signal = ops::parse_signal(&self.signal).map_err(Failure::daemon)?;
+        each(&store, &self.containers, |dir| {
+            ops::kill(dir, signal).map(|_| None)
+        })
+    }
 }
 
 #[derive(Args, Debug)]
-pub struct NamesArgs {
+pub struct WaitArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
-pub fn wait(context: &Context, args: NamesArgs) -> CliResult {
-    let store = store(context)?;
-    each(&store, &args.containers, |dir| {
-        ops::wait(dir).map(|code| Some(code.to_string()))
-    })
+impl Verb for WaitArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        each(&store, &self.containers, |dir| {
+            ops::wait(dir).map(|code| Some(code.to_string()))
+        })
+    }
 }
 
-pub fn pause(context: &Context, args: NamesArgs, frozen: bool) -> CliResult {
-    let store = store(context)?;
-    each(&store, &args.containers, |dir| {
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+impl Verb for PauseArgs {
+    fn run(self, context: &Context) -> CliResult {
+        pause(context, &self.containers, true)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct UnpauseArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+impl Verb for UnpauseArgs {
+    fn run(self, context: &Context) -> CliResult {
+        pause(context, &self.containers, false)
+    }
+}
+
+fn pause(context: &Context, containers: &[String], frozen: bool) -> CliResult {
+    let store = context.containers()?;
+    each(&store, containers, |dir| {
         ops::pause(dir, frozen).map(|_| None)
     })
 }
@@ -456,11 +413,13 @@ pub struct RenameArgs {
     pub new_name: String,
 }
 
-pub fn rename(context: &Context, args: RenameArgs) -> CliResult {
-    let store = store(context)?;
-    let dir = store.find(&args.container).map_err(daemon_error)?;
-    ops::rename(&store, &dir, &args.new_name).map_err(daemon_error)?;
-    Ok(0)
+impl Verb for RenameArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        let dir = store.find(&self.container).map_err(Failure::daemon)?;
+        ops::rename(&store, &dir, &self.new_name).map_err(Failure::daemon)?;
+        Ok(0)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -478,16 +437,18 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
-pub fn rm(context: &Context, args: RmArgs) -> CliResult {
-    if args.link {
-        return Err(daemon_error(
-            "berth has no legacy container links, so there is no link to remove",
-        ));
+impl Verb for RmArgs {
+    fn run(self, context: &Context) -> CliResult {
+        if self.link {
+            return Err(Failure::daemon(
+                "berth has no legacy container links, so there is no link to remove",
+            ));
+        }
+        let store = context.containers()?;
+        each(&store, &self.containers, |dir| {
+            ops::remove(&context.root, dir, self.force, self.volumes).map(|_| None)
+        })
     }
-    let store = store(context)?;
-    each(&store, &args.containers, |dir| {
-        ops::remove(&context.root, dir, args.force, args.volumes).map(|_| None)
-    })
 }
 
 #[derive(Args, Debug)]
@@ -500,64 +461,29 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-pub fn prune(context: &Context, args: PruneArgs) -> CliResult {
-    if !args.force
-        && !confirm(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ",
-        )
-    {
-        return Ok(0);
-    }
-    let store = store(context)?;
-    let mut until = None;
-    let mut labels = Vec::new();
-    for f in &args.filter {
-        match f.split_once('=') {
-            Some(("until", v)) => {
-                until = Some(
-                    logs::parse_time_bound(v)
-                        .ok_or_else(|| Failure::berth(format!("invalid filter 'until={v}'")))?,
-                )
+impl Verb for PruneArgs {
+    fn run(self, context: &Context) -> CliResult {
+        if !self.force
+            && !confirm(
+                "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ",
+            )
+        {
+            return Ok(0);
+        }
+        let store = context.containers()?;
+        let filters = PruneFilters::parse(&self.filter).map_err(Failure::berth)?;
+        let Pruned { deleted, reclaimed } =
+            list::prune(&context.root, &store, &filters).map_err(Failure::berth)?;
+        if !deleted.is_empty() {
+            println!("Deleted Containers:");
+            for id in &deleted {
+                println!("{id}");
             }
-            Some(("label", v)) => labels.push(v.to_string()),
-            _ => return Err(Failure::berth(format!("invalid filter '{f}'"))),
+            println!();
         }
+        println!("Total reclaimed space: {}", human_size(reclaimed, 3));
+        Ok(0)
     }
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0;
-    for row in rows(&store)? {
-        if row.state.status.is_running() {
-            continue;
-        }
-        if let Some(until) = until {
-            let created = crate::time::Timestamp::parse_rfc3339(&row.record.created)
-                .map(|t| t.secs)
-                .unwrap_or(0);
-            if created >= until {
-                continue;
-            }
-        }
-        if !labels.iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => row.record.labels.get(k).is_some_and(|x| x == v),
-            None => row.record.labels.contains_key(l),
-        }) {
-            continue;
-        }
-        let size = dir_size(&row.dir.path.join("upper"));
-        if ops::remove(&context.root, &row.dir, false, false).is_ok() {
-            reclaimed += size;
-            deleted.push(row.record.id.clone());
-        }
-    }
-    if !deleted.is_empty() {
-        println!("Deleted Containers:");
-        for id in &deleted {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", human_size(reclaimed, 3));
-    Ok(0)
 }
 
 fn confirm(prompt: &str) -> bool {
@@ -578,51 +504,14 @@ pub struct TopArgs {
     pub ps_args: Vec<String>,
 }
 
-pub fn top(context: &Context, args: TopArgs) -> CliResult {
-    let store = store(context)?;
-    let dir = store.find(&args.container).map_err(daemon_error)?;
-    let pids = ops::pids(&dir).map_err(daemon_error)?;
-    let ps_args = if args.ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        args.ps_args.clone()
-    };
-    let output = std::process::Command::new("ps")
-        .args(&ps_args)
-        .output()
-        .map_err(|e| daemon_error(format!("running ps: {e}")))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut lines = text.lines();
-    let Some(header) = lines.next() else {
-        return Err(daemon_error("ps printed nothing"));
-    };
-    let pid_column = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .ok_or_else(|| daemon_error("Couldn't find PID field in ps output"))?;
-    let mut rows = vec![
-        header
-            .split_whitespace()
-            .map(str::to_string)
-            .collect::<Vec<_>>(),
-    ];
-    let columns = rows[0].len();
-    for line in lines {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let Some(pid) = fields.get(pid_column).and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pids.contains(&pid) {
-            let mut row: Vec<String> = fields[..columns.min(fields.len()) - 1]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            row.push(fields[columns.min(fields.len()) - 1..].join(" "));
-            rows.push(row);
-        }
+impl Verb for TopArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        let dir = store.find(&self.container).map_err(Failure::daemon)?;
+        let rows = top::top(&dir, &self.ps_args).map_err(Failure::daemon)?;
+        print!("{}", table(&rows));
+        Ok(0)
     }
-    print!("{}", table(&rows));
-    Ok(0)
 }
 
 // ---- attach / exec ----
@@ -641,37 +530,39 @@ pub struct AttachArgs {
     pub container: String,
 }
 
-pub fn attach(context: &Context, args: AttachArgs) -> CliResult {
-    let store = store(context)?;
-    let dir = store.find(&args.container).map_err(daemon_error)?;
-    let record = dir.record().map_err(daemon_error)?;
-    let state = current_state(&dir).map_err(daemon_error)?;
-    if state.status != Status::Running {
-        return Err(daemon_error(
-            "You cannot attach to a stopped container, start it first",
-        ));
-    }
-    let detach_keys = attach::parse_detach_keys(&args.detach_keys).map_err(Failure::berth)?;
-    let stream = std::os::unix::net::UnixStream::connect(dir.attach_socket())
-        .map_err(|e| daemon_error(format!("attach to {}: {e}", record.name)))?;
-    let code = attach::pump(
-        stream,
-        PumpOptions {
-            stdin: !args.no_stdin && record.open_stdin,
-            tty: record.tty,
-            proxy_signals_to: (args.sig_proxy && !record.tty).then_some(state.pid),
-            detach_keys: Some(detach_keys),
-        },
-    )
-    .map_err(Failure::berth)?;
-    match code {
-        Some(code) => Ok(code),
-        // Detached with the key sequence: the container keeps running; Docker says so and
-        // exits 1.
-        None => Err(Failure {
-            code: 1,
-            message: "read escape sequence".into(),
-        }),
+impl Verb for AttachArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        let dir = store.find(&self.container).map_err(Failure::daemon)?;
+        let record = dir.record().map_err(Failure::daemon)?;
+        let state = current_state(&dir).map_err(Failure::daemon)?;
+        if state.status != Status::Running {
+            return Err(Failure::daemon(
+                "You cannot attach to a stopped container, start it first",
+            ));
+        }
+        let detach_keys = attach::parse_detach_keys(&self.detach_keys).map_err(Failure::berth)?;
+        let stream = std::os::unix::net::UnixStream::connect(dir.attach_socket())
+            .map_err(|e| Failure::daemon(format!("attach to {}: {e}", record.name)))?;
+        let code = attach::pump(
+            stream,
+            PumpOptions {
+                stdin: !self.no_stdin && record.open_stdin,
+                tty: record.tty,
+                proxy_signals_to: (self.sig_proxy && !record.tty).then_some(state.pid),
+                detach_keys: Some(detach_keys),
+            },
+        )
+        .map_err(Failure::berth)?;
+        match code {
+            Some(code) => Ok(code),
+            // Detached with the key sequence: the container keeps running; Docker says so and
+            // exits 1.
+            None => Err(Failure {
+                code: 1,
+                message: "read escape sequence".into(),
+            }),
+        }
     }
 }
 
@@ -703,144 +594,27 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-pub fn exec(context: &Context, args: ExecArgs) -> CliResult {
-    let store = store(context)?;
-    let dir = store.find(&args.container).map_err(daemon_error)?;
-    let options = ExecOptions {
-        args: args.command,
-        env: args.env,
-        workdir: args.workdir,
-        user: args.user,
-        tty: args.tty,
-        interactive: args.interactive,
-        privileged: args.privileged,
-        detach: args.detach,
-    };
-    match exec::exec(&context.root, &dir, &options) {
-        Ok(code) => Ok(code),
-        Err(e @ ContainerError::NotRunning(_)) => Err(daemon_error(e)),
-        Err(e) => Err(Failure {
-            code: e.exit_code(),
-            message: format!("OCI runtime exec failed: {e}"),
-        }),
-    }
-}
-
-// ---- inspect ----
-
-#[derive(Args, Debug)]
-pub struct InspectArgs {
-    /// Format output using a custom template
-    #[arg(short, long)]
-    pub format: Option<String>,
-    /// Display total file sizes
-    #[arg(short, long)]
-    pub size: bool,
-    #[arg(required = true)]
-    pub containers: Vec<String>,
-}
-
-/// Docker's container JSON, as far as berth has the fields.
-pub fn inspect_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerError> {
-    let record = dir.record()?;
-    let state = current_state(dir)?;
-    let running = state.status.is_running();
-    let mounts: Vec<serde_json::Value> = record
-        .mounts
-        .iter()
-        .map(|m| {
-            json!({
-                "Type": m.kind,
-                "Name": if m.kind == "volume" { json!(m.name) } else { json!(null) },
-                "Source": m.source,
-                "Destination": m.destination,
-                "RW": !m.read_only,
-            })
-        })
-        .collect();
-    Ok(json!({
-        "Id": record.id,
-        "Created": record.created,
-        "Path": record.path,
-        "Args": record.args,
-        "State": {
-            "Status": state.status.as_str(),
-            "Running": running,
-            "Paused": state.status == Status::Paused,
-            "Restarting": false,
-            "OOMKilled": false,
-            "Dead": false,
-            "Pid": if running { state.pid } else { 0 },
-            "ExitCode": state.exit_code.unwrap_or(0),
-            "Error": state.error.clone().unwrap_or_default(),
-            "StartedAt": state.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-            "FinishedAt": state.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        },
-        "Image": record.image_id,
-        "LogPath": dir.log_path(),
-        "Name": format!("/{}", record.name),
-        "RestartCount": 0,
-        "Driver": "overlay",
-        "Platform": "linux",
-        "HostConfig": {
-            "AutoRemove": record.auto_remove,
-            "NetworkMode": record.network_mode,
-            "PortBindings": super::network::port_bindings(&record),
-            "Init": record.init,
-            "Binds": record.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source.display(), m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
-        },
-        "GraphDriver": {
-            "Name": "overlay",
-            "Data": {
-                "LowerDir": record.layers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
-                "UpperDir": dir.path.join("upper"),
-                "WorkDir": dir.path.join("work"),
-                "MergedDir": dir.rootfs(),
-            }
-        },
-        "Mounts": mounts,
-        "Config": {
-            "Hostname": record.hostname,
-            "User": record.user,
-            "Tty": record.tty,
-            "OpenStdin": record.open_stdin,
-            "Env": record.env,
-            "Cmd": record.args,
-            "Image": record.image,
-            "WorkingDir": record.working_dir,
-            "Entrypoint": [record.path.clone()],
-            "Labels": record.labels,
-            "StopSignal": record.stop_signal,
-            "ExposedPorts": record.net.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
-        },
-        "NetworkSettings": super::network::inspect_settings(&record, running),
-    }))
-}
-
-pub fn inspect(context: &Context, args: InspectArgs) -> CliResult {
-    let store = store(context)?;
-    let mut values = Vec::new();
-    let mut failed = false;
-    for name in &args.containers {
-        match store.find(name).and_then(|d| inspect_json(&d)) {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
+impl Verb for ExecArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = context.containers()?;
+        let dir = store.find(&self.container).map_err(Failure::daemon)?;
+        let options = ExecOptions {
+            args: self.command,
+            env: self.env,
+            workdir: self.workdir,
+            user: self.user,
+            tty: self.tty,
+            interactive: self.interactive,
+            privileged: self.privileged,
+            detach: self.detach,
+        };
+        match exec::exec(&context.root, &dir, &options) {
+            Ok(code) => Ok(code),
+            Err(e @ ContainerError::NotRunning(_)) => Err(Failure::daemon(e)),
+            Err(e) => Err(Failure {
+                code: e.exit_code(),
+                message: format!("OCI runtime exec failed: {e}"),
+            }),
         }
     }
-    match &args.format {
-        Some(format) => {
-            let format = Format::parse(format).map_err(template_failure)?;
-            for v in &values {
-                println!("{}", format.render_json(v).map_err(template_failure)?);
-            }
-        }
-        None => println!(
-            "{}",
-            serde_json::to_string_pretty(&values).expect("json serialises")
-        ),
-    }
-    Ok(if failed { 1 } else { 0 })
 }

@@ -1,63 +1,12 @@
-//! Network flags of `create`/`run`, the `port` command, and the network parts of `ps` and
-//! `inspect`.
+//! `port`, and the network parts of `ps` and `inspect`.
 
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::container::CreateFlags;
-use super::{CliResult, Context, Failure};
+use super::{CliResult, Context, Failure, Verb};
 use crate::container::record::ContainerRecord;
 use crate::container::store::ContainerStore;
-use crate::network::{self, DnsOptions, Mapping, NetworkOptions, dns, ports};
-
-/// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
-pub fn options(context: &Context, flags: &CreateFlags) -> Result<NetworkOptions, Failure> {
-    let mut publish = Vec::new();
-    for p in &flags.publish {
-        publish.extend(ports::parse_publish(p).map_err(|e| Failure::berth(format!("berth: {e}")))?);
-    }
-    if !publish.is_empty() && flags.network == "host" {
-        eprintln!("WARNING: Published ports are discarded when using host network mode");
-    }
-    let mut exposed = Vec::new();
-    for e in &flags.expose {
-        for (port, proto) in
-            ports::parse_expose(e).map_err(|e| Failure::berth(format!("berth: {e}")))?
-        {
-            let key = format!("{port}/{proto}");
-            if !exposed.contains(&key) {
-                exposed.push(key);
-            }
-        }
-    }
-    for h in &flags.add_host {
-        if dns::parse_add_host(h).is_none() {
-            return Err(Failure::berth(format!(
-                "berth: invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{}\"",
-                h.split_once(':').map(|x| x.1).unwrap_or("")
-            )));
-        }
-    }
-    for d in &flags.dns {
-        if d.parse::<std::net::IpAddr>().is_err() {
-            return Err(Failure::berth(format!(
-                "berth: invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address"
-            )));
-        }
-    }
-    Ok(NetworkOptions {
-        publish,
-        publish_all: flags.publish_all,
-        exposed,
-        dns: DnsOptions {
-            add_hosts: flags.add_host.clone(),
-            servers: flags.dns.clone(),
-            search: flags.dns_search.clone(),
-            options: flags.dns_option.clone(),
-        },
-        bip: context.config.bip.clone(),
-    })
-}
+use crate::network::{self, Mapping};
 
 fn sorted(mut ports: Vec<Mapping>) -> Vec<Mapping> {
     ports.sort_by(|a, b| {
@@ -170,48 +119,47 @@ pub struct PortArgs {
 }
 
 /// `port CONTAINER [PORT[/PROTO]]`.
-pub fn port(context: &Context, args: PortArgs) -> CliResult {
-    let store = ContainerStore::open(&context.root).map_err(Failure::berth)?;
-    let dir = store.find(&args.container).map_err(|e| Failure {
-        code: 1,
-        message: format!("Error response from daemon: {e}"),
-    })?;
-    let record = dir.record().map_err(Failure::berth)?;
-    let ports = network::endpoint(&record.id)
-        .map(|ep| sorted(ep.ports))
-        .unwrap_or_default();
-    match &args.port {
-        None => {
-            for m in &ports {
-                println!(
-                    "{}/{} -> {}:{}",
-                    m.container_port, m.proto, m.host_ip, m.host_port
-                );
+impl Verb for PortArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let store = ContainerStore::open(&context.root).map_err(Failure::berth)?;
+        let dir = store.find(&self.container).map_err(Failure::daemon)?;
+        let record = dir.record().map_err(Failure::berth)?;
+        let ports = network::endpoint(&record.id)
+            .map(|ep| sorted(ep.ports))
+            .unwrap_or_default();
+        match &self.port {
+            None => {
+                for m in &ports {
+                    println!(
+                        "{}/{} -> {}:{}",
+                        m.container_port, m.proto, m.host_ip, m.host_port
+                    );
+                }
+                Ok(0)
             }
-            Ok(0)
-        }
-        Some(p) => {
-            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-            let num: u16 = num
-                .parse()
-                .map_err(|_| Failure::berth(format!("Error: invalid port ({p})")))?;
-            let found: Vec<&Mapping> = ports
-                .iter()
-                .filter(|m| m.container_port == num && m.proto == proto)
-                .collect();
-            if found.is_empty() {
-                return Err(Failure {
-                    code: 1,
-                    message: format!(
-                        "Error: No public port '{num}/{proto}' published for {}",
-                        args.container
-                    ),
-                });
+            Some(p) => {
+                let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                let num: u16 = num
+                    .parse()
+                    .map_err(|_| Failure::berth(format!("Error: invalid port ({p})")))?;
+                let found: Vec<&Mapping> = ports
+                    .iter()
+                    .filter(|m| m.container_port == num && m.proto == proto)
+                    .collect();
+                if found.is_empty() {
+                    return Err(Failure {
+                        code: 1,
+                        message: format!(
+                            "Error: No public port '{num}/{proto}' published for {}",
+                            self.container
+                        ),
+                    });
+                }
+                for m in found {
+                    println!("{}:{}", m.host_ip, m.host_port);
+                }
+                Ok(0)
             }
-            for m in found {
-                println!("{}:{}", m.host_ip, m.host_port);
-            }
-            Ok(0)
         }
     }
 }

@@ -73,7 +73,7 @@ pub fn container_usage(root: &Path, sizes: bool) -> ContainerUsage {
 }
 
 /// Docker's `directory.Size`: bytes of every non-directory entry, hard links counted once.
-fn dir_size(path: &Path) -> u64 {
+pub fn dir_size(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
     let mut total = 0;

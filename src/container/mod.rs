@@ -6,8 +6,10 @@ pub mod attach;
 pub mod commit;
 pub mod create;
 pub mod exec;
+pub mod filter;
 pub mod in_use;
 pub mod lifecycle;
+pub mod list;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -18,6 +20,7 @@ pub mod removal;
 pub mod seccomp_profile;
 pub mod spec;
 pub mod store;
+pub mod top;
 pub mod tty;
 pub mod user;
 

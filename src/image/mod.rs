@@ -1,6 +1,7 @@
 //! Images: reference grammar, digests, the registry client, manifests, pull, and the local
 //! content-addressed store.
 
+pub mod acquire;
 pub mod assemble;
 pub mod changes;
 pub mod config;

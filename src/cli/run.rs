@@ -1,4 +1,4 @@
-//! Container commands: `run`, `create`, `start`.
+//! `run`, `create`, `start`: the flags of a new container and the run path.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -6,21 +6,18 @@ use std::io::IsTerminal;
 use clap::Args;
 
 use super::progress::PullPrinter;
-use super::{CliResult, Context, Failure};
+use super::{CliResult, Context, Failure, Verb};
 use crate::container::attach::{self, PumpOptions};
 use crate::container::create::{self, CreateOptions};
 use crate::container::lifecycle::{self, StartOptions};
 use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
-use crate::image::config::ImageConfig;
+use crate::image::acquire::{self, AcquireError, Progress, PullPolicy};
 use crate::image::digest::Digest;
-use crate::image::index;
 use crate::image::manifest::Platform;
-use crate::image::pull::{self, PullOptions, PullStatus};
-use crate::image::reference::Reference;
-use crate::image::registry::Registry;
-use crate::image::resolve::{self, LookupError};
+use crate::image::pull::PullStatus;
 use crate::image::store::Store;
+use crate::network::{DnsOptions, NetworkOptions, dns, ports};
 
 #[derive(Args, Debug, Clone)]
 pub struct CreateFlags {
@@ -159,103 +156,109 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-pub fn run(context: &Context, args: RunArgs) -> CliResult {
-    let flags = &args.flags;
-    let stdin_tty = std::io::stdin().is_terminal();
-    if flags.tty && flags.interactive && !stdin_tty && !args.detach {
-        return Err(Failure {
-            code: 1,
-            message: "the input device is not a TTY".into(),
-        });
+impl Verb for RunArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let flags = &self.flags;
+        let stdin_tty = std::io::stdin().is_terminal();
+        if flags.tty && flags.interactive && !stdin_tty && !self.detach {
+            return Err(Failure {
+                code: 1,
+                message: "the input device is not a TTY".into(),
+            });
+        }
+        let (images, containers) = open_stores(context)?;
+        let options = create_options(context, &images, flags)?;
+        let (id, started) = lifecycle::create_and_start(
+            &images,
+            &containers,
+            &options,
+            StartOptions {
+                foreground: !self.detach,
+                console_size: terminal_size(flags.tty),
+            },
+        )
+        .map_err(run_failure)?;
+        crate::sys::trace("started");
+        if self.detach {
+            println!("{id}");
+            return Ok(0);
+        }
+        let code = attach::pump(
+            started.stream,
+            PumpOptions {
+                stdin: flags.interactive,
+                tty: flags.tty,
+                proxy_signals_to: (!flags.tty).then_some(started.pid),
+                detach_keys: flags.tty.then(|| vec![0x10, 0x11]),
+            },
+        )
+        .map_err(Failure::berth)?;
+        Ok(code.unwrap_or(125))
     }
-    let (images, containers) = open_stores(context)?;
-    let options = create_options(context, &images, flags)?;
-    let (id, started) = lifecycle::create_and_start(
-        &images,
-        &containers,
-        &options,
-        StartOptions {
-            foreground: !args.detach,
-            console_size: terminal_size(flags.tty),
-        },
-    )
-    .map_err(run_failure)?;
-    crate::sys::trace("started");
-    if args.detach {
-        println!("{id}");
-        return Ok(0);
-    }
-    let code = attach::pump(
-        started.stream,
-        PumpOptions {
-            stdin: flags.interactive,
-            tty: flags.tty,
-            proxy_signals_to: (!flags.tty).then_some(started.pid),
-            detach_keys: flags.tty.then(|| vec![0x10, 0x11]),
-        },
-    )
-    .map_err(Failure::berth)?;
-    Ok(code.unwrap_or(125))
 }
 
-pub fn create(context: &Context, flags: CreateFlags) -> CliResult {
-    let (images, containers) = open_stores(context)?;
-    let options = create_options(context, &images, &flags)?;
-    let created = create::create(&images, &containers, &options).map_err(run_failure)?;
-    println!("{}", created.record.id);
-    Ok(0)
+impl Verb for CreateFlags {
+    fn run(self, context: &Context) -> CliResult {
+        let (images, containers) = open_stores(context)?;
+        let options = create_options(context, &images, &self)?;
+        let created = create::create(&images, &containers, &options).map_err(run_failure)?;
+        println!("{}", created.record.id);
+        Ok(0)
+    }
 }
 
-pub fn start(context: &Context, args: StartArgs) -> CliResult {
-    let containers = ContainerStore::open(&context.root).map_err(Failure::berth)?;
-    let attach = args.attach || args.interactive;
-    if attach && args.containers.len() > 1 {
-        return Err(Failure::berth(
-            "you cannot start and attach multiple containers at once",
-        ));
-    }
-    let mut failed = None;
-    for name in &args.containers {
-        let result = containers.find(name).and_then(|dir| {
-            let record = dir.record()?;
-            let options = StartOptions {
-                foreground: attach,
-                console_size: terminal_size(attach && record.tty),
-            };
-            lifecycle::start(&context.root, &dir, options).map(|s| (s, record))
-        });
-        match result {
-            Ok((started, record)) if attach => {
-                let code = attach::pump(
-                    started.stream,
-                    PumpOptions {
-                        stdin: args.interactive && record.open_stdin,
-                        tty: record.tty,
-                        proxy_signals_to: (!record.tty).then_some(started.pid),
-                        detach_keys: record.tty.then(|| vec![0x10, 0x11]),
-                    },
-                )
-                .map_err(Failure::berth)?;
-                return Ok(code.unwrap_or(125));
-            }
-            Ok(_) => println!("{name}"),
-            // Docker: starting a running container is not an error.
-            Err(crate::container::ContainerError::AlreadyRunning(_)) if !attach => {
-                println!("{name}")
-            }
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                failed = Some(e.exit_code());
+impl Verb for StartArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let containers = ContainerStore::open(&context.root).map_err(Failure::berth)?;
+        let attach = self.attach || self.interactive;
+        if attach && self.containers.len() > 1 {
+            return Err(Failure::berth(
+                "you cannot start and attach multiple containers at once",
+            ));
+        }
+        let mut failed = None;
+        for name in &self.containers {
+            let result = containers.find(name).and_then(|dir| {
+                let record = dir.record()?;
+                let options = StartOptions {
+                    foreground: attach,
+                    console_size: terminal_size(attach && record.tty),
+                };
+                lifecycle::start(&context.root, &dir, options).map(|s| (s, record))
+            });
+            match result {
+                Ok((started, record)) if attach => {
+                    let code = attach::pump(
+                        started.stream,
+                        PumpOptions {
+                            stdin: self.interactive && record.open_stdin,
+                            tty: record.tty,
+                            proxy_signals_to: (!record.tty).then_some(started.pid),
+                            detach_keys: record.tty.then(|| vec![0x10, 0x11]),
+                        },
+                    )
+                    .map_err(Failure::berth)?;
+                    return Ok(code.unwrap_or(125));
+                }
+                Ok(_) => println!("{name}"),
+                // Docker: starting a running container is not an error.
+                Err(crate::container::ContainerError::AlreadyRunning(_)) if !attach => {
+                    println!("{name}")
+                }
+                Err(e) => {
+                    eprintln!("Error response from daemon: {e}");
+                    failed = Some(e.exit_code());
+                }
             }
         }
-    }
-    match failed {
-        Some(_) => Err(Failure {
-            code: 1,
-            message: "Error: failed to start containers: ".to_string()
-                + &args.containers.join(", "),
-        }),
-        None => Ok(0),
+        match failed {
+            Some(_) => Err(Failure {
+                code: 1,
+                message: "Error: failed to start containers: ".to_string()
+                    + &self.containers.join(", "),
+            }),
+            None => Ok(0),
+        }
     }
 }
 
@@ -395,7 +398,7 @@ fn create_options(
             )));
         }
     };
-    let net = super::network::options(context, flags)?;
+    let net = network_options(context, flags)?;
     let mut labels = BTreeMap::new();
     for l in &flags.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -425,89 +428,104 @@ fn create_options(
     })
 }
 
+/// The image's ID, found or pulled as `--pull` says; the pull reports on stderr, keeping
+/// stdout for the container.
 fn resolve_image(
     context: &Context,
     images: &Store,
     image: &str,
     flags: &CreateFlags,
 ) -> Result<Digest, Failure> {
-    let policy = flags.pull.as_str();
-    if !matches!(policy, "missing" | "always" | "never") {
-        return Err(flag_error(
-            "--pull",
-            policy,
-            "must be one of always, missing, never",
-        ));
-    }
+    let policy: PullPolicy = flags.pull.parse().map_err(Failure::berth)?;
     let platform = Platform::parse_flag(flags.platform.as_deref()).map_err(Failure::berth)?;
-    // Docker's rule: a local image built for another platform than `--platform` asks for
-    // counts as missing, and pulling must bring the right one.
-    let mismatch = |id: &Digest| -> Result<Option<Failure>, Failure> {
-        let Some(wanted) = &platform else {
-            return Ok(None);
-        };
-        let actual = ImageConfig::load(images, id)
-            .map_err(Failure::berth)?
-            .platform();
-        Ok((!wanted.accepts(&actual)).then(|| {
-            Failure::berth(format!(
-                "berth: Error response from daemon: image with reference {image} was found \
-                 but does not match the specified platform: wanted {wanted}, actual: {actual}"
-            ))
-        }))
+    let printer = PullPrinter::with_target(false, std::io::stderr().is_terminal(), true);
+    let on_progress = |progress: Progress| match progress {
+        Progress::NotFoundLocally(reference) => {
+            eprintln!("Unable to find image '{}' locally", reference.familiar())
+        }
+        Progress::Pull(event) => printer.event(event),
+        Progress::Pulled { reference, pulled } => {
+            printer.finish();
+            printer.line(&format!("Digest: {}", pulled.digest));
+            // `--pull always` or a platform mismatch can find the image already there.
+            printer.line(&if pulled.status == PullStatus::Downloaded {
+                format!(
+                    "Status: Downloaded newer image for {}",
+                    reference.familiar()
+                )
+            } else {
+                format!("Status: Image is up to date for {}", reference.familiar())
+            });
+        }
     };
-    if policy != "always" {
-        let repos = index::load(images).map_err(Failure::berth)?;
-        match resolve::resolve(&repos, image) {
-            Ok(id) => match mismatch(&id)? {
-                None => return Ok(id),
-                Some(refused) if policy == "never" || Reference::parse(image).is_err() => {
-                    return Err(refused);
-                }
-                Some(_) => {}
-            },
-            Err(LookupError::NotFound(_)) => {}
-            Err(e) => return Err(Failure::berth(e)),
+    let acquired = acquire::acquire(
+        images,
+        &context.config,
+        image,
+        policy,
+        platform.as_ref(),
+        &on_progress,
+    );
+    // A failed pull leaves its bars finished on screen, as a completed one does.
+    printer.finish();
+    acquired.map_err(|e| match e {
+        AcquireError::PlatformMismatch { .. } | AcquireError::NotFound(_) => {
+            Failure::berth(format!("berth: Error response from daemon: {e}"))
+        }
+        AcquireError::Reference(_) | AcquireError::Pull(_) => Failure::berth(format!("berth: {e}")),
+        AcquireError::Policy(_) | AcquireError::Lookup(_) | AcquireError::Store(_) => {
+            Failure::berth(e)
+        }
+    })
+}
+
+/// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
+fn network_options(context: &Context, flags: &CreateFlags) -> Result<NetworkOptions, Failure> {
+    let mut publish = Vec::new();
+    for p in &flags.publish {
+        publish.extend(ports::parse_publish(p).map_err(|e| Failure::berth(format!("berth: {e}")))?);
+    }
+    if !publish.is_empty() && flags.network == "host" {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
+    let mut exposed = Vec::new();
+    for e in &flags.expose {
+        for (port, proto) in
+            ports::parse_expose(e).map_err(|e| Failure::berth(format!("berth: {e}")))?
+        {
+            let key = format!("{port}/{proto}");
+            if !exposed.contains(&key) {
+                exposed.push(key);
+            }
         }
     }
-    let reference = Reference::parse(image).map_err(|e| Failure::berth(format!("berth: {e}")))?;
-    if policy == "never" {
-        return Err(Failure::berth(format!(
-            "berth: Error response from daemon: No such image: {}",
-            reference.familiar()
-        )));
+    for h in &flags.add_host {
+        if dns::parse_add_host(h).is_none() {
+            return Err(Failure::berth(format!(
+                "berth: invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{}\"",
+                h.split_once(':').map(|x| x.1).unwrap_or("")
+            )));
+        }
     }
-    if policy == "missing" {
-        eprintln!("Unable to find image '{}' locally", reference.familiar());
+    for d in &flags.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(Failure::berth(format!(
+                "berth: invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address"
+            )));
+        }
     }
-    let printer = PullPrinter::with_target(false, std::io::stderr().is_terminal(), true);
-    let registry = Registry::new(&reference.domain, &context.config);
-    let pulled = pull::pull(
-        images,
-        &registry,
-        &reference,
-        &PullOptions {
-            platform: platform.clone(),
+    Ok(NetworkOptions {
+        publish,
+        publish_all: flags.publish_all,
+        exposed,
+        dns: DnsOptions {
+            add_hosts: flags.add_host.clone(),
+            servers: flags.dns.clone(),
+            search: flags.dns_search.clone(),
+            options: flags.dns_option.clone(),
         },
-        &|e| printer.event(e),
-    );
-    printer.finish();
-    let pulled = pulled.map_err(|e| Failure::berth(format!("berth: {e}")))?;
-    printer.line(&format!("Digest: {}", pulled.digest));
-    // `--pull always` or a platform mismatch can find the image already there.
-    printer.line(&if pulled.status == PullStatus::Downloaded {
-        format!(
-            "Status: Downloaded newer image for {}",
-            reference.familiar()
-        )
-    } else {
-        format!("Status: Image is up to date for {}", reference.familiar())
-    });
-    // A single-platform manifest is pulled whatever it was built for.
-    match mismatch(&pulled.id)? {
-        Some(refused) => Err(refused),
-        None => Ok(pulled.id),
-    }
+        bip: context.config.bip.clone(),
+    })
 }
 
 /// Docker's `RAMInBytes`: a number with an optional b/k/m/g/t/p unit (binary multiples).
