@@ -10,6 +10,7 @@ pub mod config;
 pub mod container;
 pub mod image;
 pub mod network;
+pub mod runc;
 pub mod time;
 
 // The two lower crates under the names the rest of berth uses for their floors.

@@ -7,6 +7,11 @@ use clap::error::{ContextKind, ErrorKind};
 use berth::cli::{self, Cli};
 
 fn main() {
+    if let Some(argv0) = std::env::args_os().next()
+        && berth::runc::invoked_as_runc(&argv0)
+    {
+        std::process::exit(berth::runc::main());
+    }
     berth::sys::trace("cli-start");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

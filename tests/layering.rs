@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of berth and its floor: higher floors may use lower ones.
 const FLOORS: &[(&str, u8)] = &[
     ("cli", 5),
+    ("runc", 5),
     ("build", 4),
     ("container", 4),
     ("image", 3),

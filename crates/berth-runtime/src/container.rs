@@ -209,6 +209,11 @@ impl Record {
         Ok(Record {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
+            rootfs: spec
+                .root()
+                .as_ref()
+                .map(|r| bundle.join(r.path()))
+                .unwrap_or_default(),
             pid: pid.as_raw(),
             start_time,
             cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
@@ -227,6 +232,11 @@ impl Container {
 
     pub fn bundle(&self) -> &Path {
         &self.record.bundle
+    }
+
+    /// The root file system the container was created on.
+    pub fn rootfs(&self) -> &Path {
+        &self.record.rootfs
     }
 
     /// The init's host pid (it may have exited: see [`Container::status`]).
@@ -346,6 +356,23 @@ impl Container {
     ) -> Result<Spawned, RuntimeError> {
         self.expect("exec in", &[Status::Created, Status::Running])?;
         process::exec(self.pid(), spec, process, opts)
+    }
+
+    /// Applies new resource limits to the container's cgroup (`update`).
+    pub fn update(
+        &self,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), RuntimeError> {
+        self.expect(
+            "update",
+            &[Status::Created, Status::Running, Status::Paused],
+        )?;
+        match self.cgroup()? {
+            Some(cg) => cg.apply(resources),
+            None => Err(RuntimeError::InvalidSpec(
+                "container has no cgroupsPath".into(),
+            )),
+        }
     }
 
     /// The pids in the container's cgroup.

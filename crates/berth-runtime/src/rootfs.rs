@@ -91,6 +91,40 @@ pub(crate) struct RootfsPlan {
     pub sysctls: Vec<(CString, CString)>,
 }
 
+/// The devices the runtime spec requires every container to have (/dev/null, zero, full,
+/// random, urandom, tty) that the spec does not list itself.
+fn default_devices(linux: &oci_spec::runtime::Linux) -> Vec<oci_spec::runtime::LinuxDevice> {
+    const DEFAULTS: [(&str, i64, i64); 6] = [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ];
+    let listed: Vec<&Path> = linux
+        .devices()
+        .iter()
+        .flatten()
+        .map(|d| d.path().as_path())
+        .collect();
+    DEFAULTS
+        .iter()
+        .filter(|(path, _, _)| !listed.contains(&Path::new(path)))
+        .map(|&(path, major, minor)| {
+            let mut d = oci_spec::runtime::LinuxDevice::default();
+            d.set_path(PathBuf::from(path));
+            d.set_typ(LinuxDeviceType::C);
+            d.set_major(major);
+            d.set_minor(minor);
+            d.set_file_mode(Some(0o666));
+            d.set_uid(Some(0));
+            d.set_gid(Some(0));
+            d
+        })
+        .collect()
+}
+
 pub(crate) fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RuntimeError> {
     CString::new(s.as_ref().to_vec())
         .map_err(|_| RuntimeError::InvalidSpec(format!("{what} contains a NUL byte")))
@@ -294,7 +328,12 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
     }
 
     let mut devices = Vec::new();
-    for d in linux.devices().iter().flatten() {
+    for d in linux
+        .devices()
+        .iter()
+        .flatten()
+        .chain(&default_devices(linux))
+    {
         let path = d.path();
         let rel = rel_dest(path)?;
         let rel_path = Path::new(std::ffi::OsStr::from_bytes(rel.as_bytes()));

@@ -61,6 +61,9 @@ pub struct State {
 pub(crate) struct Record {
     pub id: String,
     pub bundle: PathBuf,
+    /// The root file system, `root.path` resolved against the bundle.
+    #[serde(default)]
+    pub rootfs: PathBuf,
     pub pid: i32,
     /// /proc/PID/stat's start time of `pid`: tells it from a later process with its number.
     pub start_time: u64,

@@ -1,0 +1,461 @@
+//! `berth-runc`: the berth binary under runc's name, driven on bundle directories as
+//! containerd's shim drives runc — this test process is a subreaper, as the shim is, so the
+//! containers' inits become its children once `create` exits.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::bundle::{make_busybox_rootfs, scratch};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// A `berth-runc` link to the berth binary under test.
+fn runc_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The shim's role: orphaned inits are reparented to us, and we reap them.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let link = scratch().join("berth-runc");
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_berth"), &link).unwrap();
+        link
+    })
+}
+
+/// A bundle (busybox rootfs, `berth-runc spec`'s config adjusted) and a state root.
+struct Runc {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl Runc {
+    fn new(name: &str, args: &[&str]) -> Runc {
+        let dir = scratch().join(format!("runc-{name}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        make_busybox_rootfs(&dir.join("rootfs"));
+        let r = Runc {
+            root: dir.join("state"),
+            dir,
+        };
+        let spec = Command::new(runc_bin())
+            .args(["spec", "--bundle"])
+            .arg(&r.dir)
+            .output()
+            .unwrap();
+        assert!(spec.status.success(), "{spec:?}");
+        let mut config: Value =
+            serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = Value::Bool(false);
+        config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+        config["linux"]["cgroupsPath"] =
+            Value::from(format!("/berth-runc-test/{name}-{}", std::process::id()));
+        r.write_config(&config);
+        r
+    }
+
+    fn write_config(&self, config: &Value) {
+        fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(runc_bin());
+        c.arg("--root").arg(&self.root).args(args);
+        c.current_dir(&self.dir);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth-runc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// For commands that leave a process behind (`run -d`, `exec -d`): that process keeps
+    /// the stdio it inherited, so a pipe would never reach EOF; files do not wait.
+    fn ok_detached(&self, args: &[&str]) {
+        let log = self.dir.join("detached.out");
+        let f = fs::File::create(&log).unwrap();
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "berth-runc {args:?}: {}",
+            fs::read_to_string(log).unwrap()
+        );
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    /// `create` with the container's stdout and stderr going to `out`.
+    fn create(&self, id: &str, out: &Path) -> i32 {
+        let f = fs::File::create(out).unwrap();
+        let pid_file = self.dir.join(format!("{id}.pid"));
+        let status = self
+            .cmd(&["create", "--bundle", ".", "--pid-file"])
+            .arg(&pid_file)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "create {id}: {}",
+            fs::read_to_string(out).unwrap()
+        );
+        fs::read_to_string(&pid_file).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.run(&["delete", "--force", &id]);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn reap(pid: i32) -> i32 {
+    match waitpid(Pid::from_raw(pid), None).unwrap() {
+        WaitStatus::Exited(_, c) => c,
+        WaitStatus::Signaled(_, s, _) => 128 + s as i32,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn create_start_state_list_ps_pause_kill_delete() {
+    let r = Runc::new(
+        "lifecycle",
+        &["sh", "-c", "echo hello from init; exec sleep 1000"],
+    );
+    let out = r.dir.join("out");
+    let pid = r.create("c1", &out);
+
+    let st = r.state("c1");
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["pid"], pid);
+    assert_eq!(st["id"], "c1");
+    assert_eq!(st["bundle"], r.dir.display().to_string());
+    assert_eq!(st["rootfs"], r.dir.join("rootfs").display().to_string());
+    assert_eq!(st["owner"], "root");
+    assert!(st["created"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "",
+        "nothing runs before start"
+    );
+
+    r.ok(&["start", "c1"]);
+    wait_for("the init's output", || {
+        fs::read_to_string(&out).unwrap() == "hello from init\n"
+    });
+    assert_eq!(r.state("c1")["status"], "running");
+    let err = r.run(&["start", "c1"]);
+    assert_eq!(err.status.code(), Some(1), "a second start fails");
+
+    let list = r.ok(&["list"]);
+    let mut lines = list.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("ID  ") && header.contains("PID") && header.ends_with("OWNER"));
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["c1", &pid.to_string(), "running"]);
+    assert_eq!(r.ok(&["list", "-q"]), "c1\n");
+    let json: Value = serde_json::from_str(&r.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(json[0]["id"], "c1");
+
+    let pids: Vec<i32> = serde_json::from_str(&r.ok(&["ps", "--format", "json", "c1"])).unwrap();
+    assert_eq!(pids, [pid]);
+    let table = r.ok(&["ps", "c1"]);
+    assert!(table.lines().next().unwrap().contains("PID"));
+    assert!(
+        table.lines().skip(1).any(|l| l.contains("sleep 1000")),
+        "{table}"
+    );
+
+    r.ok(&["pause", "c1"]);
+    assert_eq!(r.state("c1")["status"], "paused");
+    r.ok(&["resume", "c1"]);
+    assert_eq!(r.state("c1")["status"], "running");
+
+    let refused = r.run(&["delete", "c1"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a running container is not deleted"
+    );
+    r.ok(&["kill", "c1", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    let st = r.state("c1");
+    assert_eq!(st["status"], "stopped");
+    assert_eq!(st["pid"], 0);
+    assert_eq!(
+        r.run(&["kill", "c1"]).status.code(),
+        Some(1),
+        "kill of a stopped container"
+    );
+    r.ok(&["delete", "c1"]);
+    assert_eq!(r.run(&["state", "c1"]).status.code(), Some(1));
+    assert_eq!(r.ok(&["list", "-q"]), "");
+    let cg = format!(
+        "/sys/fs/cgroup/pids/berth-runc-test/lifecycle-{}",
+        std::process::id()
+    );
+    assert!(!Path::new(&cg).exists(), "the cgroup went with delete");
+}
+
+#[test]
+fn run_foreground_detached_and_delete_force() {
+    let r = Runc::new("run", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let out = r.run(&["run", "fg"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(
+        r.ok(&["list", "-q"]),
+        "",
+        "run without -d deletes its container"
+    );
+
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    config["process"]["args"] = ["sleep", "1000"].iter().map(|a| Value::from(*a)).collect();
+    r.write_config(&config);
+    r.ok_detached(&["run", "-d", "--pid-file", "bg.pid", "bg"]);
+    let pid: i32 = fs::read_to_string(r.dir.join("bg.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(r.state("bg")["status"], "running");
+    r.ok(&["delete", "--force", "bg"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_eq!(r.run(&["state", "bg"]).status.code(), Some(1));
+    r.ok(&["delete", "--force", "never-existed"]);
+    assert_eq!(r.run(&["delete", "never-existed"]).status.code(), Some(1));
+}
+
+#[test]
+fn exec_with_args_and_process_file() {
+    let r = Runc::new("exec", &["sleep", "1000"]);
+    let out = r.dir.join("out");
+    let pid = r.create("c1", &out);
+    r.ok(&["start", "c1"]);
+
+    // The process's exit status is exec's.
+    let o = r.run(&["exec", "c1", "sh", "-c", "exit 4"]);
+    assert_eq!(o.status.code(), Some(4));
+    let o = r.run(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "c1",
+        "sh",
+        "-c",
+        "echo $FOO in $(pwd); id -u",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "bar in /tmp\n0\n");
+    let o = r.run(&["exec", "--user", "65534:65534", "c1", "id"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
+    );
+
+    let process = serde_json::json!({
+        "terminal": false,
+        "user": { "uid": 0, "gid": 0 },
+        "args": ["sh", "-c", "echo from file; cat /proc/1/cmdline"],
+        "env": ["PATH=/bin"],
+        "cwd": "/"
+    });
+    fs::write(r.dir.join("process.json"), process.to_string()).unwrap();
+    let o = r.run(&[
+        "exec",
+        "--process",
+        "process.json",
+        "--pid-file",
+        "exec.pid",
+        "c1",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "from file\nsleep\01000\0"
+    );
+    assert!(r.dir.join("exec.pid").exists());
+
+    r.ok_detached(&["exec", "-d", "c1", "sleep", "1000"]);
+    let pids: Vec<i32> = serde_json::from_str(&r.ok(&["ps", "--format", "json", "c1"])).unwrap();
+    assert_eq!(
+        pids.len(),
+        2,
+        "the detached exec runs in the container: {pids:?}"
+    );
+    r.ok(&["kill", "--all", "c1", "9"]);
+    // The detached process was reparented to us (the subreaper): the init, PID 1 of its
+    // namespace, finishes dying only once we have reaped it.
+    for p in pids.iter().filter(|p| **p != pid) {
+        assert_eq!(reap(*p), 128 + 9);
+    }
+    assert_eq!(reap(pid), 128 + 9);
+    r.ok(&["delete", "c1"]);
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let r = Runc::new("console", &["sh"]);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    config["process"]["terminal"] = Value::Bool(true);
+    r.write_config(&config);
+    let sock = r.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: the kernel installed this descriptor for us.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+        fd.expect("a descriptor with the message")
+    });
+    let status = r
+        .cmd(&["create", "--console-socket"])
+        .arg(&sock)
+        .args(["--pid-file", "c.pid", "tty1"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let master = fs::File::from(receiver.join().unwrap());
+    let pid: i32 = fs::read_to_string(r.dir.join("c.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    r.ok(&["start", "tty1"]);
+    let mut w = master.try_clone().unwrap();
+    w.write_all(b"tty; exit 7\n").unwrap();
+    let mut seen = Vec::new();
+    let mut reader = master;
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains("/dev/pts/0") && Instant::now() < deadline {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).contains("/dev/pts/0"),
+        "{seen:?}"
+    );
+    assert_eq!(reap(pid), 7);
+    r.ok(&["delete", "tty1"]);
+    // A terminal without a socket to send it to is refused, as runc refuses it.
+    let o = r.run(&["create", "tty2"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn errors_go_to_the_log_as_json_lines() {
+    let r = Runc::new("log", &["true"]);
+    let log = r.dir.join("log.json");
+    let o = r
+        .cmd(&["--log"])
+        .arg(&log)
+        .args(["--log-format", "json", "state", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = fs::read_to_string(&log).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "container nope does not exist");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+    // Without --log, text on stderr.
+    let o = r.run(&["kill", "nope", "TERM"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("level=error msg=\"container nope does not exist\""),
+        "{err}"
+    );
+    // Bad input: one line, exit 1.
+    assert_eq!(r.run(&["kill", "nope", "NOSIG"]).status.code(), Some(1));
+    assert_eq!(r.run(&["create", "bad/id"]).status.code(), Some(1));
+    let o = r.run(&["spec"]);
+    assert_eq!(o.status.code(), Some(1), "config.json exists already");
+}
+
+#[test]
+fn version_and_features() {
+    let o = Command::new(runc_bin()).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("berth-runc version "), "{text}");
+    assert!(text.contains("spec: 1.2.0"), "{text}");
+    let o = Command::new(runc_bin()).arg("features").output().unwrap();
+    let f: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.2.0");
+    assert!(
+        f["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("pid"))
+    );
+}
