@@ -325,7 +325,7 @@ fn exec_with_args_and_process_file() {
     assert!(o.status.success(), "{o:?}");
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "from file\nsleep\01000\0"
+        "from file\nsleep\u{0}1000\u{0}"
     );
     assert!(r.dir.join("exec.pid").exists());
 
