@@ -459,3 +459,58 @@ fn version_and_features() {
             .contains(&Value::from("pid"))
     );
 }
+
+#[test]
+fn hooks_get_the_state_on_stdin_at_their_points() {
+    let r = Runc::new("hooks", &["sh", "-c", "exec sleep 1000"]);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    let record = |name: &str| {
+        let file = r.dir.join(format!("{name}.json"));
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}; echo $HOOK_ENV >> {}.env", file.display(), file.display())],
+            "env": [format!("HOOK_ENV={name}-env")],
+            "timeout": 30
+        })
+    };
+    config["hooks"] = serde_json::json!({
+        "prestart": [record("prestart")],
+        "createRuntime": [record("createRuntime")],
+        "poststart": [record("poststart")],
+        "poststop": [record("poststop")],
+    });
+    r.write_config(&config);
+    let pid = r.create("h1", &r.dir.join("out"));
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&fs::read(r.dir.join(format!("{name}.json"))).unwrap()).unwrap()
+    };
+    for name in ["prestart", "createRuntime"] {
+        let st = read(name);
+        assert_eq!(st["status"], "creating", "{name}");
+        assert_eq!(st["pid"], pid, "{name}");
+        assert_eq!(st["id"], "h1");
+        assert_eq!(
+            fs::read_to_string(r.dir.join(format!("{name}.json.env"))).unwrap(),
+            format!("{name}-env\n")
+        );
+    }
+    assert!(!r.dir.join("poststart.json").exists());
+    r.ok(&["start", "h1"]);
+    assert_eq!(read("poststart")["status"], "running");
+    r.ok(&["kill", "h1", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    r.ok(&["delete", "h1"]);
+    assert_eq!(read("poststop")["status"], "stopped");
+
+    // A failing prestart hook fails create, and nothing is left.
+    config["hooks"] = serde_json::json!({ "prestart": [{ "path": "/bin/false" }] });
+    r.write_config(&config);
+    let o = r.run(&["create", "h2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("prestart hook /bin/false"),
+        "{o:?}"
+    );
+    assert_eq!(r.ok(&["list", "-q"]), "");
+}

@@ -15,6 +15,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
 
+use crate::hooks::{self, Point};
 use crate::state::{EXEC_FIFO, Record};
 use crate::{RuntimeError, SpawnOptions, Spawned, State, Status, process};
 
@@ -56,6 +57,8 @@ impl Runtime {
         spec: &Spec,
         opts: SpawnOptions,
     ) -> Result<(Container, Spawned), RuntimeError> {
+        hooks::check(spec)?;
+        let opts = with_spec_hooks(opts, id, bundle, spec);
         let dir = self.claim(id)?;
         let made = (|| {
             let fifo = make_exec_fifo(&dir)?;
@@ -96,6 +99,8 @@ impl Runtime {
         spec: &Spec,
         opts: SpawnOptions,
     ) -> Result<(Container, Spawned), RuntimeError> {
+        hooks::check(spec)?;
+        let opts = with_spec_hooks(opts, id, bundle, spec);
         let dir = self.claim(id)?;
         let mut written: Option<Result<Record, RuntimeError>> = None;
         let launched = process::launch(bundle, spec, opts, None, &mut |pid| {
@@ -112,7 +117,11 @@ impl Runtime {
             }
         };
         match written {
-            Some(Ok(record)) => Ok((Container { dir, record }, spawned)),
+            Some(Ok(record)) => {
+                let container = Container { dir, record };
+                container.poststart(spec);
+                Ok((container, spawned))
+            }
             Some(Err(e)) => {
                 process::reap(spawned.pid);
                 let _ = process::cleanup(spec);
@@ -173,6 +182,38 @@ impl Runtime {
     }
 }
 
+/// `opts` with the spec's `prestart` and `createRuntime` hooks run after the caller's own
+/// prestart hook, at the same point: the container's namespaces exist, nothing of it runs.
+fn with_spec_hooks(mut opts: SpawnOptions, id: &str, bundle: &Path, spec: &Spec) -> SpawnOptions {
+    if !hooks::any(spec, Point::Prestart) && !hooks::any(spec, Point::CreateRuntime) {
+        return opts;
+    }
+    let callers = opts.prestart.take();
+    let (spec, id, bundle) = (spec.clone(), id.to_string(), bundle.to_path_buf());
+    opts.prestart = Some(Box::new(move |pid: Pid| {
+        if let Some(hook) = callers {
+            hook(pid)?;
+        }
+        let state = State {
+            oci_version: OCI_VERSION.to_string(),
+            id,
+            status: Status::Creating,
+            pid: Some(pid.as_raw()),
+            bundle,
+            annotations: spec
+                .annotations()
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        hooks::run(&spec, Point::Prestart, &state)?;
+        hooks::run(&spec, Point::CreateRuntime, &state)?;
+        Ok(())
+    }));
+    opts
+}
+
 /// The FIFO a created container's process opens for writing before its exec: the open
 /// blocks until `start` opens it for reading. Writable by all (0622), as the process may
 /// already run as another user when it opens it.
@@ -221,6 +262,7 @@ impl Record {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
             annotations,
+            hooks: hooks::any(spec, Point::Poststart) || hooks::any(spec, Point::Poststop),
         })
     }
 }
@@ -309,7 +351,18 @@ impl Container {
             }
             wait_readable(&fifo, Duration::from_millis(100));
         }
-        std::fs::remove_file(&path).map_err(|e| RuntimeError::io("remove", &path, e))
+        std::fs::remove_file(&path).map_err(|e| RuntimeError::io("remove", &path, e))?;
+        if self.record.hooks {
+            self.poststart(&crate::load_spec(&self.record.bundle)?);
+        }
+        Ok(())
+    }
+
+    /// The spec's `poststart` hooks. The program runs already: a failure is a warning.
+    fn poststart(&self, spec: &Spec) {
+        if let Err(e) = hooks::run(spec, Point::Poststart, &self.state()) {
+            eprintln!("berth: warning: {e}");
+        }
     }
 
     /// OCI `kill`: sends `signal` to the init, or with `all` to every process of the
@@ -399,6 +452,13 @@ impl Container {
         }
         if let Some(cg) = self.cgroup()? {
             cg.destroy()?;
+        }
+        // The container is gone whatever its poststop hooks do: their failures are warnings.
+        if self.record.hooks
+            && let Err(e) = crate::load_spec(&self.record.bundle)
+                .and_then(|spec| hooks::run(&spec, Point::Poststop, &self.state()))
+        {
+            eprintln!("berth: warning: {e}");
         }
         std::fs::remove_dir_all(&self.dir).map_err(|e| RuntimeError::io("remove", &self.dir, e))
     }

@@ -77,6 +77,14 @@ pub enum RuntimeError {
     #[error("prestart: {0}")]
     Prestart(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// One of the spec's hooks failed or timed out.
+    #[error("error running {point} hook {path}: {why}")]
+    Hook {
+        point: &'static str,
+        path: std::path::PathBuf,
+        why: String,
+    },
+
     /// No container of this id under the runtime's root.
     #[error("container {0} does not exist")]
     NotFound(String),

@@ -43,6 +43,7 @@ pub mod caps;
 pub mod cgroups;
 mod container;
 mod error;
+mod hooks;
 mod init;
 mod process;
 pub mod rootfs;

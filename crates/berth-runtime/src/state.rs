@@ -18,6 +18,8 @@ use crate::RuntimeError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Being set up: what `prestart` and `createRuntime` hooks are told.
+    Creating,
     /// Set up, its process waiting before the user's program until `start`.
     Created,
     /// The user's program runs.
@@ -31,6 +33,7 @@ pub enum Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
@@ -73,6 +76,9 @@ pub(crate) struct Record {
     pub created: u128,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The spec has poststart or poststop hooks (then start and delete read it again).
+    #[serde(default)]
+    pub hooks: bool,
 }
 
 pub(crate) const STATE_FILE: &str = "state.json";
