@@ -7,6 +7,7 @@ pub mod commit;
 pub mod create;
 pub mod exec;
 pub mod filter;
+pub mod flags;
 pub mod in_use;
 pub mod lifecycle;
 pub mod list;
