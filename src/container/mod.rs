@@ -6,6 +6,7 @@ pub mod attach;
 pub mod commit;
 pub mod create;
 pub mod exec;
+pub mod export;
 pub mod filter;
 pub mod flags;
 pub mod in_use;
