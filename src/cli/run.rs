@@ -1,6 +1,5 @@
 //! `run`, `create`, `start`: the flags of a new container and the run path.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use clap::Args;
@@ -9,15 +8,14 @@ use super::progress::PullPrinter;
 use super::{CliResult, Context, Failure, Verb};
 use crate::container::attach::{self, PumpOptions};
 use crate::container::create::{self, CreateOptions};
+use crate::container::flags::{self, FlagError};
 use crate::container::lifecycle::{self, StartOptions};
-use crate::container::spec::{SpecOptions, Ulimit};
 use crate::container::store::ContainerStore;
 use crate::image::acquire::{self, AcquireError, Progress, PullPolicy};
 use crate::image::digest::Digest;
 use crate::image::manifest::Platform;
 use crate::image::pull::PullStatus;
 use crate::image::store::Store;
-use crate::network::{DnsOptions, NetworkOptions, dns, ports};
 
 #[derive(Args, Debug, Clone)]
 pub struct CreateFlags {
@@ -133,6 +131,47 @@ pub struct CreateFlags {
     /// IMAGE [COMMAND] [ARG...]
     #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     pub args: Vec<String>,
+}
+
+impl CreateFlags {
+    /// The flags' values for `container::flags`, which checks them.
+    fn values(&self) -> flags::Flags {
+        flags::Flags {
+            interactive: self.interactive,
+            tty: self.tty,
+            rm: self.rm,
+            name: self.name.clone(),
+            env: self.env.clone(),
+            env_file: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            entrypoint: self.entrypoint.clone(),
+            hostname: self.hostname.clone(),
+            volume: self.volume.clone(),
+            read_only: self.read_only,
+            tmpfs: self.tmpfs.clone(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            privileged: self.privileged,
+            security_opt: self.security_opt.clone(),
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            cpus: self.cpus.clone(),
+            pids_limit: self.pids_limit,
+            ulimit: self.ulimit.clone(),
+            init: self.init,
+            network: self.network.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
+            add_host: self.add_host.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_option: self.dns_option.clone(),
+            label: self.label.clone(),
+            args: self.args.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -286,146 +325,30 @@ fn run_failure(e: crate::container::ContainerError) -> Failure {
     }
 }
 
-fn flag_error(flag: &str, value: &str, why: impl std::fmt::Display) -> Failure {
-    Failure::berth(format!(
-        "invalid argument \"{value}\" for \"{flag}\" flag: {why}"
-    ))
-}
-
-/// Turns the flags into `CreateOptions`, pulling the image when it is missing (or always,
-/// with `--pull always`) once the flags have been checked: as with Docker's client, a bad
-/// flag value fails before anything is pulled.
+/// Turns the flags into `CreateOptions`, then finds the image or pulls it (always, with
+/// `--pull always`): the flags are checked first, so a bad value fails before anything is
+/// pulled, as with Docker's client.
 fn create_options(
     context: &Context,
     images: &Store,
     flags: &CreateFlags,
 ) -> Result<CreateOptions, Failure> {
-    let image = flags.args[0].clone();
-    let command = flags.args[1..].to_vec();
-
-    let mut env = Vec::new();
-    for file in &flags.env_file {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            Failure::berth(match e.kind() {
-                std::io::ErrorKind::NotFound => format!("open {file}: no such file or directory"),
-                std::io::ErrorKind::IsADirectory => {
-                    format!("invalid env file ({file}): read {file}: is a directory")
-                }
-                _ => format!("invalid env file ({file}): {e}"),
-            })
+    let warn = |warning: &str| eprintln!("WARNING: {warning}");
+    let mut options = flags::create_options(flags.values(), context.config.bip.clone(), warn)
+        .map_err(|e| match e {
+            FlagError::NetworkNotFound(_) => {
+                Failure::berth(format!("berth: Error response from daemon: {e}"))
+            }
+            FlagError::Port(_) | FlagError::AddHost { .. } | FlagError::Dns(_) => {
+                Failure::berth(format!("berth: {e}"))
+            }
+            FlagError::EnvFile { .. }
+            | FlagError::SeccompProfile { .. }
+            | FlagError::Invalid { .. }
+            | FlagError::SecurityOpt(_) => Failure::berth(e),
         })?;
-        env.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
-    env.extend(flags.env.iter().cloned());
-
-    let mut spec = SpecOptions {
-        memory: flags
-            .memory
-            .as_deref()
-            .map(|m| parse_bytes(m).map_err(|e| flag_error("-m, --memory", m, e)))
-            .transpose()?,
-        memory_swap: flags
-            .memory_swap
-            .as_deref()
-            .map(|m| {
-                if m == "-1" {
-                    Ok(-1)
-                } else {
-                    parse_bytes(m).map_err(|e| flag_error("--memory-swap", m, e))
-                }
-            })
-            .transpose()?,
-        nano_cpus: flags
-            .cpus
-            .as_deref()
-            .map(|c| {
-                c.parse::<f64>()
-                    .ok()
-                    .filter(|v| *v > 0.0 && v.is_finite())
-                    .map(|v| (v * 1e9) as i64)
-                    .ok_or_else(|| flag_error("--cpus", c, "failed to parse as a rational number"))
-            })
-            .transpose()?,
-        pids_limit: flags.pids_limit.filter(|p| *p > 0),
-        cap_add: flags.cap_add.clone(),
-        cap_drop: flags.cap_drop.clone(),
-        privileged: flags.privileged,
-        read_only: flags.read_only,
-        ..SpecOptions::default()
-    };
-    for u in &flags.ulimit {
-        spec.ulimits
-            .push(parse_ulimit(u).map_err(|e| flag_error("--ulimit", u, e))?);
-    }
-    for t in &flags.tmpfs {
-        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
-        if !path.starts_with('/') {
-            return Err(flag_error("--tmpfs", t, "mount path must be absolute"));
-        }
-        spec.tmpfs.push((path.to_string(), opts.to_string()));
-    }
-    for opt in &flags.security_opt {
-        let (key, value) = opt
-            .split_once(['=', ':'])
-            .map(|(k, v)| (k, Some(v)))
-            .unwrap_or((opt.as_str(), None));
-        match (key, value) {
-            ("no-new-privileges", None | Some("true")) => spec.no_new_privileges = true,
-            ("no-new-privileges", Some("false")) => spec.no_new_privileges = false,
-            ("seccomp", Some("unconfined")) => spec.seccomp = Some(None),
-            ("seccomp", Some(file)) => {
-                let profile = std::fs::read_to_string(file).map_err(|e| {
-                    Failure::berth(format!("opening seccomp profile ({file}) failed: {e}"))
-                })?;
-                spec.seccomp = Some(Some(profile));
-            }
-            _ => {
-                return Err(Failure::berth(format!("Invalid --security-opt: \"{opt}\"")));
-            }
-        }
-    }
-    let network = match flags.network.as_str() {
-        "none" | "host" | "bridge" => flags.network.clone(),
-        "default" => "bridge".to_string(),
-        other => {
-            return Err(Failure::berth(format!(
-                "berth: Error response from daemon: network {other} not found"
-            )));
-        }
-    };
-    let net = network_options(context, flags)?;
-    let mut labels = BTreeMap::new();
-    for l in &flags.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.insert(k.to_string(), v.to_string());
-    }
-    let image_id = resolve_image(context, images, &image, flags)?;
-    Ok(CreateOptions {
-        id: None,
-        image,
-        image_id: Some(image_id),
-        name: flags.name.clone(),
-        command,
-        entrypoint: flags.entrypoint.clone(),
-        env,
-        working_dir: flags.workdir.clone(),
-        user: flags.user.clone(),
-        hostname: flags.hostname.clone(),
-        volumes: flags.volume.clone(),
-        tty: flags.tty,
-        interactive: flags.interactive,
-        auto_remove: flags.rm,
-        network,
-        net,
-        init: flags.init,
-        labels,
-        spec,
-    })
+    options.image_id = Some(resolve_image(context, images, &options.image, flags)?);
+    Ok(options)
 }
 
 /// The image's ID, found or pulled as `--pull` says; the pull reports on stderr, keeping
@@ -477,148 +400,4 @@ fn resolve_image(
             Failure::berth(e)
         }
     })
-}
-
-/// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
-fn network_options(context: &Context, flags: &CreateFlags) -> Result<NetworkOptions, Failure> {
-    let mut publish = Vec::new();
-    for p in &flags.publish {
-        publish.extend(ports::parse_publish(p).map_err(|e| Failure::berth(format!("berth: {e}")))?);
-    }
-    if !publish.is_empty() && flags.network == "host" {
-        eprintln!("WARNING: Published ports are discarded when using host network mode");
-    }
-    let mut exposed = Vec::new();
-    for e in &flags.expose {
-        for (port, proto) in
-            ports::parse_expose(e).map_err(|e| Failure::berth(format!("berth: {e}")))?
-        {
-            let key = format!("{port}/{proto}");
-            if !exposed.contains(&key) {
-                exposed.push(key);
-            }
-        }
-    }
-    for h in &flags.add_host {
-        if dns::parse_add_host(h).is_none() {
-            return Err(Failure::berth(format!(
-                "berth: invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address in add-host: \"{}\"",
-                h.split_once(':').map(|x| x.1).unwrap_or("")
-            )));
-        }
-    }
-    for d in &flags.dns {
-        if d.parse::<std::net::IpAddr>().is_err() {
-            return Err(Failure::berth(format!(
-                "berth: invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address"
-            )));
-        }
-    }
-    Ok(NetworkOptions {
-        publish,
-        publish_all: flags.publish_all,
-        exposed,
-        dns: DnsOptions {
-            add_hosts: flags.add_host.clone(),
-            servers: flags.dns.clone(),
-            search: flags.dns_search.clone(),
-            options: flags.dns_option.clone(),
-        },
-        bip: context.config.bip.clone(),
-    })
-}
-
-/// Docker's `RAMInBytes`: a number with an optional b/k/m/g/t/p unit (binary multiples).
-pub fn parse_bytes(s: &str) -> Result<i64, String> {
-    let lower = s.trim().to_ascii_lowercase();
-    let trimmed = lower.strip_suffix('b').unwrap_or(&lower);
-    let (digits, mult) = match trimmed.chars().last() {
-        Some('k') => (&trimmed[..trimmed.len() - 1], 1i64 << 10),
-        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
-        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
-        Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
-        Some('p') => (&trimmed[..trimmed.len() - 1], 1 << 50),
-        _ => (trimmed, 1),
-    };
-    let value: f64 = digits
-        .parse()
-        .ok()
-        .filter(|v: &f64| *v >= 0.0 && v.is_finite())
-        .ok_or_else(|| format!("invalid size: '{s}'"))?;
-    Ok((value * mult as f64) as i64)
-}
-
-fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
-    let (name, values) = s
-        .split_once('=')
-        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
-    const KNOWN: &[&str] = &[
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-        "as",
-    ];
-    if !KNOWN.contains(&name) {
-        return Err(format!("invalid ulimit type: {name}"));
-    }
-    let parse = |v: &str| -> Result<u64, String> {
-        if v == "-1" || v == "unlimited" {
-            return Ok(u64::MAX);
-        }
-        v.parse()
-            .map_err(|_| format!("invalid ulimit argument: {s}"))
-    };
-    let (soft, hard) = match values.split_once(':') {
-        Some((soft, hard)) => (parse(soft)?, parse(hard)?),
-        None => {
-            let v = parse(values)?;
-            (v, v)
-        }
-    };
-    if soft > hard {
-        return Err(format!(
-            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-        ));
-    }
-    Ok(Ulimit {
-        name: name.to_string(),
-        soft,
-        hard,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_ulimits() {
-        assert_eq!(parse_bytes("64m"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
-        assert_eq!(parse_bytes("512kb"), Ok(512 << 10));
-        assert_eq!(parse_bytes("100"), Ok(100));
-        assert!(parse_bytes("10x").is_err());
-        assert_eq!(
-            parse_ulimit("nofile=1024:2048"),
-            Ok(Ulimit {
-                name: "nofile".into(),
-                soft: 1024,
-                hard: 2048
-            })
-        );
-        assert!(parse_ulimit("bogus=1").is_err());
-        assert!(parse_ulimit("nofile=2:1").is_err());
-    }
 }

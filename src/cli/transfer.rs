@@ -1,5 +1,5 @@
 //! Filesystem and archive commands: `export`, `import`, `diff`, `commit`, `save`, `load`.
-//! Flags and printing only; the work is in `archive/` and `image/`.
+//! Flags and printing only; the work is in `container/`, `image/` and `archive/`.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -14,9 +14,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::progress::{bar_text, terminal_columns};
 use super::{CliResult, Context, Failure, Verb};
 use crate::archive::diff;
-use crate::archive::export;
 use crate::container::commit::{self, CommitOptions};
-use crate::container::lifecycle;
+use crate::container::export;
 use crate::container::store::ContainerStore;
 use crate::image::docker_archive;
 use crate::image::import::{self, ImportOptions};
@@ -116,30 +115,8 @@ impl Verb for ExportArgs {
         let output = Output::new(self.output.as_deref())?;
         let containers = ContainerStore::open(&context.root).map_err(Failure::daemon)?;
         let dir = containers.find(&self.container).map_err(Failure::daemon)?;
-        let record = dir.record().map_err(Failure::daemon)?;
         let store = Store::open(&context.root).map_err(Failure::daemon)?;
-        let scratch = store.temp_dir("export").map_err(Failure::daemon)?;
-        let created = crate::time::Timestamp::parse_rfc3339(&record.created)
-            .map(|t| t.secs.max(0) as u64)
-            .unwrap_or(0);
-        let upper = dir.path.join("upper");
-        let state = lifecycle::current_state(&dir).map_err(Failure::daemon)?;
-        let running = state.status.is_running();
-        output.write(|w| {
-            // A running container is read through its own root mount; a stopped one (or when
-            // that is not possible) through a read-only overlay of its layers.
-            let w = if running {
-                export::export_running(state.pid, created, w).map_err(Failure::daemon)?
-            } else {
-                Err(w)
-            };
-            let w = match w {
-                Ok(w) => w,
-                Err(w) => export::export(&upper, &record.layers, scratch.path(), created, w)
-                    .map_err(Failure::daemon)?,
-            };
-            flush(w)
-        })?;
+        output.write(|w| flush(export::export(&dir, &store, w).map_err(Failure::daemon)?))?;
         Ok(0)
     }
 }

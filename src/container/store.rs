@@ -13,10 +13,12 @@ use crate::sys::{self, FileLock};
 
 pub const RUNTIME_DIR: &str = "/run/berth";
 
-/// The OCI runtime's state records of berth's containers (host-wide, as the per-container
-/// runtime directories beside it: a record lives as long as its container's process).
+/// The OCI runtime's state records of berth's containers: each in the container's runtime
+/// directory (`/run/berth/<id>/state.json`, beside its attach socket), which berth makes
+/// before the start and removes after the exit, so a record costs one file and not a
+/// directory of its own (/run is a disk file system on some hosts).
 pub fn oci_runtime() -> crate::runtime::Runtime {
-    crate::runtime::Runtime::new(Path::new(RUNTIME_DIR).join("runtime"))
+    crate::runtime::Runtime::new(RUNTIME_DIR)
 }
 
 /// Removes the runtime's record of a stopped container and its cgroup (killing anything

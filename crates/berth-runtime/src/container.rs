@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
 
 use crate::hooks::{self, Point};
-use crate::state::{EXEC_FIFO, Record};
+use crate::state::{EXEC_FIFO, Record, STATE_FILE};
 use crate::{RuntimeError, SpawnOptions, Spawned, State, Status, process};
 
 /// The runtime spec version the state reports follow.
@@ -59,7 +59,8 @@ impl Runtime {
     ) -> Result<(Container, Spawned), RuntimeError> {
         hooks::check(spec)?;
         let opts = with_spec_hooks(opts, id, bundle, spec);
-        let dir = self.claim(id)?;
+        let claim = self.claim(id)?;
+        let dir = claim.dir.clone();
         let made = (|| {
             let fifo = make_exec_fifo(&dir)?;
             let spawned = process::launch(bundle, spec, opts, Some(fifo.as_raw_fd()), &mut |_| {})?;
@@ -83,7 +84,7 @@ impl Runtime {
             }
         })();
         if made.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
+            claim.release();
         }
         made
     }
@@ -101,7 +102,8 @@ impl Runtime {
     ) -> Result<(Container, Spawned), RuntimeError> {
         hooks::check(spec)?;
         let opts = with_spec_hooks(opts, id, bundle, spec);
-        let dir = self.claim(id)?;
+        let claim = self.claim(id)?;
+        let dir = claim.dir.clone();
         let mut written: Option<Result<Record, RuntimeError>> = None;
         let launched = process::launch(bundle, spec, opts, None, &mut |pid| {
             written = Some(Record::new(id, bundle, spec, pid).and_then(|r| {
@@ -112,7 +114,7 @@ impl Runtime {
         let spawned = match launched {
             Ok(s) => s,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
+                claim.release();
                 return Err(e);
             }
         };
@@ -125,7 +127,7 @@ impl Runtime {
             Some(Err(e)) => {
                 process::reap(spawned.pid);
                 let _ = process::cleanup(spec);
-                let _ = std::fs::remove_dir_all(&dir);
+                claim.release();
                 Err(e)
             }
             None => unreachable!("launch returned a process without releasing it"),
@@ -167,13 +169,22 @@ impl Runtime {
         Ok(self.root.join(id))
     }
 
-    /// Makes the container's directory; its existence is what makes an id taken.
-    fn claim(&self, id: &str) -> Result<PathBuf, RuntimeError> {
+    /// Makes the container's directory; its existence is what makes an id taken. A
+    /// directory the caller made for the container ahead (berth keeps its attach socket
+    /// there) is taken once it holds a record.
+    fn claim(&self, id: &str) -> Result<Claim, RuntimeError> {
         let dir = self.dir_of(id)?;
         std::fs::create_dir_all(&self.root)
             .map_err(|e| RuntimeError::io("create", &self.root, e))?;
         match std::fs::create_dir(&dir) {
-            Ok(()) => Ok(dir),
+            Ok(()) => Ok(Claim { dir, made: true }),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && !dir.join(STATE_FILE).exists()
+                    && !dir.join(EXEC_FIFO).exists() =>
+            {
+                Ok(Claim { dir, made: false })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(RuntimeError::Exists(id.to_string()))
             }
@@ -212,6 +223,38 @@ fn with_spec_hooks(mut opts: SpawnOptions, id: &str, bundle: &Path, spec: &Spec)
         Ok(())
     }));
     opts
+}
+
+/// A container's directory, and whether the runtime made it (and so may remove it whole).
+struct Claim {
+    dir: PathBuf,
+    made: bool,
+}
+
+impl Claim {
+    /// Undoes a claim whose create failed.
+    fn release(&self) {
+        if self.made {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            let _ = remove_record(&self.dir);
+        }
+    }
+}
+
+/// Removes the runtime's files from a container's directory, and the directory once empty
+/// (one its caller made ahead keeps the caller's files). The record must go: a failure to
+/// remove it is an error; the rest may already be gone.
+fn remove_record(dir: &Path) -> Result<(), RuntimeError> {
+    let _ = std::fs::remove_file(dir.join(EXEC_FIFO));
+    let state = dir.join(STATE_FILE);
+    match std::fs::remove_file(&state) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RuntimeError::io("remove", &state, e)),
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
 }
 
 /// The FIFO a created container's process opens for writing before its exec: the open
@@ -460,7 +503,7 @@ impl Container {
         {
             eprintln!("berth: warning: {e}");
         }
-        std::fs::remove_dir_all(&self.dir).map_err(|e| RuntimeError::io("remove", &self.dir, e))
+        remove_record(&self.dir)
     }
 
     fn cgroup(&self) -> Result<Option<Box<dyn crate::cgroups::Cgroup>>, RuntimeError> {

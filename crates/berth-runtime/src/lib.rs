@@ -37,7 +37,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `tests/lifecycle.rs` of this crate runs the same steps against a real bundle.
+//! berth's `tests/runtime.rs` (`oci_create_start_state_kill_delete`) runs the same steps
+//! against a real bundle directory.
 
 pub mod caps;
 pub mod cgroups;

@@ -2,9 +2,10 @@
 //!
 //! We compile to BPF ourselves instead of using libseccomp (a C dependency) or
 //! `seccompiler` (one match action per filter, and its name table is private): OCI rules
-//! carry per-rule actions (`clone3` → ENOSYS next to ALLOW rules) and argument comparisons,
-//! which a linear jump chain expresses directly. The kernel (≥ 5.11) caches the verdict of
-//! argument-independent syscalls, so the chain's length costs nothing for hot syscalls.
+//! carry per-rule actions (`clone3` → ENOSYS next to ALLOW rules) and argument comparisons.
+//! The syscall number is found by a binary search over ranges of numbers with the same
+//! verdict (`search_tree`), each leaf a return or the rule's argument tests; the kernel
+//! (≥ 5.11) also caches the verdict of argument-independent syscalls.
 
 use std::collections::BTreeMap;
 use std::fs;

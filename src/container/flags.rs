@@ -1,0 +1,378 @@
+//! The flags of `run` and `create`, as typed, checked and turned into [`CreateOptions`]: the
+//! files they name (`--env-file`, `--security-opt seccomp=FILE`) read, sizes and limits parsed,
+//! the network mode and network flags checked. Every failure names the flag value or file at
+//! fault; the CLI words it as Docker does.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+use super::create::CreateOptions;
+use super::spec::{SpecOptions, Ulimit};
+use crate::network::{DnsOptions, NetworkError, NetworkOptions, dns, ports};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("{}", env_file_message(path, source))]
+    EnvFile { path: PathBuf, source: io::Error },
+    #[error("opening seccomp profile ({}) failed: {source}", path.display())]
+    SeccompProfile { path: PathBuf, source: io::Error },
+    #[error("invalid argument \"{value}\" for \"{flag}\" flag: {reason}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("Invalid --security-opt: \"{0}\"")]
+    SecurityOpt(String),
+    /// A `--network` other than the built-in ones: berth has no user-defined networks.
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    /// A `-p` or `--expose` value.
+    #[error(transparent)]
+    Port(#[from] NetworkError),
+    #[error(
+        "invalid argument \"{value}\" for \"--add-host\" flag: invalid IP address in add-host: \"{ip}\""
+    )]
+    AddHost { value: String, ip: String },
+    #[error("invalid argument \"{0}\" for \"--dns\" flag: {0} is not an ip address")]
+    Dns(String),
+}
+
+/// Docker's wording, which differs by why the file could not be read.
+fn env_file_message(path: &std::path::Path, source: &io::Error) -> String {
+    let path = path.display();
+    match source.kind() {
+        io::ErrorKind::NotFound => format!("open {path}: no such file or directory"),
+        io::ErrorKind::IsADirectory => {
+            format!("invalid env file ({path}): read {path}: is a directory")
+        }
+        _ => format!("invalid env file ({path}): {source}"),
+    }
+}
+
+/// The values of `run`/`create`'s flags, as typed (`args` is IMAGE [COMMAND] [ARG...]).
+#[derive(Debug)]
+pub struct Flags {
+    pub interactive: bool,
+    pub tty: bool,
+    pub rm: bool,
+    pub name: Option<String>,
+    pub env: Vec<String>,
+    pub env_file: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub entrypoint: Option<String>,
+    pub hostname: Option<String>,
+    pub volume: Vec<String>,
+    pub read_only: bool,
+    pub tmpfs: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub security_opt: Vec<String>,
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub ulimit: Vec<String>,
+    pub init: bool,
+    pub network: String,
+    pub publish: Vec<String>,
+    pub publish_all: bool,
+    pub expose: Vec<String>,
+    pub add_host: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_option: Vec<String>,
+    pub label: Vec<String>,
+    pub args: Vec<String>,
+}
+
+/// The options of a new container from its flags, `image_id` left for the caller to resolve
+/// (as with Docker's client, a bad flag value fails before anything is pulled). `bip` is the
+/// configuration's, kept in the record; `warn` gets what Docker prints as a `WARNING:` line.
+pub fn create_options(
+    flags: Flags,
+    bip: Option<String>,
+    warn: impl Fn(&str),
+) -> Result<CreateOptions, FlagError> {
+    let mut env = read_env_files(&flags.env_file)?;
+    env.extend(flags.env.iter().cloned());
+    let spec = spec_options(&flags)?;
+    let network = match flags.network.as_str() {
+        "none" | "host" | "bridge" => flags.network.clone(),
+        "default" => "bridge".to_string(),
+        other => return Err(FlagError::NetworkNotFound(other.to_string())),
+    };
+    let net = network_options(&flags, bip, warn)?;
+    let mut labels = BTreeMap::new();
+    for l in &flags.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut args = flags.args.into_iter();
+    Ok(CreateOptions {
+        id: None,
+        image: args.next().unwrap_or_default(),
+        image_id: None,
+        name: flags.name,
+        command: args.collect(),
+        entrypoint: flags.entrypoint,
+        env,
+        working_dir: flags.workdir,
+        user: flags.user,
+        hostname: flags.hostname,
+        volumes: flags.volume,
+        tty: flags.tty,
+        interactive: flags.interactive,
+        auto_remove: flags.rm,
+        network,
+        net,
+        init: flags.init,
+        labels,
+        spec,
+    })
+}
+
+/// The variables of the `--env-file` files, in order: a line each, blank lines and `#`
+/// comments skipped.
+fn read_env_files(files: &[String]) -> Result<Vec<String>, FlagError> {
+    let mut env = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|source| FlagError::EnvFile {
+            path: PathBuf::from(file),
+            source,
+        })?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(env)
+}
+
+fn invalid(flag: &'static str, value: &str, reason: impl std::fmt::Display) -> FlagError {
+    FlagError::Invalid {
+        flag,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Limits, capabilities, mounts and security options → the runtime spec's options.
+fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
+    let mut spec = SpecOptions {
+        memory: flags
+            .memory
+            .as_deref()
+            .map(|m| parse_bytes(m).map_err(|e| invalid("-m, --memory", m, e)))
+            .transpose()?,
+        memory_swap: flags
+            .memory_swap
+            .as_deref()
+            .map(|m| {
+                if m == "-1" {
+                    Ok(-1)
+                } else {
+                    parse_bytes(m).map_err(|e| invalid("--memory-swap", m, e))
+                }
+            })
+            .transpose()?,
+        nano_cpus: flags
+            .cpus
+            .as_deref()
+            .map(|c| {
+                c.parse::<f64>()
+                    .ok()
+                    .filter(|v| *v > 0.0 && v.is_finite())
+                    .map(|v| (v * 1e9) as i64)
+                    .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
+            })
+            .transpose()?,
+        pids_limit: flags.pids_limit.filter(|p| *p > 0),
+        cap_add: flags.cap_add.clone(),
+        cap_drop: flags.cap_drop.clone(),
+        privileged: flags.privileged,
+        read_only: flags.read_only,
+        ..SpecOptions::default()
+    };
+    for u in &flags.ulimit {
+        spec.ulimits
+            .push(parse_ulimit(u).map_err(|e| invalid("--ulimit", u, e))?);
+    }
+    for t in &flags.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !path.starts_with('/') {
+            return Err(invalid("--tmpfs", t, "mount path must be absolute"));
+        }
+        spec.tmpfs.push((path.to_string(), opts.to_string()));
+    }
+    for opt in &flags.security_opt {
+        let (key, value) = opt
+            .split_once(['=', ':'])
+            .map(|(k, v)| (k, Some(v)))
+            .unwrap_or((opt.as_str(), None));
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => spec.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => spec.no_new_privileges = false,
+            ("seccomp", Some("unconfined")) => spec.seccomp = Some(None),
+            ("seccomp", Some(file)) => {
+                let profile =
+                    std::fs::read_to_string(file).map_err(|source| FlagError::SeccompProfile {
+                        path: PathBuf::from(file),
+                        source,
+                    })?;
+                spec.seccomp = Some(Some(profile));
+            }
+            _ => return Err(FlagError::SecurityOpt(opt.clone())),
+        }
+    }
+    Ok(spec)
+}
+
+/// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
+fn network_options(
+    flags: &Flags,
+    bip: Option<String>,
+    warn: impl Fn(&str),
+) -> Result<NetworkOptions, FlagError> {
+    let mut publish = Vec::new();
+    for p in &flags.publish {
+        publish.extend(ports::parse_publish(p)?);
+    }
+    if !publish.is_empty() && flags.network == "host" {
+        warn("Published ports are discarded when using host network mode");
+    }
+    let mut exposed = Vec::new();
+    for e in &flags.expose {
+        for (port, proto) in ports::parse_expose(e)? {
+            let key = format!("{port}/{proto}");
+            if !exposed.contains(&key) {
+                exposed.push(key);
+            }
+        }
+    }
+    for h in &flags.add_host {
+        if dns::parse_add_host(h).is_none() {
+            return Err(FlagError::AddHost {
+                value: h.clone(),
+                ip: h.split_once(':').map(|x| x.1).unwrap_or("").to_string(),
+            });
+        }
+    }
+    for d in &flags.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(FlagError::Dns(d.clone()));
+        }
+    }
+    Ok(NetworkOptions {
+        publish,
+        publish_all: flags.publish_all,
+        exposed,
+        dns: DnsOptions {
+            add_hosts: flags.add_host.clone(),
+            servers: flags.dns.clone(),
+            search: flags.dns_search.clone(),
+            options: flags.dns_option.clone(),
+        },
+        bip,
+    })
+}
+
+/// Docker's `RAMInBytes`: a number with an optional b/k/m/g/t/p unit (binary multiples).
+fn parse_bytes(s: &str) -> Result<i64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let trimmed = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, mult) = match trimmed.chars().last() {
+        Some('k') => (&trimmed[..trimmed.len() - 1], 1i64 << 10),
+        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
+        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
+        Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
+        Some('p') => (&trimmed[..trimmed.len() - 1], 1 << 50),
+        _ => (trimmed, 1),
+    };
+    let value: f64 = digits
+        .parse()
+        .ok()
+        .filter(|v: &f64| *v >= 0.0 && v.is_finite())
+        .ok_or_else(|| format!("invalid size: '{s}'"))?;
+    Ok((value * mult as f64) as i64)
+}
+
+fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    const KNOWN: &[&str] = &[
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    if !KNOWN.contains(&name) {
+        return Err(format!("invalid ulimit type: {name}"));
+    }
+    let parse = |v: &str| -> Result<u64, String> {
+        if v == "-1" || v == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        v.parse()
+            .map_err(|_| format!("invalid ulimit argument: {s}"))
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((soft, hard)) => (parse(soft)?, parse(hard)?),
+        None => {
+            let v = parse(values)?;
+            (v, v)
+        }
+    };
+    if soft > hard {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ulimits() {
+        assert_eq!(parse_bytes("64m"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512kb"), Ok(512 << 10));
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert!(parse_bytes("10x").is_err());
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048"),
+            Ok(Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            })
+        );
+        assert!(parse_ulimit("bogus=1").is_err());
+        assert!(parse_ulimit("nofile=2:1").is_err());
+    }
+}
