@@ -368,7 +368,7 @@ impl Container {
     pub fn start(&self) -> Result<(), RuntimeError> {
         let _lock = berth_sys::FileLock::exclusive_dir(&self.dir)
             .map_err(|e| RuntimeError::io("lock", &self.dir, e))?;
-        self.expect("start", &[Status::Created])?;
+        self.expect_status("start", &[Status::Created])?;
         let path = self.dir.join(EXEC_FIFO);
         // Non-blocking: a blocking open for reading would wait for ever if the process
         // died before it opened its end.
@@ -412,7 +412,8 @@ impl Container {
     /// container's cgroup. A paused container is thawed after a SIGKILL, which a frozen
     /// process would otherwise not act on.
     pub fn kill(&self, signal: Signal, all: bool) -> Result<(), RuntimeError> {
-        let status = self.expect("kill", &[Status::Created, Status::Running, Status::Paused])?;
+        let status =
+            self.expect_status("kill", &[Status::Created, Status::Running, Status::Paused])?;
         let pids = match (all, self.cgroup()?) {
             (true, Some(cg)) => cg.pids()?,
             _ => vec![self.pid()],
@@ -431,26 +432,28 @@ impl Container {
 
     /// Freezes every process of the container (`pause`).
     pub fn pause(&self) -> Result<(), RuntimeError> {
-        self.expect("pause", &[Status::Running, Status::Created])?;
+        self.expect_status("pause", &[Status::Running, Status::Created])?;
         self.freeze(true)
     }
 
     /// Thaws a paused container (`resume`).
     pub fn resume(&self) -> Result<(), RuntimeError> {
-        self.expect("resume", &[Status::Paused])?;
+        self.expect_status("resume", &[Status::Paused])?;
         self.freeze(false)
     }
 
     /// Runs `process` in the container's namespaces and cgroup, with the container's
     /// seccomp profile from `spec` (its bundle's config.json, which the caller may hold
     /// already). Returns once `process.args` has been exec'd; the caller waits for it.
+    /// The caller checks the status first (a process joining a frozen cgroup would wait
+    /// until it is thawed): berth knows it from its own record, so the runtime does not
+    /// measure it a second time on exec's path.
     pub fn exec(
         &self,
         spec: &Spec,
         process: &Process,
         opts: SpawnOptions,
     ) -> Result<Spawned, RuntimeError> {
-        self.expect("exec in", &[Status::Created, Status::Running])?;
         process::exec(self.pid(), spec, process, opts)
     }
 
@@ -524,7 +527,11 @@ impl Container {
     }
 
     /// The status, when it is one of `allowed`; otherwise the error for `op`.
-    fn expect(&self, op: &'static str, allowed: &[Status]) -> Result<Status, RuntimeError> {
+    pub fn expect_status(
+        &self,
+        op: &'static str,
+        allowed: &[Status],
+    ) -> Result<Status, RuntimeError> {
         let status = self.status();
         if allowed.contains(&status) {
             Ok(status)
