@@ -7,7 +7,7 @@ use oci_spec::runtime::Process;
 
 use super::create::{own_stdio, send_console, wait_exit};
 use super::{Context, RuncError, write_file_atomic};
-use crate::runtime::{SpawnOptions, Stdio, load_spec};
+use crate::runtime::{SpawnOptions, Status, Stdio, load_spec};
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -59,6 +59,7 @@ pub fn exec(context: &Context, args: ExecArgs) -> Result<i32, RuncError> {
         ));
     }
     let container = context.load(&args.id)?;
+    container.expect_status("exec in", &[Status::Created, Status::Running])?;
     let spec = load_spec(container.bundle())?;
     let process = match &args.process {
         Some(path) => {
