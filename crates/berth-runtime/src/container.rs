@@ -462,7 +462,7 @@ impl Container {
         &self,
         resources: &oci_spec::runtime::LinuxResources,
     ) -> Result<(), RuntimeError> {
-        self.expect(
+        self.expect_status(
             "update",
             &[Status::Created, Status::Running, Status::Paused],
         )?;
