@@ -97,9 +97,13 @@ impl Runc {
     /// the stdio it inherited, so a pipe would never reach EOF; files do not wait.
     fn ok_detached(&self, args: &[&str]) {
         let log = self.dir.join("detached.out");
-        let f = fs::File::create(&log).unwrap();
-        let status = self
-            .cmd(args)
+        self.status_to(self.cmd(args), &log);
+    }
+
+    /// Runs `cmd` with its stdout and stderr to the file `out` and asserts it succeeded.
+    fn status_to(&self, mut cmd: Command, out: &Path) {
+        let f = fs::File::create(out).unwrap();
+        let status = cmd
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
@@ -107,8 +111,8 @@ impl Runc {
             .unwrap();
         assert!(
             status.success(),
-            "berth-runc {args:?}: {}",
-            fs::read_to_string(log).unwrap()
+            "berth-runc {cmd:?}: {}",
+            fs::read_to_string(out).unwrap()
         );
     }
 
@@ -118,22 +122,10 @@ impl Runc {
 
     /// `create` with the container's stdout and stderr going to `out`.
     fn create(&self, id: &str, out: &Path) -> i32 {
-        let f = fs::File::create(out).unwrap();
         let pid_file = self.dir.join(format!("{id}.pid"));
-        let status = self
-            .cmd(&["create", "--bundle", ".", "--pid-file"])
-            .arg(&pid_file)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "create {id}: {}",
-            fs::read_to_string(out).unwrap()
-        );
+        let mut cmd = self.cmd(&["create", "--bundle", ".", "--pid-file"]);
+        cmd.arg(&pid_file).arg(id);
+        self.status_to(cmd, out);
         fs::read_to_string(&pid_file).unwrap().parse().unwrap()
     }
 }

@@ -57,9 +57,7 @@ impl Runtime {
         spec: &Spec,
         opts: SpawnOptions,
     ) -> Result<(Container, Spawned), RuntimeError> {
-        hooks::check(spec)?;
-        let opts = with_spec_hooks(opts, id, bundle, spec);
-        let claim = self.claim(id)?;
+        let (claim, opts) = self.begin(id, bundle, spec, opts)?;
         let dir = claim.dir.clone();
         let made = (|| {
             let fifo = make_exec_fifo(&dir)?;
@@ -100,9 +98,7 @@ impl Runtime {
         spec: &Spec,
         opts: SpawnOptions,
     ) -> Result<(Container, Spawned), RuntimeError> {
-        hooks::check(spec)?;
-        let opts = with_spec_hooks(opts, id, bundle, spec);
-        let claim = self.claim(id)?;
+        let (claim, opts) = self.begin(id, bundle, spec, opts)?;
         let dir = claim.dir.clone();
         let mut written: Option<Result<Record, RuntimeError>> = None;
         let launched = process::launch(bundle, spec, opts, None, &mut |pid| {
@@ -167,6 +163,20 @@ impl Runtime {
             return Err(RuntimeError::InvalidId(id.to_string()));
         }
         Ok(self.root.join(id))
+    }
+
+    /// What create and run do first: refuse hooks berth cannot run, add the spec's own
+    /// prestart hooks to the caller's, take the id.
+    fn begin(
+        &self,
+        id: &str,
+        bundle: &Path,
+        spec: &Spec,
+        opts: SpawnOptions,
+    ) -> Result<(Claim, SpawnOptions), RuntimeError> {
+        hooks::check(spec)?;
+        let opts = with_spec_hooks(opts, id, bundle, spec);
+        Ok((self.claim(id)?, opts))
     }
 
     /// Makes the container's directory; its existence is what makes an id taken. A
