@@ -148,7 +148,7 @@ pub(crate) fn launch(
             cg.create()?;
         }
         let applied = match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            Some(r) => cg.apply(r),
+            Some(r) => cg.apply(&cgroups::with_default_devices(r)),
             None => Ok(()),
         };
         if let Err(e) = applied {

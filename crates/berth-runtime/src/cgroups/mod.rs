@@ -45,6 +45,53 @@ pub trait Cgroup: Send {
     fn destroy(&self) -> Result<(), RuntimeError>;
 }
 
+/// `resources` with the device rules every container gets whatever its spec says (as runc
+/// adds them): mknod of anything; read, write and mknod of /dev/null, zero, full, random,
+/// urandom, tty, console, ptmx, the ptys and /dev/net/tun. Docker's specs rely on them (its
+/// `-t` opens /dev/ptmx); a spec that lists them all, as berth's does, is used as it is.
+pub fn with_default_devices(resources: &LinuxResources) -> std::borrow::Cow<'_, LinuxResources> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let Some(rules) = resources.devices() else {
+        return std::borrow::Cow::Borrowed(resources);
+    };
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    use LinuxDeviceType::{B, C};
+    let defaults = [
+        rule(C, None, None, "m"),
+        rule(B, None, None, "m"),
+        rule(C, Some(1), Some(3), "rwm"),
+        rule(C, Some(1), Some(8), "rwm"),
+        rule(C, Some(1), Some(7), "rwm"),
+        rule(C, Some(5), Some(0), "rwm"),
+        rule(C, Some(1), Some(5), "rwm"),
+        rule(C, Some(1), Some(9), "rwm"),
+        rule(C, Some(5), Some(1), "rwm"),
+        rule(C, Some(136), None, "rwm"),
+        rule(C, Some(5), Some(2), "rwm"),
+        rule(C, Some(10), Some(200), "rwm"),
+    ];
+    let missing: Vec<LinuxDeviceCgroup> = defaults
+        .into_iter()
+        .filter(|d| !rules.contains(d))
+        .collect();
+    if missing.is_empty() {
+        return std::borrow::Cow::Borrowed(resources);
+    }
+    let mut r = resources.clone();
+    let mut all = rules.clone();
+    all.extend(missing);
+    r.set_devices(Some(all));
+    std::borrow::Cow::Owned(r)
+}
+
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// The cgroup manager for this host's layout: v2 when /sys/fs/cgroup is the unified
