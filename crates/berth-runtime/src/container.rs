@@ -276,12 +276,13 @@ fn make_exec_fifo(dir: &Path) -> Result<OwnedFd, RuntimeError> {
         .map_err(|e| RuntimeError::sys("mkfifo", path.display().to_string(), e))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o622))
         .map_err(|e| RuntimeError::io("chmod", &path, e))?;
-    let fd = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(&path)
-        .map_err(|e| RuntimeError::io("open", &path, e))?;
-    Ok(fd.into())
+    // openat2 and not std's open: in the static musl build the open reached the kernel
+    // without O_PATH (strace), and a FIFO opened for reading blocks until a writer comes —
+    // the parked process this very descriptor is for: `create` hung.
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| RuntimeError::InvalidSpec(format!("path {}", path.display())))?;
+    berth_sys::syscall::openat2(libc::AT_FDCWD, &cpath, libc::O_PATH, 0)
+        .map_err(|e| RuntimeError::io("open", &path, std::io::Error::from_raw_os_error(e)))
 }
 
 impl Record {
