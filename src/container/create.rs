@@ -243,13 +243,45 @@ pub fn create(
             }
             name.clone()
         }
-        None => loop {
-            let n = u64::from_str_radix(&id[..16], 16).unwrap_or(0);
-            let candidate = names::generate(n ^ std::process::id() as u64);
-            if containers.name_owner(&candidate)?.is_none() {
-                break candidate;
+        None => {
+            let seed = u64::from_str_radix(&id[..16], 16).unwrap_or(0) ^ std::process::id() as u64;
+            let mut failed = None;
+            let mut attempt = 0u64;
+            let picked = names::pick_free(
+                seed,
+                |candidate| match containers.name_owner(candidate) {
+                    Ok(owner) => owner.is_some(),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        false
+                    }
+                },
+                || {
+                    sys::random_hex_id()
+                        .ok()
+                        .and_then(|h| u64::from_str_radix(&h[..16], 16).ok())
+                        .unwrap_or_else(|| {
+                            // No /dev/urandom: still a different draw each attempt.
+                            attempt += 1;
+                            seed ^ attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        })
+                },
+            );
+            if let Some(e) = failed {
+                let _ = sys::remove_tree(&work.path);
+                return Err(e);
             }
-        },
+            match picked {
+                Some(name) => name,
+                None => {
+                    let _ = sys::remove_tree(&work.path);
+                    return Err(ContainerError::InvalidFlag(
+                        "no free generated container name after 1000 attempts: give one with --name"
+                            .into(),
+                    ));
+                }
+            }
+        }
     };
     let dir = containers.dir_of(&id);
     let finish = (|| {

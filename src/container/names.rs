@@ -322,6 +322,28 @@ pub fn generate(random: u64) -> String {
     format!("{adjective}_{surname}")
 }
 
+/// A generated name no container holds (`taken` says which are held): the one `seed` gives,
+/// else, as Docker's generator does on a retry, a name from fresh randomness (`random`)
+/// with a digit appended. Each attempt draws anew, so a collision cannot repeat itself
+/// (the same inputs each time once made `create` spin for ever, holding the store's lock).
+/// `None` only if every attempt collided.
+pub fn pick_free(
+    seed: u64,
+    mut taken: impl FnMut(&str) -> bool,
+    mut random: impl FnMut() -> u64,
+) -> Option<String> {
+    const ATTEMPTS: u32 = 1000;
+    let first = generate(seed);
+    if !taken(&first) {
+        return Some(first);
+    }
+    (1..ATTEMPTS).find_map(|_| {
+        let r = random();
+        let name = format!("{}{}", generate(r), (r >> 56) % 10);
+        (!taken(&name)).then_some(name)
+    })
+}
+
 /// Docker's rule for `--name`: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn is_valid(name: &str) -> bool {
     let b = name.as_bytes();
@@ -330,4 +352,28 @@ pub fn is_valid(name: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_generated_name_is_retried_with_fresh_randomness() {
+        let first = generate(42);
+        let mut draws = 0u64;
+        let name = pick_free(
+            42,
+            |n| n == first,
+            || {
+                draws += 1;
+                draws.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            },
+        )
+        .unwrap();
+        assert_ne!(name, first);
+        assert!(is_valid(&name) && name.chars().last().unwrap().is_ascii_digit());
+        // Every name taken: the search ends instead of spinning.
+        assert_eq!(pick_free(42, |_| true, || 7), None);
+    }
 }
