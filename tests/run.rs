@@ -1780,3 +1780,24 @@ fn concurrent_rm_runs_leave_nothing() {
     }
     assert_no_containers(&root);
 }
+
+/// uid 4294967295 is (u32)-1, "unchanged" to setresuid: it would run as root. Docker
+/// refuses ids above 2^31-1: 125 for run, 126 for exec.
+#[test]
+fn user_ids_out_of_range_are_refused() {
+    let root = TestRoot::new("uid-range");
+    for user in ["4294967295", "0:4294967295"] {
+        let err = root.fails(&["run", "--rm", "-u", user, BUSYBOX, "id"], 125);
+        assert!(
+            err.contains("uids and gids must be in range 0-2147483647"),
+            "{err}"
+        );
+    }
+    root.ok(&["run", "-d", "--name", "c", BUSYBOX, "sleep", "1000"]);
+    let err = root.fails(&["exec", "-u", "4294967295", "c", "id"], 126);
+    assert!(
+        err.contains("uids and gids must be in range 0-2147483647"),
+        "{err}"
+    );
+    root.ok(&["rm", "-f", "c"]);
+}

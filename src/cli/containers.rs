@@ -611,6 +611,11 @@ impl Verb for ExecArgs {
         match exec::exec(&context.root, &dir, &options) {
             Ok(code) => Ok(code),
             Err(e @ ContainerError::NotRunning(_)) => Err(Failure::daemon(e)),
+            // Docker: a user exec cannot run as is the runtime's refusal to invoke, 126.
+            Err(e @ ContainerError::User(_)) => Err(Failure {
+                code: 126,
+                message: format!("OCI runtime exec failed: {e}"),
+            }),
             Err(e) => Err(Failure {
                 code: e.exit_code(),
                 message: format!("OCI runtime exec failed: {e}"),

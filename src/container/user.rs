@@ -20,6 +20,10 @@ pub enum UserError {
         name: String,
         file: &'static str,
     },
+    /// A uid or gid above 2^31-1: (u32)-1 means "unchanged" to setresuid, so 4294967295
+    /// would leave the process root (CVE-2024-40635's class); Docker refuses them too.
+    #[error("uids and gids must be in range 0-2147483647")]
+    OutOfRange,
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -149,6 +153,9 @@ fn group_entries(s: &str) -> impl Iterator<Item = GrEnt<'_>> {
     })
 }
 
+/// The largest uid or gid a container may have.
+const MAX_ID: u32 = i32::MAX as u32;
+
 fn resolve_from(
     passwd: Option<&str>,
     group: Option<&str>,
@@ -191,6 +198,9 @@ fn resolve_from(
             }
         };
     }
+    if uid > MAX_ID || gid > MAX_ID {
+        return Err(UserError::OutOfRange);
+    }
     let mut additional = vec![gid];
     // An explicit group replaces the member groups, as in Docker.
     if group_part.is_none()
@@ -213,6 +223,20 @@ fn resolve_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_above_2_31_are_refused() {
+        for user in ["4294967295", "0:4294967295", "2147483648"] {
+            assert!(
+                matches!(resolve_from(None, None, user), Err(UserError::OutOfRange)),
+                "{user}"
+            );
+        }
+        assert_eq!(
+            resolve_from(None, None, "2147483647").unwrap().uid,
+            2147483647
+        );
+    }
 
     const PW: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nwww:x:33:33::/var/www:/bin/sh\n";
     const GR: &str =

@@ -214,6 +214,18 @@ impl ProcPlan {
         }
 
         let user = process.user();
+        // (u32)-1 is "leave unchanged" to setresuid/setresgid: such an id would keep the
+        // process root. Ids above 2^31-1 are refused, as runc and Docker refuse them.
+        let ids = [user.uid(), user.gid()]
+            .into_iter()
+            .chain(user.additional_gids().iter().flatten().copied());
+        for id in ids {
+            if id > i32::MAX as u32 {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "uid or gid {id} out of range 0-2147483647"
+                )));
+            }
+        }
         let mut groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
         if groups.is_empty() {
             groups.push(user.gid());
