@@ -1793,11 +1793,11 @@ fn user_ids_out_of_range_are_refused() {
             "{err}"
         );
     }
-    root.ok(&["run", "-d", "--name", "c", BUSYBOX, "sleep", "1000"]);
-    let err = root.fails(&["exec", "-u", "4294967295", "c", "id"], 126);
+    root.ok(&["run", "-d", "--name", "uidc", BUSYBOX, "sleep", "1000"]);
+    let err = root.fails(&["exec", "-u", "4294967295", "uidc", "id"], 126);
     assert!(
         err.contains("uids and gids must be in range 0-2147483647"),
         "{err}"
     );
-    root.ok(&["rm", "-f", "c"]);
+    root.ok(&["rm", "-f", "uidc"]);
 }
