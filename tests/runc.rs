@@ -444,6 +444,8 @@ fn version_and_features() {
     let o = Command::new(runc_bin()).arg("features").output().unwrap();
     let f: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(f["ociVersionMax"], "1.2.0");
+    let hooks = f["hooks"].as_array().unwrap();
+    assert!(hooks.contains(&Value::from("prestart")) && hooks.contains(&Value::from("poststop")));
     assert!(
         f["linux"]["namespaces"]
             .as_array()

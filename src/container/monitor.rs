@@ -377,8 +377,8 @@ fn monitor(
     if let Ok(stale) = oci.load(&record.id) {
         let _ = stale.delete(false);
     }
-    let spawned = match oci.run(&record.id, &setup.dir.path, &setup.spec, options) {
-        Ok((_, s)) => s,
+    let (container, spawned) = match oci.run(&record.id, &setup.dir.path, &setup.spec, options) {
+        Ok(started) => started,
         Err(e) => {
             report_start_failure(setup, e.exit_code(), e.to_string(), clients);
             return Ok(());
@@ -405,7 +405,7 @@ fn monitor(
         clients,
     )?;
     serving.run()?;
-    report_exit(setup, state, serving, reservations, mount_ns);
+    report_exit(setup, state, serving, reservations, mount_ns, container);
     Ok(())
 }
 
@@ -423,7 +423,7 @@ fn report_start_failure(
         state.exit_code = Some(code);
     }
     let _ = setup.dir.write_state(&state);
-    let trash = finish_cleanup(setup, None);
+    let trash = finish_cleanup(setup, None, None);
     let failure = attach::start_failure(code, &message);
     for c in &mut clients {
         let _ = c.stream.set_nonblocking(false);
@@ -702,6 +702,7 @@ fn report_exit(
     mut serving: Serving,
     reservations: Arc<Mutex<network::Reservations>>,
     mount_ns: Option<OwnedFd>,
+    container: runtime::Container,
 ) {
     let code = serving.exit_code.unwrap_or(255);
     state.status = Status::Exited;
@@ -718,7 +719,7 @@ fn report_exit(
         let _ = setup.dir.write_state(&state);
     }
     sys::trace("monitor-outputs-closed");
-    let trash = finish_cleanup(setup, Some(serving.pid));
+    let trash = finish_cleanup(setup, Some(serving.pid), Some(container));
     drop(reservations);
     sys::trace("monitor-cleaned");
     let exit = attach::encode(EXIT, &code.to_be_bytes());
@@ -845,9 +846,18 @@ fn network_prestart(
 
 /// Removes the cgroup, the network endpoint (of the run whose init was `pid`; `None`: the
 /// start failed) and the runtime directory; with `--rm` it takes the container and its
-/// anonymous volumes out of sight and returns what is left to delete.
-fn finish_cleanup(setup: &MonitorSetup, pid: Option<i32>) -> Vec<PathBuf> {
-    let _ = super::store::release_runtime(&setup.record.id, &setup.spec);
+/// anonymous volumes out of sight and returns what is left to delete. The runtime's
+/// record is deleted through the handle `run` returned (`None`: the start failed, and
+/// only a cgroup made ahead may be left), not read back from disk on the exit's path.
+fn finish_cleanup(
+    setup: &MonitorSetup,
+    pid: Option<i32>,
+    container: Option<runtime::Container>,
+) -> Vec<PathBuf> {
+    let _ = match container {
+        Some(c) => c.delete(true),
+        None => super::store::release_runtime(&setup.record.id, &setup.spec),
+    };
     sys::trace("monitor-cgroup-removed");
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {

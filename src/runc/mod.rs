@@ -24,8 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::runtime::{Container, Runtime, RuntimeError};
 
-/// The runtime spec version berth's runtime implements.
-pub const OCI_VERSION: &str = "1.2.0";
+pub use crate::runtime::OCI_VERSION;
 
 /// Where runc keeps its state by default is /run/runc; berth-runc keeps its own.
 const DEFAULT_ROOT: &str = "/run/berth-runc";

@@ -20,7 +20,7 @@ use crate::state::{EXEC_FIFO, Record, STATE_FILE};
 use crate::{RuntimeError, SpawnOptions, Spawned, State, Status, process};
 
 /// The runtime spec version the state reports follow.
-const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.2.0";
 
 /// Containers under one state directory (e.g. `/run/berth-runc`): one subdirectory per
 /// container id, which the runtime owns.

@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
-pub use container::{Container, Runtime};
+pub use container::{Container, OCI_VERSION, Runtime};
 pub use error::RuntimeError;
 pub use spec::load_spec;
 pub use state::{State, Status};

@@ -184,14 +184,7 @@ pub(crate) fn launch(
     // Our copies of the child's ends (pty slave, stdio, pipe ends) must go, or EOF on
     // the pipes and the pty would never come.
     drop(child);
-    let spawn::Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
-    } = pipes;
-    drop(sync_r);
-    drop(err_w);
+    let (sync_w, err_r) = pipes.parent_ends();
 
     let placed = match &cg {
         Some(cg) if cgroup_tasks.is_empty() => cg.add_pid(pid),
@@ -270,14 +263,7 @@ pub(crate) fn exec(
     };
     let pid = spawn::start_child(&child, &pipes)?;
     drop(child);
-    let spawn::Pipes {
-        sync_r,
-        sync_w,
-        err_r,
-        err_w,
-    } = pipes;
-    drop(sync_r);
-    drop(err_w);
+    let (sync_w, err_r) = pipes.parent_ends();
     if let Some(cg) = &cg
         && cgroup_tasks.is_empty()
         && let Err(e) = cg.add_pid(pid)

@@ -41,4 +41,4 @@ pub(crate) use finalize::reset_signals;
 pub(crate) use launch::{clone_raw, start_child};
 pub(crate) use namespaces::{Namespaces, new_network_namespace};
 pub(crate) use plan::{ChildPlan, ChildStdio, ProcPlan, dev_null};
-pub(crate) use protocol::{Fail, Pipes, Step, describe, pipes, release_and_wait, report};
+pub(crate) use protocol::{Fail, Step, describe, pipes, release_and_wait, report};

@@ -134,6 +134,14 @@ pub(crate) struct Pipes {
     pub err_w: OwnedFd,
 }
 
+impl Pipes {
+    /// The parent's ends (sync write, err read) once the child is cloned; the child's ends
+    /// close here, or EOF on them would never come.
+    pub(crate) fn parent_ends(self) -> (OwnedFd, OwnedFd) {
+        (self.sync_w, self.err_r)
+    }
+}
+
 pub(crate) fn pipes() -> Result<Pipes, RuntimeError> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
