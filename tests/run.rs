@@ -1801,3 +1801,44 @@ fn user_ids_out_of_range_are_refused() {
     );
     root.ok(&["rm", "-f", "uidc"]);
 }
+
+/// A cgroup hierarchy mounted a second time elsewhere on the host (a chroot being built
+/// with the host's /sys, another runtime's container) must not change what a container
+/// gets: each hierarchy once. Mounting one twice on the container's /sys/fs/cgroup/cpu
+/// failed every start with "mount /sys/fs/cgroup: Device or resource busy".
+#[test]
+fn cgroup_hierarchies_mounted_twice_on_the_host() {
+    let root = root_with("cgroup-twice", BUSYBOX);
+    let v2 = Command::new("stat")
+        .args(["-f", "-c", "%T", "/sys/fs/cgroup"])
+        .output()
+        .map(|o| text(&o.stdout).trim() == "cgroup2fs")
+        .unwrap_or(false);
+    let extra = root.dir.join("extra-cgroup");
+    std::fs::create_dir_all(&extra).unwrap();
+    let (fstype, opts) = if v2 {
+        ("cgroup2", "none")
+    } else {
+        ("cgroup", "cpu")
+    };
+    let mounted = Command::new("mount")
+        .args(["-t", fstype, "-o", opts, "cgroup"])
+        .arg(&extra)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount {fstype} -o {opts} {}", extra.display());
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&extra);
+    let out = sh_ok(
+        &root,
+        &["--network", "none"],
+        "grep -c ' /sys/fs/cgroup/cpu ' /proc/self/mountinfo || true",
+    );
+    let expected = if v2 { "0" } else { "1" };
+    assert_eq!(out.trim(), expected, "mounts of /sys/fs/cgroup/cpu in the container");
+}

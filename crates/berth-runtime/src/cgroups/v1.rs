@@ -31,8 +31,16 @@ pub fn hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
 fn read_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
     let info = berth_sys::read_kernel_file(Path::new("/proc/self/mountinfo"))
         .map_err(|e| RuntimeError::io("read", "/proc/self/mountinfo", e))?;
-    let mut out = Vec::new();
-    for line in info.lines() {
+    Ok(parse_hierarchies(&info))
+}
+
+/// The v1 hierarchies mounted directly under /sys/fs/cgroup, each once. The same hierarchy
+/// is often mounted elsewhere too — a chroot being built (debootstrap, schroot) or another
+/// runtime's container with the host's /sys bound in — and a container must get each
+/// hierarchy once: mounting one twice on the same directory fails with EBUSY.
+fn parse_hierarchies(mountinfo: &str) -> Vec<(Vec<String>, PathBuf)> {
+    let mut out: Vec<(Vec<String>, PathBuf)> = Vec::new();
+    for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
             continue;
         };
@@ -44,14 +52,18 @@ fn read_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, RuntimeError> {
         let Some(mnt) = pre.split(' ').nth(4) else {
             continue;
         };
+        let mnt = PathBuf::from(mnt);
+        if mnt.parent() != Some(Path::new("/sys/fs/cgroup")) || out.iter().any(|(_, m)| *m == mnt) {
+            continue;
+        }
         let ctrls = opts
             .split(',')
             .filter(|o| !matches!(*o, "rw" | "ro"))
             .map(str::to_string)
             .collect::<Vec<_>>();
-        out.push((ctrls, PathBuf::from(mnt)));
+        out.push((ctrls, mnt));
     }
-    Ok(out)
+    out
 }
 
 impl V1 {
@@ -334,5 +346,38 @@ fn mkdir(p: &Path) -> Result<bool, RuntimeError> {
             path: p.to_path_buf(),
             source: e,
         }),
+    }
+}
+
+#[cfg(test)]
+mod hierarchy_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_hosts_hierarchies_each_once() {
+        let info = "\
+35 25 0:30 / /sys/fs/cgroup/cpu rw,relatime shared:11 - cgroup cgroup rw,cpu
+36 25 0:31 / /sys/fs/cgroup/net_cls,net_prio rw,relatime shared:12 - cgroup cgroup rw,net_cls,net_prio
+37 25 0:32 / /sys/fs/cgroup/unified rw,relatime shared:13 - cgroup2 cgroup2 rw
+38 25 0:33 / /sys/fs/cgroup/systemd rw,relatime shared:14 - cgroup cgroup rw,xattr,name=systemd
+90 80 0:30 / /var/cache/vm/root/sys/fs/cgroup/cpu rw,relatime shared:11 - cgroup cgroup rw,cpu
+91 80 0:30 / /sys/fs/cgroup/cpu rw,relatime shared:11 - cgroup cgroup rw,cpu
+";
+        let h = parse_hierarchies(info);
+        let names: Vec<_> = h.iter().map(|(c, m)| (c.join(","), m.clone())).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("cpu".to_string(), PathBuf::from("/sys/fs/cgroup/cpu")),
+                (
+                    "net_cls,net_prio".to_string(),
+                    PathBuf::from("/sys/fs/cgroup/net_cls,net_prio")
+                ),
+                (
+                    "xattr,name=systemd".to_string(),
+                    PathBuf::from("/sys/fs/cgroup/systemd")
+                ),
+            ]
+        );
     }
 }
