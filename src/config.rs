@@ -1,7 +1,9 @@
 //! berth's own configuration: `/etc/berth/config.json`, which uses the key names of Docker's
-//! `daemon.json` (`data-root`, `insecure-registries`, `registry-mirrors`, `bip`) so an existing
-//! Docker setup translates by copying keys.
+//! `daemon.json` (`data-root`, `insecure-registries`, `registry-mirrors`, `bip`, `log-driver`,
+//! `log-opts`) so an existing Docker setup translates by copying keys. `--config FILE` reads
+//! another file (the tests' way).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,13 @@ pub struct Config {
     pub registry_mirrors: Vec<String>,
     #[serde(default)]
     pub bip: Option<String>,
+    /// New containers' logging driver (default json-file) and its options (`max-size`,
+    /// `max-file`, `compress`), each the default of the `--log-opt` of that key; checked
+    /// where a container is created (`container/log_opts.rs`).
+    #[serde(default)]
+    pub log_driver: Option<String>,
+    #[serde(default)]
+    pub log_opts: BTreeMap<String, String>,
 }
 
 impl Config {

@@ -63,7 +63,8 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "FinishedAt": state.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },
         "Image": record.image_id,
-        "LogPath": dir.log_path(),
+        // Docker's: empty for a driver that keeps no file.
+        "LogPath": if record.log_config.readable() { json!(dir.readable_log_path()) } else { json!("") },
         "Name": format!("/{}", record.name),
         "RestartCount": 0,
         "Driver": "overlay",
@@ -73,6 +74,11 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "NetworkMode": record.network_mode,
             "PortBindings": network::port_bindings(&record),
             "Init": record.init,
+            // As merged at create: the flags over the configuration's defaults.
+            "LogConfig": {
+                "Type": record.log_config.driver,
+                "Config": record.log_config.config,
+            },
             "Binds": record.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source.display(), m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
         },
         "GraphDriver": {

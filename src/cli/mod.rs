@@ -262,6 +262,8 @@ verbs! {
 /// What every command needs: the configuration and where the store lives.
 pub struct Context {
     pub config: Config,
+    /// Where `config` was read from (named in messages about its values).
+    pub config_path: PathBuf,
     pub root: PathBuf,
 }
 
@@ -273,7 +275,11 @@ impl Context {
             .clone()
             .or_else(|| config.data_root.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT));
-        Ok(Context { config, root })
+        Ok(Context {
+            config,
+            config_path: cli.config.clone(),
+            root,
+        })
     }
 
     /// The image store.

@@ -10,6 +10,7 @@ use crate::container::attach::{self, PumpOptions};
 use crate::container::create::{self, CreateOptions};
 use crate::container::flags::{self, FlagError};
 use crate::container::lifecycle::{self, StartOptions};
+use crate::container::log_opts::{self, LogConfig, LogOptsError};
 use crate::container::store::ContainerStore;
 use crate::image::acquire::{self, AcquireError, Progress, PullPolicy};
 use crate::image::digest::Digest;
@@ -128,6 +129,12 @@ pub struct CreateFlags {
     /// Set meta data on a container
     #[arg(short, long = "label")]
     pub label: Vec<String>,
+    /// Logging driver for the container (json-file or none)
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size, max-file, compress)
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(required = true, trailing_var_arg = true, num_args = 1..)]
     pub args: Vec<String>,
@@ -169,6 +176,8 @@ impl CreateFlags {
             dns_search: self.dns_search.clone(),
             dns_option: self.dns_option.clone(),
             label: self.label.clone(),
+            log_driver: self.log_driver.clone(),
+            log_opt: self.log_opt.clone(),
             args: self.args.clone(),
         }
     }
@@ -334,21 +343,63 @@ fn create_options(
     flags: &CreateFlags,
 ) -> Result<CreateOptions, Failure> {
     let warn = |warning: &str| eprintln!("WARNING: {warning}");
-    let mut options = flags::create_options(flags.values(), context.config.bip.clone(), warn)
-        .map_err(|e| match e {
-            FlagError::NetworkNotFound(_) => {
-                Failure::berth(format!("berth: Error response from daemon: {e}"))
-            }
-            FlagError::Port(_) | FlagError::AddHost { .. } | FlagError::Dns(_) => {
-                Failure::berth(format!("berth: {e}"))
-            }
-            FlagError::EnvFile { .. }
-            | FlagError::SeccompProfile { .. }
-            | FlagError::Invalid { .. }
-            | FlagError::SecurityOpt(_) => Failure::berth(e),
-        })?;
+    let log_default = log_default(context);
+    let mut options = flags::create_options(
+        flags.values(),
+        context.config.bip.clone(),
+        &log_default,
+        warn,
+    )
+    .map_err(|e| match e {
+        FlagError::LogOpts(e) => log_opts_failure(context, flags, &e),
+        FlagError::NetworkNotFound(_) => {
+            Failure::berth(format!("berth: Error response from daemon: {e}"))
+        }
+        FlagError::Port(_) | FlagError::AddHost { .. } | FlagError::Dns(_) => {
+            Failure::berth(format!("berth: {e}"))
+        }
+        FlagError::EnvFile { .. }
+        | FlagError::SeccompProfile { .. }
+        | FlagError::Invalid { .. }
+        | FlagError::SecurityOpt(_) => Failure::berth(e),
+    })?;
     options.image_id = Some(resolve_image(context, images, &options.image, flags)?);
     Ok(options)
+}
+
+/// The configuration's `log-driver` and `log-opts`: new containers' defaults.
+fn log_default(context: &Context) -> LogConfig {
+    let config = &context.config;
+    LogConfig {
+        driver: config
+            .log_driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| log_opts::JSON_FILE.to_string()),
+        config: config.log_opts.clone(),
+    }
+}
+
+/// Docker's words for a refused logging option; one that only the configuration's defaults
+/// bring in names the configuration file.
+fn log_opts_failure(context: &Context, flags: &CreateFlags, e: &LogOptsError) -> Failure {
+    let mut message = if e.from_daemon() {
+        format!("berth: Error response from daemon: {e}")
+    } else {
+        format!("berth: {e}")
+    };
+    let without_defaults = log_opts::resolve(
+        flags.log_driver.as_deref(),
+        &flags.log_opt,
+        &LogConfig::default(),
+    );
+    if without_defaults.is_ok() {
+        message += &format!(
+            " (log-driver/log-opts in {})",
+            context.config_path.display()
+        );
+    }
+    Failure::berth(message)
 }
 
 /// The image's ID, found or pulled as `--pull` says; the pull reports on stderr, keeping

@@ -46,6 +46,8 @@ pub struct CreateOptions {
     pub init: bool,
     pub labels: BTreeMap<String, String>,
     pub spec: SpecOptions,
+    /// The logging driver and options, checked and merged with the configuration's.
+    pub log_config: super::log_opts::LogConfig,
 }
 
 /// A new container ID: 64 random hex digits.
@@ -213,6 +215,7 @@ pub fn create(
         mounts,
         layers,
         net,
+        log_config: options.log_config.clone(),
     };
 
     let init_layer = ensure_init_layer(images)?;

@@ -8,6 +8,7 @@ use std::io;
 use std::path::PathBuf;
 
 use super::create::CreateOptions;
+use super::log_opts::{self, LogConfig, LogOptsError};
 use super::spec::{SpecOptions, Ulimit};
 use crate::network::{DnsOptions, NetworkError, NetworkOptions, dns, ports};
 
@@ -37,6 +38,9 @@ pub enum FlagError {
     AddHost { value: String, ip: String },
     #[error("invalid argument \"{0}\" for \"--dns\" flag: {0} is not an ip address")]
     Dns(String),
+    /// `--log-driver`/`--log-opt`, or the configuration's defaults they were merged with.
+    #[error(transparent)]
+    LogOpts(#[from] LogOptsError),
 }
 
 /// Docker's wording, which differs by why the file could not be read.
@@ -86,17 +90,22 @@ pub struct Flags {
     pub dns_search: Vec<String>,
     pub dns_option: Vec<String>,
     pub label: Vec<String>,
+    pub log_driver: Option<String>,
+    pub log_opt: Vec<String>,
     pub args: Vec<String>,
 }
 
 /// The options of a new container from its flags, `image_id` left for the caller to resolve
 /// (as with Docker's client, a bad flag value fails before anything is pulled). `bip` is the
-/// configuration's, kept in the record; `warn` gets what Docker prints as a `WARNING:` line.
+/// configuration's, kept in the record, and `log_default` its logging driver and options;
+/// `warn` gets what Docker prints as a `WARNING:` line.
 pub fn create_options(
     flags: Flags,
     bip: Option<String>,
+    log_default: &LogConfig,
     warn: impl Fn(&str),
 ) -> Result<CreateOptions, FlagError> {
+    let log_config = log_opts::resolve(flags.log_driver.as_deref(), &flags.log_opt, log_default)?;
     let mut env = read_env_files(&flags.env_file)?;
     env.extend(flags.env.iter().cloned());
     let spec = spec_options(&flags)?;
@@ -132,6 +141,7 @@ pub fn create_options(
         init: flags.init,
         labels,
         spec,
+        log_config,
     })
 }
 

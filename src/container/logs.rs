@@ -1,14 +1,14 @@
-//! Reading a container's log: the monitor's json-lines file (Docker's json-file format), with
-//! Docker's `--tail`, `--since`, `--until`, `-t` and `-f`.
+//! Reading a container's log: the monitor's json-lines files (Docker's json-file format and
+//! rotation, `log_file.rs`), with Docker's `--tail`, `--since`, `--until`, `-t` and `-f`.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ContainerError;
 use super::lifecycle::current_state;
+use super::log_file::{self, Follower, Skip};
 use super::store::ContainerDir;
 use crate::time::{self, Timestamp};
 
@@ -30,66 +30,62 @@ struct Entry {
     time: String,
 }
 
-/// Writes the log to `out`/`err` (stdout and stderr lines kept apart).
+/// Writes the log to `out`/`err` (stdout and stderr lines kept apart), reading its files
+/// oldest first; `--tail` starts from the end of the newest ones, so neither time nor memory
+/// grows with the log's size. A container whose driver keeps no log (`none`) has none to read.
 pub fn write_logs(
     dir: &ContainerDir,
     options: &LogOptions,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), ContainerError> {
-    let path = dir.log_path();
-    let file = match File::open(&path) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(ContainerError::Io { path, source }),
-    };
-    let mut reader = file.map(BufReader::new);
-    let mut lines: Vec<String> = Vec::new();
-    if let Some(r) = reader.as_mut() {
-        for line in (&mut *r).lines() {
-            let line = line.map_err(|source| ContainerError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            lines.push(line);
-        }
+    let log_config = dir.record()?.log_config;
+    if !log_config.readable() {
+        return Err(ContainerError::LogsUnsupported);
     }
-    let skip = options
-        .tail
-        .map(|n| lines.len().saturating_sub(n))
-        .unwrap_or(0);
-    for line in &lines[skip..] {
-        emit(line, options, out, err);
+    let max_files = log_config.rotation().map(|r| r.max_files).unwrap_or(1);
+    let base = dir.readable_log_path();
+    let io_error = |source| ContainerError::Io {
+        path: base.clone(),
+        source,
+    };
+    let mut follower = None;
+    let mut read_some = false;
+    if let Some(mut set) = log_file::open_new(&base, max_files).map_err(io_error)? {
+        let start = match options.tail {
+            Some(n) => log_file::tail_start(&mut set, n as u64).map_err(io_error)?,
+            None => (0, Skip::Bytes(0)),
+        };
+        read_some = true;
+        follower = log_file::read_forward(set, start, &mut |line| emit(line, options, out, err))
+            .map_err(io_error)?;
     }
     if !options.follow {
         return Ok(());
     }
     // Follow: new lines until the container is no longer running and nothing more arrives.
+    // A log that had no file yet is read from its oldest file once one appears.
     loop {
         let running = current_state(dir)?.status.is_running();
         let mut got = false;
-        if reader.is_none() {
-            reader = File::open(&path).ok().map(BufReader::new);
-        }
-        if let Some(r) = reader.as_mut() {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let pos = r.stream_position().unwrap_or(0);
-                match r.read_line(&mut line) {
-                    Ok(0) => break,
-                    Ok(_) if !line.ends_with('\n') => {
-                        // A line still being written: read it again whole next time.
-                        let _ = r.seek(SeekFrom::Start(pos));
-                        break;
-                    }
-                    Ok(_) => {
-                        got = true;
-                        emit(line.trim_end_matches('\n'), options, out, err);
-                    }
-                    Err(_) => break,
-                }
+        let mut emit_line = |line: &[u8]| {
+            got = true;
+            emit(line, options, out, err)
+        };
+        if follower.is_none() {
+            if read_some {
+                // Everything read so far came from rotated files: the current file from its
+                // start.
+                follower = Follower::current(&base).map_err(io_error)?;
+            } else if let Some(set) = log_file::open_new(&base, max_files).map_err(io_error)? {
+                read_some = true;
+                follower = log_file::read_forward(set, (0, Skip::Bytes(0)), &mut emit_line)
+                    .map_err(io_error)?;
             }
+        }
+        if let Some(f) = follower.as_mut() {
+            f.drain(&base, max_files, &mut emit_line)
+                .map_err(io_error)?;
         }
         let _ = out.flush();
         let _ = err.flush();
@@ -102,8 +98,8 @@ pub fn write_logs(
     }
 }
 
-fn emit(line: &str, options: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) {
-    let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+fn emit(line: &[u8], options: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) {
+    let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
         return;
     };
     let secs = Timestamp::parse_rfc3339(&entry.time)

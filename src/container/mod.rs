@@ -12,6 +12,8 @@ pub mod flags;
 pub mod in_use;
 pub mod lifecycle;
 pub mod list;
+pub mod log_file;
+pub mod log_opts;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -57,6 +59,8 @@ pub enum ContainerError {
     NameConflict { name: String, id: String },
     #[error("{0}")]
     InvalidFlag(String),
+    #[error("configured logging driver does not support reading")]
+    LogsUnsupported,
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     #[error("container {0} is not running")]

@@ -1,11 +1,11 @@
 //! The per-container monitor: a small process (forked from the CLI, detached into its own
 //! session) that starts the container and outlives the command that asked for it. It owns the
-//! container's pty master or stdio pipes, writes the json-lines log, serves attach clients on a
-//! unix socket, waits for the exit, records it in `state.json`, removes the cgroup, and does the
-//! `--rm` cleanup — then tells attached clients the exit code and goes away.
+//! container's pty master or stdio pipes, writes the json-file log (rotating it as Docker does:
+//! `log_file.rs`), serves attach clients on a unix socket, waits for the exit, records it in
+//! `state.json`, removes the cgroup, and does the `--rm` cleanup — then tells attached clients
+//! the exit code and goes away.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::Spec;
 
 use super::attach::{self, EXIT, RESIZE, STARTED, STDERR, STDIN, STDIN_EOF, STDOUT};
+use super::log_file::LogWriter;
 use super::record::{ContainerRecord, State, Status};
 use super::store::ContainerDir;
 use super::tty;
@@ -307,45 +308,6 @@ impl StdinSink {
     }
 }
 
-/// The json-file log, created at the first line of output: a container that prints
-/// nothing costs no file (`logs` reads a missing log as empty).
-struct Log {
-    path: PathBuf,
-    file: Option<std::io::BufWriter<File>>,
-    failed: bool,
-}
-
-impl Log {
-    /// Docker's json-file format: one JSON object per line of output. Buffered, and flushed
-    /// once per round of the event loop.
-    fn write(&mut self, stream: &str, line: &[u8]) {
-        if self.file.is_none() && !self.failed {
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .ok()
-                .map(|f| std::io::BufWriter::with_capacity(64 * 1024, f));
-            self.failed = self.file.is_none();
-        }
-        if let Some(file) = &mut self.file {
-            let entry = serde_json::json!({
-                "log": String::from_utf8_lossy(line),
-                "stream": stream,
-                "time": crate::time::Timestamp::now().rfc3339_nano(),
-            });
-            let _ = serde_json::to_writer(&mut *file, &entry);
-            let _ = file.write_all(b"\n");
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some(file) = &mut self.file {
-            let _ = file.flush();
-        }
-    }
-}
-
 /// The monitor's life, one step each: spawn the container (or report why it could not
 /// start), report the start, serve its stdio and clients until it has exited, then release
 /// its resources and report the exit.
@@ -467,7 +429,8 @@ struct Serving {
     stdin: Option<StdinSink>,
     /// The pty master with `-t` (clients' resizes go to it).
     master: Option<OwnedFd>,
-    log: Log,
+    /// The json-file log (`log_file.rs`); none with `--log-driver none`.
+    log: Option<LogWriter>,
     /// The init's exit status once reaped, and when.
     exit_code: Option<i32>,
     exited_at: Option<Instant>,
@@ -508,11 +471,14 @@ impl Serving {
             None => stdin_w,
         }
         .map(StdinSink::new);
-        let log = Log {
-            path: setup.dir.log_path(),
-            file: None,
-            failed: false,
-        };
+        let log_config = &setup.record.log_config;
+        let log = log_config.readable().then(|| {
+            LogWriter::new(
+                setup.dir.log_path(),
+                Some(setup.dir.legacy_log_path()),
+                log_config.rotation().unwrap_or_default(),
+            )
+        });
         let pidfd = crate::sys::syscall::pidfd_open(pid)?;
         listener.set_nonblocking(true)?;
         Ok(Serving {
@@ -636,7 +602,9 @@ impl Serving {
         }
         let client_base = POLL_OUTPUTS + self.outputs.len();
         self.forward_output(&fds[POLL_OUTPUTS..client_base]);
-        self.log.flush();
+        if let Some(log) = self.log.as_mut() {
+            log.flush();
+        }
         self.serve_clients(&fds[client_base..]);
         if let Some(sink) = self.stdin.as_mut()
             && !sink.drain()
@@ -656,7 +624,10 @@ impl Serving {
                 Ok(0) | Err(_) => {
                     o.open = false;
                     if !o.partial.is_empty() {
-                        self.log.write(o.stream, &std::mem::take(&mut o.partial));
+                        let line = std::mem::take(&mut o.partial);
+                        if let Some(log) = self.log.as_mut() {
+                            log.write(o.stream, &line);
+                        }
                     }
                 }
                 Ok(n) => {
@@ -665,13 +636,25 @@ impl Serving {
                     for c in self.clients.iter_mut() {
                         c.queue(&frame);
                     }
-                    o.partial.extend_from_slice(data);
-                    while let Some(pos) = o.partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = o.partial.drain(..=pos).collect();
-                        self.log.write(o.stream, &line);
+                    let Some(log) = self.log.as_mut() else {
+                        continue;
+                    };
+                    // Whole lines straight from the read; only a line's unfinished end waits
+                    // in `partial` for the rest.
+                    let mut rest = data;
+                    while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+                        let (line, after) = rest.split_at(pos + 1);
+                        if o.partial.is_empty() {
+                            log.write(o.stream, line);
+                        } else {
+                            o.partial.extend_from_slice(line);
+                            log.write(o.stream, &std::mem::take(&mut o.partial));
+                        }
+                        rest = after;
                     }
+                    o.partial.extend_from_slice(rest);
                     if o.partial.len() > 16 * 1024 {
-                        self.log.write(o.stream, &std::mem::take(&mut o.partial));
+                        log.write(o.stream, &std::mem::take(&mut o.partial));
                     }
                 }
             }
@@ -708,13 +691,14 @@ fn report_exit(
     state.status = Status::Exited;
     state.exit_code = Some(code);
     state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
-    for o in serving.outputs.iter_mut() {
-        if !o.partial.is_empty() {
-            serving.log.write(o.stream, &std::mem::take(&mut o.partial));
+    if let Some(mut log) = serving.log.take() {
+        for o in serving.outputs.iter_mut() {
+            if !o.partial.is_empty() {
+                log.write(o.stream, &std::mem::take(&mut o.partial));
+            }
         }
+        log.finish();
     }
-    serving.log.flush();
-    drop(serving.log);
     if !setup.record.auto_remove {
         let _ = setup.dir.write_state(&state);
     }

@@ -40,6 +40,10 @@ pub struct ContainerRecord {
     /// Published ports, exposed ports and DNS flags (`network/`).
     #[serde(default)]
     pub net: crate::network::NetworkOptions,
+    /// The logging driver and its options, the configuration's defaults merged in
+    /// (`log_opts.rs`); json-file without options for a record from before them.
+    #[serde(default)]
+    pub log_config: super::log_opts::LogConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

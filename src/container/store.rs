@@ -61,8 +61,23 @@ impl ContainerDir {
     pub fn spec_path(&self) -> PathBuf {
         self.path.join("config.json")
     }
+    /// The json-file log being written, named as Docker names it; rotated files add `.1`,
+    /// `.2`, … (`log_file.rs`).
     pub fn log_path(&self) -> PathBuf {
+        self.path.join(format!("{}-json.log", self.id))
+    }
+    /// The log's name in stores from before the Docker names: the monitor renames it at
+    /// the container's next output.
+    pub fn legacy_log_path(&self) -> PathBuf {
         self.path.join("ctr.log")
+    }
+    /// The log to read: the legacy one while it has not been renamed.
+    pub fn readable_log_path(&self) -> PathBuf {
+        let path = self.log_path();
+        if !path.exists() && self.legacy_log_path().exists() {
+            return self.legacy_log_path();
+        }
+        path
     }
     pub fn rootfs(&self) -> PathBuf {
         self.path.join("merged")

@@ -50,3 +50,42 @@ pub fn cgroup_procs(dir: &Path) -> Vec<i32> {
         .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }
+
+/// Runs `cmd` (its output thrown away) and returns its exit code and its peak resident
+/// memory in kB, as the kernel accounts it for that one process (`wait4`'s `ru_maxrss`), so
+/// tests bound memory rather than time. Killed after `timeout`.
+pub fn peak_rss_kb(mut cmd: std::process::Command, timeout: std::time::Duration) -> (i32, u64) {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: polling our own child with valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        assert_eq!(r, 0, "wait4: {}", std::io::Error::last_os_error());
+        if !killed && std::time::Instant::now() >= deadline {
+            // SAFETY: the child is not reaped yet, so the pid is still its own.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(child);
+    assert!(!killed, "{cmd:?} did not finish within {timeout:?}");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    (code, usage.ru_maxrss as u64)
+}
