@@ -85,6 +85,16 @@ impl Sandbox {
         self.run(&["pull", reference])
     }
 
+    /// `pull` with the registry client's time limits cut to `SHORT_LIMIT` (and `env` besides).
+    fn pull_impatiently(&self, reference: &str, env: &[(&str, &str)]) -> Outcome {
+        let args = ["pull", reference];
+        let mut cmd = self.command(&args);
+        cmd.env("BERTH_REGISTRY_REQUEST_TIMEOUT", SHORT_LIMIT)
+            .env("BERTH_REGISTRY_STALL_TIMEOUT", SHORT_LIMIT)
+            .envs(env.iter().copied());
+        wait_outcome(cmd.spawn().expect("spawn berth"), &args)
+    }
+
     fn spawn_pull(&self, reference: &str) -> Child {
         self.command(&["pull", reference])
             .spawn()
@@ -108,6 +118,8 @@ struct Outcome {
     code: Option<i32>,
     stdout: String,
     stderr: String,
+    /// How long the run took.
+    took: Duration,
 }
 
 fn wait_outcome(mut child: Child, args: &[&str]) -> Outcome {
@@ -123,7 +135,8 @@ fn wait_outcome(mut child: Child, args: &[&str]) -> Outcome {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let deadline = Instant::now() + RUN_LIMIT;
+    let started = Instant::now();
+    let deadline = started + RUN_LIMIT;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait berth") {
             break status;
@@ -140,6 +153,7 @@ fn wait_outcome(mut child: Child, args: &[&str]) -> Outcome {
         code: status.code(),
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
+        took: started.elapsed(),
     }
 }
 
@@ -1514,4 +1528,300 @@ fn concurrent_pulls_share_a_layer() {
         .filter(|r| r.path.ends_with(&format!("/blobs/{}", shared.digest)))
         .count();
     assert_eq!(shared_gets, 1, "the shared layer was downloaded twice");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 15: slow and silent registries (issue 22): time limits, retry lines, a clear failure
+// ---------------------------------------------------------------------------------------------
+
+/// The registry client's time limits in these tests (BERTH_REGISTRY_*_TIMEOUT).
+const SHORT_LIMIT: &str = "2";
+
+/// A pull limited to 2 s at a time must end long before this: it only tells a bounded wait from
+/// an endless one, and says nothing about speed.
+const STUCK_LIMIT: Duration = Duration::from_secs(60);
+
+/// A byte a second.
+fn trickle() -> Fault {
+    Fault {
+        slow: Some((1, Duration::from_secs(1))),
+        ..Fault::default()
+    }
+}
+
+#[track_caller]
+fn assert_bounded(outcome: &Outcome) {
+    assert!(
+        outcome.took < STUCK_LIMIT,
+        "berth {} took {:?}",
+        outcome.args,
+        outcome.took
+    );
+}
+
+/// The `Retrying in N seconds` lines of `id` on stdout (`docker pull | cat` shows one a
+/// second).
+fn retry_lines<'a>(outcome: &'a Outcome, id: &str) -> Vec<&'a str> {
+    outcome
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{id}: Retrying in ")))
+        .collect()
+}
+
+fn short_id(digest: &str) -> &str {
+    &hex(digest)[..12]
+}
+
+#[test]
+fn manifest_trickled_a_byte_a_second_times_out() {
+    let sandbox = Sandbox::new("manifest-trickle");
+    let (registry, image) = serve("slow/manifest", &[small_layer("trickled manifest")]);
+    let path = FaultRegistry::manifest_path("slow/manifest", "latest");
+    registry.set_fault(&path, trickle());
+    let outcome = sandbox.pull_impatiently(&registry.reference("slow/manifest:latest"), &[]);
+    outcome.assert_fails(&[
+        &format!("Get \"http://{}{path}\"", registry.host()),
+        "request timed out after 2s (BERTH_REGISTRY_REQUEST_TIMEOUT)",
+    ]);
+    assert_bounded(&outcome);
+    assert!(
+        registry.sent(&path) < image.manifest.len(),
+        "the manifest was sent whole"
+    );
+    assert_clean_after_failure(&sandbox, &registry, &image, &[]);
+}
+
+#[test]
+fn manifest_request_that_is_never_answered_times_out() {
+    let sandbox = Sandbox::new("manifest-hang");
+    let (registry, image) = serve("slow/silent", &[small_layer("never answered")]);
+    let path = FaultRegistry::manifest_path("slow/silent", "latest");
+    registry.set_fault(
+        &path,
+        Fault {
+            hang: true,
+            ..Fault::default()
+        },
+    );
+    let outcome = sandbox.pull_impatiently(&registry.reference("slow/silent:latest"), &[]);
+    outcome.assert_fails(&[
+        &path,
+        "request timed out after 2s (BERTH_REGISTRY_REQUEST_TIMEOUT)",
+    ]);
+    assert_bounded(&outcome);
+    assert_clean_after_failure(&sandbox, &registry, &image, &[]);
+}
+
+/// Failed attempts at the manifest are retried within the request's limit, and each wait shows
+/// on the line of the tag being pulled.
+#[test]
+fn manifest_retries_are_shown() {
+    let sandbox = Sandbox::new("manifest-retries");
+    let (registry, image) = serve("slow/retries", &[small_layer("retried manifest")]);
+    let path = FaultRegistry::manifest_path("slow/retries", "latest");
+    registry.set_fault(
+        &path,
+        Fault {
+            fail_status: Some(503),
+            fail_times: 100,
+            ..Fault::default()
+        },
+    );
+    let reference = registry.reference("slow/retries:latest");
+    let outcome = sandbox.pull_impatiently(&reference, &[("BERTH_REGISTRY_REQUEST_TIMEOUT", "30")]);
+    outcome.assert_fails(&["injected failure"]);
+    assert_bounded(&outcome);
+    assert_eq!(registry.requests_to(&path).len(), 5, "five attempts");
+    let lines = retry_lines(&outcome, "latest");
+    assert!(
+        lines.contains(&"latest: Retrying in 1 second") && lines.len() >= 4,
+        "stdout: {}",
+        outcome.stdout
+    );
+    assert_clean_after_failure(&sandbox, &registry, &image, &[]);
+
+    // Once the registry recovers, the same pull goes through.
+    registry.clear_fault(&path);
+    sandbox.pull(&reference).assert_ok();
+    assert_pulled(&sandbox, &reference, &image);
+}
+
+#[test]
+fn blob_trickled_a_byte_a_second_is_resumed_then_fails() {
+    let sandbox = Sandbox::new("blob-trickle");
+    let (registry, image) = serve("slow/blob", &[noisy_layer("trickled", 16 * 1024, 15)]);
+    let layer = &image.layers[0];
+    let path = FaultRegistry::blob_path("slow/blob", &layer.digest);
+    registry.set_fault(&path, trickle());
+    let outcome = sandbox.pull_impatiently(&registry.reference("slow/blob:latest"), &[]);
+    let line = outcome.assert_fails(&[
+        &layer.digest,
+        "stalled: less than 1024 bytes in 2s (BERTH_REGISTRY_STALL_TIMEOUT) after ",
+        &format!(" of {} bytes", layer.blob.len()),
+    ]);
+    assert_bounded(&outcome);
+    // Every new attempt resumed where the last one stopped.
+    let requests = registry.requests_to(&path);
+    assert_eq!(requests.len(), 5, "{requests:?}");
+    assert_eq!(requests[0].range, None);
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|r| r.range.as_deref().is_some_and(|r| r != "bytes=0-")),
+        "{requests:?}"
+    );
+    let id = short_id(&layer.digest);
+    assert!(
+        retry_lines(&outcome, id).len() >= 4,
+        "no retry lines for {id}: {}",
+        outcome.stdout
+    );
+    eprintln!("{line}");
+    assert_clean_after_failure(&sandbox, &registry, &image, &[]);
+}
+
+#[test]
+fn blob_request_that_is_never_answered_is_retried_then_fails() {
+    let sandbox = Sandbox::new("blob-hang");
+    let (registry, image) = serve(
+        "slow/blobhang",
+        &[
+            small_layer("first"),
+            noisy_layer("never sent", 8 * 1024, 16),
+        ],
+    );
+    let silent = &image.layers[1];
+    let path = FaultRegistry::blob_path("slow/blobhang", &silent.digest);
+    registry.set_fault(
+        &path,
+        Fault {
+            hang: true,
+            ..Fault::default()
+        },
+    );
+    let outcome = sandbox.pull_impatiently(&registry.reference("slow/blobhang:latest"), &[]);
+    outcome.assert_fails(&[&path, "no answer within 2s (BERTH_REGISTRY_STALL_TIMEOUT)"]);
+    assert_bounded(&outcome);
+    assert_eq!(registry.requests_to(&path).len(), 5);
+    let id = short_id(&silent.digest);
+    assert!(
+        retry_lines(&outcome, id).len() >= 4,
+        "no retry lines for {id}: {}",
+        outcome.stdout
+    );
+    // The other layer may have been committed before the failure; nothing half-written is.
+    assert_clean_after_failure(&sandbox, &registry, &image, &[&image.layers[0]]);
+}
+
+#[test]
+fn blob_that_goes_silent_midway_is_resumed_then_fails() {
+    let sandbox = Sandbox::new("blob-silent");
+    let (registry, image) = serve("slow/midway", &[noisy_layer("stops", 64 * 1024, 17)]);
+    let layer = &image.layers[0];
+    let path = FaultRegistry::blob_path("slow/midway", &layer.digest);
+    // 4096 bytes, then nothing for ten minutes: each of the five attempts brings 4096 more.
+    registry.set_fault(
+        &path,
+        Fault {
+            slow: Some((4096, Duration::from_secs(600))),
+            ..Fault::default()
+        },
+    );
+    let outcome = sandbox.pull_impatiently(&registry.reference("slow/midway:latest"), &[]);
+    outcome.assert_fails(&[
+        &layer.digest,
+        &format!(
+            "stalled: no data for 2s (BERTH_REGISTRY_STALL_TIMEOUT) after 20480 of {} bytes",
+            layer.blob.len()
+        ),
+    ]);
+    assert_bounded(&outcome);
+    let ranges: Vec<_> = registry
+        .requests_to(&path)
+        .into_iter()
+        .map(|r| r.range)
+        .collect();
+    let expected: Vec<Option<String>> = [None, Some("bytes=4096-"), Some("bytes=8192-")]
+        .into_iter()
+        .chain([Some("bytes=12288-"), Some("bytes=16384-")])
+        .map(|r| r.map(str::to_string))
+        .collect();
+    assert_eq!(ranges, expected);
+    assert!(retry_lines(&outcome, short_id(&layer.digest)).len() >= 4);
+    assert_clean_after_failure(&sandbox, &registry, &image, &[]);
+}
+
+#[test]
+fn blob_request_unanswered_once_is_retried_and_pulled() {
+    let sandbox = Sandbox::new("blob-hang-once");
+    let (registry, image) = serve("slow/once", &[noisy_layer("late", 8 * 1024, 18)]);
+    let layer = &image.layers[0];
+    let path = FaultRegistry::blob_path("slow/once", &layer.digest);
+    registry.set_fault(
+        &path,
+        Fault {
+            hang: true,
+            hang_times: Some(1),
+            ..Fault::default()
+        },
+    );
+    let reference = registry.reference("slow/once:latest");
+    let outcome = sandbox.pull_impatiently(&reference, &[]);
+    outcome.assert_ok();
+    assert_bounded(&outcome);
+    let id = short_id(&layer.digest);
+    assert_eq!(
+        retry_lines(&outcome, id),
+        [format!("{id}: Retrying in 1 second")],
+        "stdout: {}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains(&format!("{id}: Pull complete")),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(registry.requests_to(&path).len(), 2);
+    assert_pulled(&sandbox, &reference, &image);
+}
+
+/// On a terminal the wait shows on the layer's live line, which then goes on to `Pull complete`.
+#[test]
+fn retry_shows_on_the_live_line() {
+    let sandbox = Sandbox::new("blob-hang-tty");
+    let (registry, image) = serve("slow/tty", &[noisy_layer("late", 8 * 1024, 19)]);
+    let layer = &image.layers[0];
+    registry.set_fault(
+        &FaultRegistry::blob_path("slow/tty", &layer.digest),
+        Fault {
+            hang: true,
+            hang_times: Some(1),
+            ..Fault::default()
+        },
+    );
+    let reference = registry.reference("slow/tty:latest");
+    let mut cmd = sandbox.command(&["pull", &reference]);
+    cmd.env("BERTH_REGISTRY_STALL_TIMEOUT", SHORT_LIMIT);
+    let mut session = common::pty::PtySession::spawn(cmd, 24, 120);
+    let id = short_id(&layer.digest);
+    let t = Duration::from_secs(30);
+    session.expect(&format!("{id}: Retrying in 1 second"), t);
+    session.expect(&format!("{id}: Pull complete"), t);
+    assert_eq!(session.wait(t), 0, "{}", session.transcript());
+    assert_pulled(&sandbox, &reference, &image);
+}
+
+#[test]
+fn unreadable_time_limit_is_refused() {
+    let sandbox = Sandbox::new("bad-limit");
+    let (registry, _image) = serve("slow/setting", &[small_layer("never asked for")]);
+    let outcome = sandbox.pull_impatiently(
+        &registry.reference("slow/setting:latest"),
+        &[("BERTH_REGISTRY_STALL_TIMEOUT", "soon")],
+    );
+    outcome.assert_fails(&[
+        "invalid BERTH_REGISTRY_STALL_TIMEOUT \"soon\": expected a duration such as 30, 30s or 500ms",
+    ]);
+    assert!(registry.requests().is_empty(), "{:?}", registry.requests());
 }

@@ -1074,6 +1074,183 @@ fn ulimit() {
     );
 }
 
+/// A `--ulimit` above what berth can grant is clamped with a warning (issue 22): berth lacks
+/// CAP_SYS_RESOURCE here when its bounding set does, and then no hard limit can go past its own.
+#[test]
+fn ulimit_above_the_hosts_limit_is_clamped_with_a_warning() {
+    let root = root_with("ulimit-clamp", BUSYBOX);
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
+    let can_raise = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap();
+    // Above our hard limit, within what the kernel allows anyone (fs.nr_open).
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let wanted = (own.rlim_max + 1).min(nr_open);
+    if wanted <= own.rlim_max {
+        eprintln!("skipped: the hard NOFILE limit is already the kernel's maximum");
+        return;
+    }
+    let flag = format!("nofile={wanted}");
+    let out = run_out(
+        &root,
+        &["--ulimit", &flag, BUSYBOX, "sh", "-c", "ulimit -Hn"],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    if can_raise {
+        assert_eq!(stdout.trim(), wanted.to_string());
+        assert!(!stderr.contains("WARNING"), "{stderr}");
+    } else {
+        assert_eq!(stdout.trim(), own.rlim_max.to_string());
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "WARNING: cannot raise hard rlimits without CAP_SYS_RESOURCE, clamped to the \
+                 host's limit: nofile {wanted} > {}",
+                own.rlim_max
+            )
+        );
+    }
+    // Within the limit: no warning.
+    let out = run_out(&root, &["--ulimit", "nofile=100:200", BUSYBOX, "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(!text(&out.stderr).contains("WARNING"), "{}", describe(&out));
+    assert_no_containers(&root);
+}
+
+/// `-1` is the documented "unlimited" of `--pids-limit` and `--memory-swap`: taken as a value,
+/// not as a flag (issue 22). `0` is Docker's "unlimited" for `--cpus`, `-m` and the pids limit.
+#[test]
+fn unlimited_values_are_taken() {
+    let root = root_with("unlimited", BUSYBOX);
+    for flags in [
+        &["--pids-limit", "-1"][..],
+        &["--pids-limit=-1"],
+        &["--pids-limit", "0"],
+        &["-m", "10m", "--memory-swap", "-1"],
+        &["--memory-swap", "-1"],
+        &["--cpus", "0"],
+        &["--cpus=-0"],
+        &["-m", "0"],
+        &["-m", "0", "--memory-swap", "0"],
+    ] {
+        let mut args = flags.to_vec();
+        args.extend_from_slice(&[BUSYBOX, "echo", "ran"]);
+        let out = run_out(&root, &args);
+        assert_eq!(
+            (out.status.code(), text(&out.stdout).as_str()),
+            (Some(0), "ran\n"),
+            "{flags:?}: {}",
+            describe(&out)
+        );
+    }
+    // A value the flag cannot take is Docker's flag error, not "unknown flag".
+    let err = root.fails(&["run", "--rm", "-m", "-1", BUSYBOX, "true"], 125);
+    assert!(
+        err.starts_with("invalid argument \"-1\" for \"-m, --memory\" flag: invalid size: '-1'"),
+        "{err}"
+    );
+    let err = root.fails(
+        &[
+            "run",
+            "--rm",
+            "-m",
+            "10m",
+            "--memory-swap",
+            "-2",
+            BUSYBOX,
+            "true",
+        ],
+        125,
+    );
+    assert!(
+        err.starts_with("invalid argument \"-2\" for \"--memory-swap\" flag: invalid size: '-2'"),
+        "{err}"
+    );
+    assert_no_containers(&root);
+}
+
+/// The limits Docker's daemon refuses, in its words (checked against dockerd 20.10 and
+/// Docker 28's client): exit 125 with `berth: Error response from daemon: …` for `run`, exit 1
+/// with `Error response from daemon: …` for `create`; before any image is looked for or
+/// pulled, and leaving no container.
+#[test]
+fn limits_out_of_range_are_refused_as_docker_refuses_them() {
+    let root = root_with("limits", BUSYBOX);
+    let range_prefix = "Range of CPUs is from 0.01 to ";
+    let cases: [(&[&str], &str); 6] = [
+        (&["-m", "1k"], "Minimum memory limit allowed is 6MB"),
+        (&["-m", "6291455"], "Minimum memory limit allowed is 6MB"),
+        (
+            &["-m", "10m", "--memory-swap", "5m"],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            &["--memory-swap", "10m"],
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (&["--cpus", "1000"], range_prefix),
+        (&["--cpus", "-1"], range_prefix),
+    ];
+    for (flags, words) in cases {
+        // The image does not exist: the limits are checked first, so nothing is pulled.
+        for image in [BUSYBOX, "127.0.0.1:5000/no-such-image:latest"] {
+            let mut args = vec!["run", "--rm"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&[image, "true"]);
+            let err = root.fails(&args, 125);
+            let expected = format!("berth: Error response from daemon: {words}");
+            assert!(err.starts_with(&expected), "{flags:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+
+            let mut args = vec!["create"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&[image, "true"]);
+            let err = root.fails(&args, 1);
+            let expected = format!("Error response from daemon: {words}");
+            assert!(err.starts_with(&expected), "{flags:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+        }
+    }
+    // The CPUs berth may run on are the most there is (Docker counts the affinity mask, as
+    // nproc does).
+    let err = root.fails(&["run", "--rm", "--cpus", "1000", BUSYBOX, "true"], 125);
+    let affinity = String::from_utf8(Command::new("nproc").output().unwrap().stdout).unwrap();
+    let n = affinity.trim();
+    assert!(
+        err.contains(&format!(
+            "{range_prefix}{n}.00, as there are only {n} CPUs available"
+        )),
+        "{err}"
+    );
+    run_ok(&root, &["--cpus", n, BUSYBOX, "true"]);
+    // Client-side words for what cannot be read as a number of CPUs.
+    let err = root.fails(&["run", "--rm", "--cpus", "lots", BUSYBOX, "true"], 125);
+    assert!(
+        err.starts_with("invalid argument \"lots\" for \"--cpus\" flag: failed to parse lots as a rational number"),
+        "{err}"
+    );
+    let err = root.fails(&["run", "--rm", "--cpus", "1/3", BUSYBOX, "true"], 125);
+    assert!(
+        err.starts_with("invalid argument \"1/3\" for \"--cpus\" flag: value is too precise"),
+        "{err}"
+    );
+    run_ok(&root, &["--cpus", "1/2", "-m", "6m", BUSYBOX, "true"]);
+    assert_no_containers(&root);
+}
+
 #[test]
 fn hostname_flag() {
     let root = root_with("hostname", BUSYBOX);
@@ -1826,7 +2003,11 @@ fn cgroup_hierarchies_mounted_twice_on_the_host() {
         .arg(&extra)
         .status()
         .unwrap();
-    assert!(mounted.success(), "mount {fstype} -o {opts} {}", extra.display());
+    assert!(
+        mounted.success(),
+        "mount {fstype} -o {opts} {}",
+        extra.display()
+    );
     struct Unmount<'a>(&'a Path);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
@@ -1840,5 +2021,9 @@ fn cgroup_hierarchies_mounted_twice_on_the_host() {
         "grep -c ' /sys/fs/cgroup/cpu ' /proc/self/mountinfo || true",
     );
     let expected = if v2 { "0" } else { "1" };
-    assert_eq!(out.trim(), expected, "mounts of /sys/fs/cgroup/cpu in the container");
+    assert_eq!(
+        out.trim(),
+        expected,
+        "mounts of /sys/fs/cgroup/cpu in the container"
+    );
 }

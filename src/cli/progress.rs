@@ -71,7 +71,14 @@ impl PullPrinter {
             return;
         }
         match event {
-            PullEvent::Pulling { what, from } => self.line(&format!("{what}: Pulling from {from}")),
+            PullEvent::Pulling { what, from } => {
+                // A manifest retry left a live line under this id: the pull line replaces it,
+                // as it would in Docker's display.
+                if let Some(bar) = self.bars.lock().expect("printer").remove(&what) {
+                    bar.finish_and_clear();
+                }
+                self.line(&format!("{what}: Pulling from {from}"))
+            }
             PullEvent::Layer { id, status } => self.layer(id, status),
         }
     }
@@ -85,6 +92,7 @@ impl PullPrinter {
             LayerStatus::VerifyingChecksum => "Verifying Checksum",
             LayerStatus::DownloadComplete => "Download complete",
             LayerStatus::PullComplete => "Pull complete",
+            LayerStatus::Retrying { seconds } => return self.retrying(id, *seconds),
         };
         let Some(live) = &self.live else {
             if matches!(status, LayerStatus::Downloading { .. }) {
@@ -97,26 +105,52 @@ impl PullPrinter {
             }
             return;
         };
-        let mut bars = self.bars.lock().expect("printer");
-        let bar = bars.entry(id.clone()).or_insert_with(|| {
-            let bar = live.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{prefix}: {wide_msg}").expect("template"));
-            bar.set_prefix(id.clone());
-            bar
-        });
         let message = match status {
             LayerStatus::Downloading { current, total } => {
                 format!("Downloading {}", bar_text(current, total, self.columns()))
             }
             _ => text.to_string(),
         };
-        bar.set_message(message);
+        let bar = self.live_line(live, id, message);
         if matches!(
             status,
             LayerStatus::PullComplete | LayerStatus::AlreadyExists
         ) {
             bar.tick();
         }
+    }
+
+    /// Docker's `Retrying in N seconds` on the line of `id`: each second a line of its own
+    /// when not on a terminal (as `docker pull | cat` shows them), else the live line.
+    fn retrying(&self, id: String, seconds: u64) {
+        let text = format!(
+            "Retrying in {seconds} second{}",
+            if seconds == 1 { "" } else { "s" }
+        );
+        let Some(live) = &self.live else {
+            // The next status after the retry is news again, even if it was the last one.
+            self.last_plain.lock().expect("printer").remove(&id);
+            self.plain(&format!("{id}: {text}"));
+            return;
+        };
+        self.live_line(live, id, text).tick();
+    }
+
+    /// Shows `ID: message` on the live line of `id`, added below the others the first time.
+    fn live_line(&self, live: &MultiProgress, id: String, message: String) -> ProgressBar {
+        let mut bars = self.bars.lock().expect("printer");
+        if let Some(bar) = bars.get(&id) {
+            bar.set_message(message);
+            return bar.clone();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        bar.set_style(ProgressStyle::with_template("{prefix}: {wide_msg}").expect("template"));
+        bar.set_prefix(id.clone());
+        // Its text is set before it is shown, so it never draws as a bare `ID:`.
+        bar.set_message(message);
+        let bar = live.add(bar);
+        bars.insert(id, bar.clone());
+        bar
     }
 
     pub fn finish(&self) {

@@ -74,17 +74,19 @@ pub struct CreateFlags {
     /// Security Options
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    // The numeric flags take a value that starts with '-' (`--pids-limit -1`), as Docker's do;
+    // what it means is for `container::flags` (and Docker) to judge.
     /// Memory limit
-    #[arg(short, long)]
+    #[arg(short, long, allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Ulimit options
     #[arg(long)]
@@ -215,7 +217,7 @@ impl Verb for RunArgs {
             });
         }
         let (images, containers) = open_stores(context)?;
-        let options = create_options(context, &images, flags)?;
+        let options = create_options(context, &images, flags, Creating::Run)?;
         let (id, started) = lifecycle::create_and_start(
             &images,
             &containers,
@@ -248,7 +250,7 @@ impl Verb for RunArgs {
 impl Verb for CreateFlags {
     fn run(self, context: &Context) -> CliResult {
         let (images, containers) = open_stores(context)?;
-        let options = create_options(context, &images, &self)?;
+        let options = create_options(context, &images, &self, Creating::Create)?;
         let created = create::create(&images, &containers, &options).map_err(run_failure)?;
         println!("{}", created.record.id);
         Ok(0)
@@ -334,6 +336,15 @@ fn run_failure(e: crate::container::ContainerError) -> Failure {
     }
 }
 
+/// Which command is creating the container: Docker words a refusal of its daemon differently
+/// for each (`docker: Error response from daemon: …`, 125 for `run`; `Error response from
+/// daemon: …`, 1 for `create`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Creating {
+    Run,
+    Create,
+}
+
 /// Turns the flags into `CreateOptions`, then finds the image or pulls it (always, with
 /// `--pull always`): the flags are checked first, so a bad value fails before anything is
 /// pulled, as with Docker's client.
@@ -341,6 +352,7 @@ fn create_options(
     context: &Context,
     images: &Store,
     flags: &CreateFlags,
+    creating: Creating,
 ) -> Result<CreateOptions, Failure> {
     let warn = |warning: &str| eprintln!("WARNING: {warning}");
     let log_default = log_default(context);
@@ -352,7 +364,8 @@ fn create_options(
     )
     .map_err(|e| match e {
         FlagError::LogOpts(e) => log_opts_failure(context, flags, &e),
-        FlagError::NetworkNotFound(_) => {
+        FlagError::Refused(_) if creating == Creating::Create => Failure::daemon(e),
+        FlagError::NetworkNotFound(_) | FlagError::Refused(_) => {
             Failure::berth(format!("berth: Error response from daemon: {e}"))
         }
         FlagError::Port(_) | FlagError::AddHost { .. } | FlagError::Dns(_) => {

@@ -41,6 +41,10 @@ pub enum FlagError {
     /// `--log-driver`/`--log-opt`, or the configuration's defaults they were merged with.
     #[error(transparent)]
     LogOpts(#[from] LogOptsError),
+    /// A limit Docker's daemon refuses when it creates the container (memory below 6MB, more
+    /// CPUs than the host has, …), in its words.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Docker's wording, which differs by why the file could not be read.
@@ -114,7 +118,10 @@ pub fn create_options(
         "default" => "bridge".to_string(),
         other => return Err(FlagError::NetworkNotFound(other.to_string())),
     };
-    let net = network_options(&flags, bip, warn)?;
+    let net = network_options(&flags, bip, &warn)?;
+    // What Docker's daemon checks comes after everything its client checks.
+    check_limits(&spec)?;
+    warn_clamped_ulimits(&spec.ulimits, &warn);
     let mut labels = BTreeMap::new();
     for l in &flags.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -175,11 +182,13 @@ fn invalid(flag: &'static str, value: &str, reason: impl std::fmt::Display) -> F
 /// Limits, capabilities, mounts and security options → the runtime spec's options.
 fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
     let mut spec = SpecOptions {
+        // 0 is Docker's "no limit", for memory and swap alike.
         memory: flags
             .memory
             .as_deref()
             .map(|m| parse_bytes(m).map_err(|e| invalid("-m, --memory", m, e)))
-            .transpose()?,
+            .transpose()?
+            .filter(|m| *m != 0),
         memory_swap: flags
             .memory_swap
             .as_deref()
@@ -190,18 +199,15 @@ fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
                     parse_bytes(m).map_err(|e| invalid("--memory-swap", m, e))
                 }
             })
-            .transpose()?,
+            .transpose()?
+            .filter(|m| *m != 0),
         nano_cpus: flags
             .cpus
             .as_deref()
-            .map(|c| {
-                c.parse::<f64>()
-                    .ok()
-                    .filter(|v| *v > 0.0 && v.is_finite())
-                    .map(|v| (v * 1e9) as i64)
-                    .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
-            })
-            .transpose()?,
+            .map(|c| parse_nano_cpus(c).map_err(|e| invalid("--cpus", c, e)))
+            .transpose()?
+            .filter(|n| *n != 0),
+        // 0 and negative values are Docker's "no limit".
         pids_limit: flags.pids_limit.filter(|p| *p > 0),
         cap_add: flags.cap_add.clone(),
         cap_drop: flags.cap_drop.clone(),
@@ -241,6 +247,184 @@ fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
         }
     }
     Ok(spec)
+}
+
+/// Docker's smallest memory limit (its daemon's `linuxMinMemory`).
+const MIN_MEMORY: i64 = 6 << 20;
+
+/// The limits Docker's daemon refuses (`verifyPlatformContainerResources`), in its order and
+/// words.
+fn check_limits(spec: &SpecOptions) -> Result<(), FlagError> {
+    let refuse = |why: String| Err(FlagError::Refused(why));
+    if spec.memory.is_some_and(|m| m < MIN_MEMORY) {
+        return refuse("Minimum memory limit allowed is 6MB".into());
+    }
+    match (spec.memory, spec.memory_swap) {
+        (Some(memory), Some(swap)) if swap > 0 && swap < memory => {
+            return refuse(
+                "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+            );
+        }
+        (None, Some(swap)) if swap > 0 => {
+            return refuse(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+    if let Some(nano) = spec.nano_cpus {
+        let cpus = host_cpus();
+        if nano < 0 || nano as i128 > cpus as i128 * 1_000_000_000 {
+            return refuse(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The CPUs this process may run on, counted as Docker's daemon counts them (`sysinfo.NumCPU`:
+/// the affinity mask, else every online CPU).
+fn host_cpus() -> i64 {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    if let Ok(set) = sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        let n = (0..CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .count();
+        if n > 0 {
+            return n as i64;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i64)
+}
+
+/// A `--ulimit` above what berth can grant (it lacks CAP_SYS_RESOURCE to raise a hard limit
+/// past its own) is clamped when the spec is written; say so, as the runtime does for a
+/// bundle's limits.
+fn warn_clamped_ulimits(ulimits: &[Ulimit], warn: impl Fn(&str)) {
+    let clamped: Vec<String> = ulimits
+        .iter()
+        .filter_map(|u| {
+            let ceiling = super::spec::ulimit_ceiling(&u.name)?;
+            (u.hard > ceiling).then(|| format!("{} {} > {ceiling}", u.name, u.hard))
+        })
+        .collect();
+    if !clamped.is_empty() {
+        warn(&format!(
+            "cannot raise hard rlimits without CAP_SYS_RESOURCE, clamped to the host's limit: {}",
+            clamped.join(", ")
+        ));
+    }
+}
+
+/// Docker's `--cpus` (`opts.NanoCPUs`): a rational number — decimal (`1.5`, `.5`, `2e-1`) or a
+/// fraction (`3/2`) — in billionths of a CPU, which must come out whole. A value too large to
+/// count comes out as `i64::MAX` (or `MIN`), which `check_limits` refuses as out of range.
+fn parse_nano_cpus(s: &str) -> Result<i64, String> {
+    let unparsable = || format!("failed to parse {s} as a rational number");
+    // Optional sign, then ASCII digits only.
+    let integer = |t: &str| -> Option<(bool, String)> {
+        let (negative, digits) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| (negative, digits.to_string()))
+    };
+    // The value as ±digits × 10^scale ÷ denominator.
+    let (negative, digits, scale, denominator) = match s.split_once('/') {
+        Some((n, d)) => {
+            // The denominator takes no sign, as Go's `big.Rat` reads it.
+            let (Some((negative, digits)), Some((false, d_digits))) = (integer(n), integer(d))
+            else {
+                return Err(unparsable());
+            };
+            let d_digits = d_digits.trim_start_matches('0');
+            if d_digits.is_empty() {
+                return Err(unparsable());
+            }
+            if d_digits.len() > 30 {
+                // Absurd; exact for 0, and no whole number of billionths otherwise in practice.
+                return if digits.trim_start_matches('0').is_empty() {
+                    Ok(0)
+                } else {
+                    Err("value is too precise".into())
+                };
+            }
+            (
+                negative,
+                digits,
+                0i64,
+                d_digits.parse().map_err(|_| unparsable())?,
+            )
+        }
+        None => {
+            let (mantissa, exponent) = match s.split_once(['e', 'E']) {
+                Some((m, e)) => (m, e.parse::<i64>().map_err(|_| unparsable())?),
+                None => (s, 0),
+            };
+            if matches!(mantissa.trim_start_matches(['+', '-']), "" | ".") {
+                return Err(unparsable());
+            }
+            let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+            if fraction.starts_with(['+', '-']) {
+                return Err(unparsable());
+            }
+            let whole = if whole.is_empty() || whole == "-" || whole == "+" {
+                format!("{whole}0")
+            } else {
+                whole.to_string()
+            };
+            let Some((negative, digits)) = integer(&format!("{whole}{fraction}")) else {
+                return Err(unparsable());
+            };
+            (negative, digits, exponent - fraction.len() as i64, 1)
+        }
+    };
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    let saturated = if negative { i64::MIN } else { i64::MAX };
+    // In billionths: × 10^(scale + 9).
+    let scale = scale + 9;
+    let (mut numerator, divisor): (u128, u128) = if scale >= 0 {
+        if digits.len() as i64 + scale > 30 {
+            return Ok(saturated);
+        }
+        (
+            digits.parse::<u128>().map_err(|_| unparsable())? * 10u128.pow(scale as u32),
+            denominator,
+        )
+    } else {
+        // Dropping trailing zeros first keeps 1.5000000000 exact without huge powers.
+        let trimmed = digits.trim_end_matches('0');
+        let dropped = (digits.len() - trimmed.len()) as i64;
+        let scale = scale + dropped;
+        if scale >= 0 {
+            (
+                trimmed.parse::<u128>().map_err(|_| unparsable())? * 10u128.pow(scale as u32),
+                denominator,
+            )
+        } else if -scale > 30 || trimmed.len() > 30 {
+            return Err("value is too precise".into());
+        } else {
+            (
+                trimmed.parse::<u128>().map_err(|_| unparsable())?,
+                denominator * 10u128.pow((-scale) as u32),
+            )
+        }
+    };
+    if numerator % divisor != 0 {
+        return Err("value is too precise".into());
+    }
+    numerator /= divisor;
+    Ok(match i64::try_from(numerator) {
+        Ok(n) if negative => -n,
+        Ok(n) => n,
+        Err(_) => saturated,
+    })
 }
 
 /// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
@@ -384,5 +568,89 @@ mod tests {
         );
         assert!(parse_ulimit("bogus=1").is_err());
         assert!(parse_ulimit("nofile=2:1").is_err());
+    }
+
+    /// What Docker 28's client makes of `--cpus` values (checked against it).
+    #[test]
+    fn cpus_as_docker_reads_them() {
+        for (value, nano) in [
+            ("1", 1_000_000_000),
+            ("1.5", 1_500_000_000),
+            (".5", 500_000_000),
+            ("5.", 5_000_000_000),
+            ("+1", 1_000_000_000),
+            ("-1", -1_000_000_000),
+            ("-0", 0),
+            ("0", 0),
+            ("0.01", 10_000_000),
+            ("1e0", 1_000_000_000),
+            ("2E-1", 200_000_000),
+            ("1/2", 500_000_000),
+            ("3/2", 1_500_000_000),
+            ("-3/2", -1_500_000_000),
+            ("1.5000000000000", 1_500_000_000),
+            ("0.000000001", 1),
+            ("1e30", i64::MAX),
+            ("-1e30", i64::MIN),
+        ] {
+            assert_eq!(parse_nano_cpus(value), Ok(nano), "{value}");
+        }
+        for value in ["0.0000000001", "2.0000000001", "1/3", "1e-10"] {
+            assert_eq!(
+                parse_nano_cpus(value),
+                Err("value is too precise".to_string()),
+                "{value}"
+            );
+        }
+        for value in ["lots", "", ".", "1/0", "1/-2", "1e", "1.2.3", "--1", "1 "] {
+            assert_eq!(
+                parse_nano_cpus(value),
+                Err(format!("failed to parse {value} as a rational number")),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_refused_as_docker_refuses_them() {
+        let refused = |spec: SpecOptions| match check_limits(&spec) {
+            Err(FlagError::Refused(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        let memory = |m: i64, swap: Option<i64>| SpecOptions {
+            memory: Some(m),
+            memory_swap: swap,
+            ..SpecOptions::default()
+        };
+        assert_eq!(
+            refused(memory(1024, None)),
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert!(check_limits(&memory(6 << 20, None)).is_ok());
+        assert!(check_limits(&memory(10 << 20, Some(-1))).is_ok());
+        assert!(check_limits(&memory(10 << 20, Some(10 << 20))).is_ok());
+        assert_eq!(
+            refused(memory(10 << 20, Some(5 << 20))),
+            "Minimum memoryswap limit should be larger than memory limit, see usage"
+        );
+        assert_eq!(
+            refused(SpecOptions {
+                memory_swap: Some(10 << 20),
+                ..SpecOptions::default()
+            }),
+            "You should always set the Memory limit when using Memoryswap limit, see usage"
+        );
+        let cpus = host_cpus();
+        let nano = |n: i64| SpecOptions {
+            nano_cpus: Some(n),
+            ..SpecOptions::default()
+        };
+        assert!(check_limits(&nano(cpus * 1_000_000_000)).is_ok());
+        let range = format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        );
+        assert_eq!(refused(nano(cpus * 1_000_000_000 + 1)), range);
+        assert_eq!(refused(nano(-1)), range);
+        assert_eq!(refused(nano(i64::MAX)), range);
     }
 }

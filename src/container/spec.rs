@@ -323,34 +323,54 @@ pub fn build(
 
 /// Without CAP_SYS_RESOURCE (this VM's bounding set lacks it) a hard limit cannot be raised
 /// above the current one: such limits are clamped here, once, rather than failing or warning
-/// inside every container. runtime-specs/README.md says so too.
+/// inside every container. runtime-specs/README.md says so too. (A `--ulimit` that gets clamped
+/// is warned about when the flags are read: `ulimit_ceiling`.)
 fn clamp_rlimits(rlimits: Vec<PosixRlimit>) -> Result<Vec<PosixRlimit>, ContainerError> {
-    let can_raise = caps::has_cap(
-        None,
-        caps::CapSet::Effective,
-        caps::Capability::CAP_SYS_RESOURCE,
-    )
-    .unwrap_or(false);
-    if can_raise {
+    if can_raise_rlimits() {
         return Ok(rlimits);
     }
     rlimits
         .into_iter()
-        .map(|r| {
-            let mut current = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            match rlimit_resource(r.typ()) {
-                // SAFETY: getrlimit fills the struct we pass.
-                Some(resource) if unsafe { libc::getrlimit(resource, &mut current) } == 0 => {
-                    let max = current.rlim_max;
-                    rlimit(r.typ(), r.soft().min(max), r.hard().min(max))
-                }
-                _ => Ok(r),
-            }
+        .map(|r| match hard_limit(r.typ()) {
+            Some(max) => rlimit(r.typ(), r.soft().min(max), r.hard().min(max)),
+            None => Ok(r),
         })
         .collect()
+}
+
+/// The highest limit a container can get for `--ulimit NAME=…` (`nofile`, `nproc`, …): the
+/// host's hard limit when berth lacks CAP_SYS_RESOURCE to raise it, else None (no ceiling, or
+/// an unknown name).
+pub fn ulimit_ceiling(name: &str) -> Option<u64> {
+    let kind = serde_json::from_value::<PosixRlimitType>(Value::String(format!(
+        "RLIMIT_{}",
+        name.to_ascii_uppercase()
+    )))
+    .ok()?;
+    if can_raise_rlimits() {
+        return None;
+    }
+    hard_limit(kind)
+}
+
+fn can_raise_rlimits() -> bool {
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false)
+}
+
+/// berth's own hard limit of `kind`.
+fn hard_limit(kind: PosixRlimitType) -> Option<u64> {
+    let resource = rlimit_resource(kind)?;
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    (unsafe { libc::getrlimit(resource, &mut current) } == 0).then_some(current.rlim_max)
 }
 
 fn rlimit(kind: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit, ContainerError> {

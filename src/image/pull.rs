@@ -12,7 +12,7 @@ use super::digest::{Digest, HashingReader};
 use super::manifest::{self, ConfigSummary, Descriptor, Document, ImageManifest, Platform};
 use super::reference::Reference;
 use super::registry::blob::BlobReader;
-use super::registry::{MAX_DOCUMENT_BYTES, Registry, RegistryError};
+use super::registry::{MAX_DOCUMENT_BYTES, Registry, RegistryError, RetryReport};
 use super::store::{CompressedBlob, ImageRecord, LayerRecord, Store};
 use crate::archive::ArchiveError;
 use crate::archive::compression::{self, LimitedReader, TooLarge};
@@ -27,10 +27,19 @@ pub enum LayerStatus {
     AlreadyExists,
     PullingFsLayer,
     Waiting,
-    Downloading { current: u64, total: u64 },
+    Downloading {
+        current: u64,
+        total: u64,
+    },
     VerifyingChecksum,
     DownloadComplete,
     PullComplete,
+    /// A request failed and is tried again in this many seconds (counted down a second at a
+    /// time, as Docker does). Also reported for the manifest and config, under the id of the
+    /// `Pulling from` line.
+    Retrying {
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -76,13 +85,21 @@ pub fn pull(
 ) -> Result<Pulled, ImageError> {
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
     let scope = format!("repository:{}:pull", reference.path);
+    let what = match &reference.digest {
+        Some(d) => d.to_string(),
+        None => reference.manifest_reference(),
+    };
+    // Retries of the manifest and config show on the line that says what is pulled.
+    let retrying = |seconds| {
+        progress(PullEvent::Layer {
+            id: what.clone(),
+            status: LayerStatus::Retrying { seconds },
+        })
+    };
     let (top_digest, manifest, manifest_digest, manifest_bytes) =
-        resolve(registry, reference, &scope, &platform)?;
+        resolve(registry, reference, &scope, &platform, &retrying)?;
     progress(PullEvent::Pulling {
-        what: match &reference.digest {
-            Some(d) => d.to_string(),
-            None => reference.manifest_reference(),
-        },
+        what: what.clone(),
         from: reference.path.clone(),
     });
 
@@ -98,7 +115,7 @@ pub fn pull(
     } else {
         let path = format!("/v2/{}/blobs/{}", reference.path, manifest.config.digest);
         let bytes = registry
-            .get(&path, &scope, &[])?
+            .get_reporting(&path, &scope, &[], &retrying)?
             .read_limited("image config", MAX_DOCUMENT_BYTES)?;
         verify_bytes("image config", &manifest.config.digest, &bytes)?;
         bytes
@@ -210,9 +227,15 @@ fn resolve(
     reference: &Reference,
     scope: &str,
     platform: &Platform,
+    retrying: RetryReport<'_>,
 ) -> Result<(Digest, ImageManifest, Digest, Vec<u8>), ImageError> {
-    let (bytes, content_type) =
-        fetch_manifest(registry, reference, scope, &reference.manifest_reference())?;
+    let (bytes, content_type) = fetch_manifest(
+        registry,
+        reference,
+        scope,
+        &reference.manifest_reference(),
+        retrying,
+    )?;
     let top_digest = Digest::of_bytes(&bytes);
     if let Some(wanted) = &reference.digest {
         verify_bytes("manifest", wanted, &bytes)?;
@@ -222,7 +245,7 @@ fn resolve(
         Document::Index(entries) => {
             let entry: &Descriptor = manifest::select_platform(&entries, platform)?;
             let (inner, inner_type) =
-                fetch_manifest(registry, reference, scope, entry.digest.as_str())?;
+                fetch_manifest(registry, reference, scope, entry.digest.as_str(), retrying)?;
             verify_bytes("manifest", &entry.digest, &inner)?;
             match manifest::parse(&inner, inner_type.as_deref())? {
                 Document::Manifest(m) => Ok((top_digest, m, entry.digest.clone(), inner)),
@@ -239,10 +262,16 @@ fn fetch_manifest(
     reference: &Reference,
     scope: &str,
     tag_or_digest: &str,
+    retrying: RetryReport<'_>,
 ) -> Result<(Vec<u8>, Option<String>), ImageError> {
     let path = format!("/v2/{}/manifests/{}", reference.path, tag_or_digest);
     let response = registry
-        .get(&path, scope, &[("Accept", manifest::ACCEPT.to_string())])
+        .get_reporting(
+            &path,
+            scope,
+            &[("Accept", manifest::ACCEPT.to_string())],
+            retrying,
+        )
         .map_err(|e| ImageError::from_manifest_fetch(e, reference))?;
     let content_type = response.content_type.clone();
     let bytes = response.read_limited("manifest", MAX_DOCUMENT_BYTES)?;
@@ -393,12 +422,19 @@ fn fetch_layer(
             status: LayerStatus::Downloading { current, total },
         })
     };
+    let retrying = |seconds| {
+        progress(PullEvent::Layer {
+            id: id.clone(),
+            status: LayerStatus::Retrying { seconds },
+        })
+    };
     let mut blob = BlobReader::new(
         registry,
         &reference.path,
         &layer.digest,
         layer.size,
         &report,
+        &retrying,
     );
     let slot = blob.error_slot();
     let mut tee = Tee {

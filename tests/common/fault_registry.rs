@@ -75,6 +75,11 @@ pub struct Fault {
     pub no_content_length: bool,
     /// Content-Type to send instead of the stored one.
     pub content_type: Option<String>,
+    /// Read the request, then answer nothing, keeping the connection open until the client
+    /// closes it (recorded with status 0).
+    pub hang: bool,
+    /// Hang only the first this-many requests (None: always).
+    pub hang_times: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -120,6 +125,7 @@ struct Plan {
     content_length: Option<u64>,
     slow: Option<(usize, Duration)>,
     send_body: bool,
+    hang: bool,
 }
 
 impl Plan {
@@ -131,6 +137,7 @@ impl Plan {
             content_length: Some(body.len() as u64),
             slow: None,
             send_body: true,
+            hang: false,
         }
     }
 }
@@ -322,6 +329,9 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         plan
     };
 
+    if plan.hang {
+        return hold_silently(&stream);
+    }
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nConnection: close\r\n",
         plan.status,
@@ -357,6 +367,27 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Keeps the connection open, saying nothing, until the client closes it (or 10 minutes pass).
+fn hold_silently(stream: &TcpStream) -> std::io::Result<()> {
+    use std::io::Read;
+    let until = Instant::now() + Duration::from_secs(600);
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut byte = [0u8; 1];
+    while Instant::now() < until {
+        match (&*stream).read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 fn decide(state: &mut State, method: &str, path: &str, headers: &HashMap<String, String>) -> Plan {
     if method != "GET" && method != "HEAD" {
         return Plan::simple(405, &error_body("UNSUPPORTED", "method not allowed"));
@@ -386,6 +417,11 @@ fn decide(state: &mut State, method: &str, path: &str, headers: &HashMap<String,
         if let Some(secs) = fault.retry_after {
             plan.headers.push(("Retry-After".into(), secs.to_string()));
         }
+        return plan;
+    }
+    if fault.hang && fault.hang_times.is_none_or(|times| seen < times) {
+        let mut plan = Plan::simple(0, "");
+        plan.hang = true;
         return plan;
     }
     if let Some(base) = &fault.redirect {
@@ -476,6 +512,7 @@ fn decide(state: &mut State, method: &str, path: &str, headers: &HashMap<String,
         content_length: (!fault.no_content_length).then_some(advertised),
         slow: fault.slow,
         send_body: true,
+        hang: false,
     }
 }
 

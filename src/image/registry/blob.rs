@@ -1,14 +1,20 @@
 //! A blob download as a `Read` stream that verifies itself and survives broken connections.
 //!
-//! Every byte is counted and hashed on the way through. When the connection drops (or ends
-//! early), the stream re-requests the rest with `Range: bytes=N-`; a server that ignores Range
-//! answers 200 and the first N bytes are skipped. More bytes than the descriptor's size, or a
-//! final digest that differs, fail the stream: the caller never names unverified content.
+//! Every byte is counted and hashed on the way through. When the connection drops, ends early
+//! or stalls (nothing for the stall timeout, or less than [`STALL_BYTES`] in it), the stream
+//! re-requests the rest with `Range: bytes=N-`; a server that ignores Range answers 200 and the
+//! first N bytes are skipped. The requests and resumes of one blob share one budget of attempts,
+//! and each wait before the next is reported (Docker's `Retrying in N seconds`). More bytes than
+//! the descriptor's size, or a final digest that differs, fail the stream: the caller never
+//! names unverified content.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use super::{MAX_TRIES, Registry, RegistryError, backoff};
+use super::{
+    Registry, RegistryError, Retries, RetryReport, STALL_BYTES, STALL_TIMEOUT_ENV, is_timeout, show,
+};
 use crate::image::digest::{Digest, Hasher};
 
 /// Where a failing `BlobReader` leaves its typed error, since `Read` can only return `io::Error`
@@ -24,7 +30,9 @@ pub struct BlobReader<'a> {
     offset: u64,
     hasher: Hasher,
     body: Option<Box<dyn Read + Send + Sync>>,
-    failures: u32,
+    /// Since when, and from which offset, the open body has to bring `STALL_BYTES`.
+    progress_mark: (Instant, u64),
+    retries: Retries<'a>,
     slot: ErrorSlot,
     progress: &'a (dyn Fn(u64) + Sync),
     verified: bool,
@@ -32,13 +40,26 @@ pub struct BlobReader<'a> {
     failed: Option<String>,
 }
 
+/// Why an open body was given up.
+enum Interrupted {
+    /// The connection failed or ended early: what the read said.
+    Broken(Option<io::Error>),
+    /// Nothing came for the stall timeout.
+    Silent,
+    /// Less than `STALL_BYTES` came in the stall timeout.
+    Trickling,
+}
+
 impl<'a> BlobReader<'a> {
+    /// `progress` hears the byte count after each read; `retrying` the seconds left before each
+    /// new attempt.
     pub fn new(
         registry: &'a Registry,
         repository_path: &str,
         digest: &Digest,
         size: u64,
         progress: &'a (dyn Fn(u64) + Sync),
+        retrying: RetryReport<'a>,
     ) -> BlobReader<'a> {
         BlobReader {
             registry,
@@ -49,7 +70,8 @@ impl<'a> BlobReader<'a> {
             offset: 0,
             hasher: Hasher::default(),
             body: None,
-            failures: 0,
+            progress_mark: (Instant::now(), 0),
+            retries: Retries::stream(retrying),
             slot: Arc::new(Mutex::new(None)),
             progress,
             verified: false,
@@ -73,32 +95,68 @@ impl<'a> BlobReader<'a> {
         io::Error::other(message)
     }
 
-    fn open(&mut self) -> Result<(), RegistryError> {
+    fn url(&self) -> String {
+        format!("{}{}", self.registry.base(), self.path)
+    }
+
+    /// Requests the blob from the current offset. `Err(Ok(e))`: the request failed for good
+    /// (its attempts are spent, or the registry refused); `Err(Err(i))`: the answer broke while
+    /// skipping to the offset, which may be retried.
+    fn open(&mut self) -> Result<(), Result<RegistryError, Interrupted>> {
         let headers = if self.offset > 0 {
             vec![("Range", format!("bytes={}-", self.offset))]
         } else {
             Vec::new()
         };
-        let response = self.registry.get(&self.path, &self.scope, &headers)?;
+        let response = self
+            .registry
+            .request("GET", &self.path, &self.scope, &headers, &mut self.retries)
+            .map_err(Ok)?;
         let mut body = response.body;
         if self.offset > 0 && response.status != 206 {
             // The server ignored Range: skip what we already have.
-            let skipped =
-                io::copy(&mut (&mut body).take(self.offset), &mut io::sink()).map_err(|e| {
-                    RegistryError::Transport {
-                        url: response.url.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
-            if skipped < self.offset {
-                return Err(RegistryError::Transport {
-                    url: response.url,
-                    message: "connection closed while skipping to the resume offset".into(),
-                });
+            match io::copy(&mut (&mut body).take(self.offset), &mut io::sink()) {
+                Ok(skipped) if skipped == self.offset => {}
+                Ok(_) => return Err(Err(Interrupted::Broken(None))),
+                Err(e) if is_timeout(&e) => return Err(Err(Interrupted::Silent)),
+                Err(e) => return Err(Err(Interrupted::Broken(Some(e)))),
             }
         }
         self.body = Some(body);
+        self.progress_mark = (Instant::now(), self.offset);
         Ok(())
+    }
+
+    /// Whether the open body has brought less than `STALL_BYTES` for the stall timeout.
+    fn trickling(&self) -> bool {
+        let (since, from) = self.progress_mark;
+        self.offset - from < STALL_BYTES
+            && since.elapsed() >= self.registry.timeouts().stall
+            && self.offset < self.size
+    }
+
+    /// Gives up the open body; waits before the next attempt, or fails the stream when no
+    /// attempt is left.
+    fn interrupted(&mut self, why: Interrupted) -> io::Result<()> {
+        self.body = None;
+        if let Some(delay) = self.retries.next_delay(None) {
+            self.retries.wait(delay);
+            return Ok(());
+        }
+        let stall = show(self.registry.timeouts().stall);
+        let message = match why {
+            Interrupted::Broken(Some(e)) => e.to_string(),
+            Interrupted::Broken(None) => "unexpected EOF".to_string(),
+            Interrupted::Silent => format!("stalled: no data for {stall} ({STALL_TIMEOUT_ENV})"),
+            Interrupted::Trickling => {
+                format!("stalled: less than {STALL_BYTES} bytes in {stall} ({STALL_TIMEOUT_ENV})")
+            }
+        };
+        let url = self.url();
+        Err(self.fail(RegistryError::Transport {
+            url,
+            message: format!("{message} after {} of {} bytes", self.offset, self.size),
+        }))
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -124,15 +182,18 @@ impl Read for BlobReader<'_> {
             return Ok(0);
         }
         loop {
-            if self.body.is_none()
-                && let Err(e) = self.open()
-            {
-                let retryable = matches!(e, RegistryError::Transport { .. });
-                self.failures += 1;
-                if !retryable || self.failures >= MAX_TRIES {
-                    return Err(self.fail(e));
+            if self.body.is_none() {
+                match self.open() {
+                    Ok(()) => {}
+                    Err(Ok(e)) => return Err(self.fail(e)),
+                    Err(Err(why)) => {
+                        self.interrupted(why)?;
+                        continue;
+                    }
                 }
-                std::thread::sleep(backoff(self.failures));
+            }
+            if self.trickling() {
+                self.interrupted(Interrupted::Trickling)?;
                 continue;
             }
             let body = self.body.as_mut().expect("opened above");
@@ -147,6 +208,9 @@ impl Read for BlobReader<'_> {
                 Ok(n) if n > 0 && self.offset + n as u64 <= self.size => {
                     self.hasher.update(&buf[..n]);
                     self.offset += n as u64;
+                    if self.offset - self.progress_mark.1 >= STALL_BYTES {
+                        self.progress_mark = (Instant::now(), self.offset);
+                    }
                     (self.progress)(self.offset);
                     return Ok(n);
                 }
@@ -157,25 +221,11 @@ impl Read for BlobReader<'_> {
                         actual: self.offset + n as u64,
                     }));
                 }
+                // Nothing for the stall timeout (the socket's read timeout).
+                Err(e) if is_timeout(&e) => self.interrupted(Interrupted::Silent)?,
                 // Ended early, or the connection broke: resume from where we are.
-                Ok(_) | Err(_) => {
-                    self.body = None;
-                    self.failures += 1;
-                    if self.failures >= MAX_TRIES {
-                        let message = match result {
-                            Err(e) => e.to_string(),
-                            Ok(_) => "unexpected EOF".to_string(),
-                        };
-                        return Err(self.fail(RegistryError::Transport {
-                            url: format!("{}{}", self.registry.base(), self.path),
-                            message: format!(
-                                "{message} after {} of {} bytes",
-                                self.offset, self.size
-                            ),
-                        }));
-                    }
-                    std::thread::sleep(backoff(self.failures));
-                }
+                Ok(_) => self.interrupted(Interrupted::Broken(None))?,
+                Err(e) => self.interrupted(Interrupted::Broken(Some(e)))?,
             }
         }
     }

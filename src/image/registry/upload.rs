@@ -5,7 +5,9 @@
 use std::io::{self, Read};
 
 use super::auth::Challenge;
-use super::{MAX_DOCUMENT_BYTES, MAX_TRIES, Registry, RegistryError, backoff, retry_after};
+use super::{
+    MAX_DOCUMENT_BYTES, MAX_TRIES, Registry, RegistryError, Retries, backoff, retry_after,
+};
 use crate::config::Config;
 
 /// Produces a fresh body for each attempt.
@@ -58,7 +60,7 @@ impl Registry {
         if challenge == Some(Challenge::Basic) && self.credentials.is_none() {
             return Err(RegistryError::NoBasicCredentials { url });
         }
-        let mut authorization = self.authorization(&challenge, scope, false)?;
+        let mut authorization = self.authorization(&challenge, scope, false, &|_| {})?;
         let mut refreshed = false;
         loop {
             match self.attempt(method, &url, headers, authorization.as_deref(), body)? {
@@ -67,7 +69,7 @@ impl Registry {
                     if !refreshed && matches!(challenge, Some(Challenge::Bearer { .. })) =>
                 {
                     refreshed = true;
-                    authorization = self.authorization(&challenge, scope, true)?;
+                    authorization = self.authorization(&challenge, scope, true, &|_| {})?;
                 }
                 Attempt::Failed(401, _, errors) => {
                     return Err(RegistryError::Unauthorized { url, errors });
@@ -91,6 +93,7 @@ impl Registry {
         authorization: Option<&str>,
         body: Option<(BodyFn<'_, '_>, u64)>,
     ) -> Result<Attempt, RegistryError> {
+        self.check_settings()?;
         let transport = |message: String| RegistryError::Transport {
             url: url.to_string(),
             message,
@@ -160,7 +163,9 @@ pub fn http_get(url: &str) -> Result<Box<dyn Read + Send + Sync>, RegistryError>
     })?;
     let host = parsed.host_str().unwrap_or("localhost").to_string();
     let registry = Registry::with_credentials(&host, &Config::default(), None);
-    match registry.send_with_retries("GET", url, &[], None)? {
+    // A download of any size: limited by stalls, not by a deadline.
+    let mut retries = Retries::stream(&|_| {});
+    match registry.send_with_retries("GET", url, &[], None, &mut retries)? {
         Ok(response) => Ok(response.body),
         Err((status, _, _)) => Err(RegistryError::Transport {
             url: url.to_string(),
