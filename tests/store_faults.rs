@@ -220,6 +220,26 @@ fn an_exit_the_full_store_had_no_room_for_is_recorded_when_space_returns() {
 }
 
 #[test]
+fn an_exit_whose_container_files_are_gone_is_not_kept_aside() {
+    let lab = Lab::new("gone-exit");
+    let id = lab.run_d(&["--name", "g1", BUSYBOX, "sleep", "1000"]);
+    let pid = lab.state_pid(&id, "pid");
+    let monitor = lab.state_pid(&id, "monitor_pid");
+    // The store went away under a running container (its test root deleted, say).
+    std::fs::remove_dir_all(lab.container_dir(&id)).unwrap();
+    // SAFETY: kill(2) of the container's init, which this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(
+        wait_until(Duration::from_secs(60), || !alive(monitor)),
+        "the monitor did not finish"
+    );
+    assert!(
+        !Path::new("/run/berth").join(&id).exists(),
+        "an exit kept aside for a container that is gone"
+    );
+}
+
+#[test]
 fn a_start_the_full_store_cannot_record_fails_and_leaves_nothing_running() {
     let lab = Lab::on_tmpfs("full-start", 64);
     let id = lab.ok(&["create", "--name", "f2", BUSYBOX, "sleep", "987654"]);

@@ -783,10 +783,12 @@ fn report_exit(
             c.queue(&attach::encode(STDERR, line.as_bytes()));
         }
     }
-    let unrecorded = recorded
-        .is_err()
-        .then(|| setup.dir.write_pending_exit(&state))
-        .is_some_and(|aside| aside.is_err());
+    let unrecorded = match recorded {
+        Ok(()) => false,
+        // Removed meanwhile: nobody is left to ask for its exit.
+        Err(_) if !setup.dir.path.exists() => false,
+        Err(_) => setup.dir.write_pending_exit(&state).is_err(),
+    };
     let exit = attach::encode(EXIT, &code.to_be_bytes());
     for c in serving.clients.iter_mut() {
         let _ = c.stream.set_nonblocking(false);
