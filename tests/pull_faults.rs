@@ -1459,22 +1459,24 @@ fn kill_during_download_then_pull_again() {
     // The killed run left its work behind…
     let root = sandbox.root();
     assert!(!root.join("layers").join(layer.diff_hex()).exists());
+    let blob_hex = layer.digest.trim_start_matches("sha256:");
     assert!(
         names_in(&root.join("tmp"))
             .iter()
-            .any(|n| n.starts_with(".tmp-")),
+            .any(|n| n.starts_with(".tmp-") && !n.ends_with(blob_hex)),
         "no work dir in tmp/ from the killed pull"
     );
     assert!(
-        names_in(&root.join("blobs/sha256"))
+        names_in(&root.join("tmp"))
             .iter()
-            .any(|n| n.starts_with(".tmp-")),
+            .any(|n| n.starts_with(".tmp-") && n.ends_with(blob_hex)),
         "no temp blob from the killed pull"
     );
 
     // …which the next successful pull sweeps.
     registry.clear_fault(&path);
     sandbox.pull(&reference).assert_ok();
+    assert_eq!(names_in(&root.join("tmp")), BTreeSet::new());
     assert_eq!(
         names_in(&root.join("layers")),
         BTreeSet::from([layer.diff_hex().to_string()])

@@ -30,7 +30,11 @@ fn each(
 ) -> CliResult {
     let mut failed = false;
     for name in names {
-        match store.find(name).and_then(|dir| op(&dir)) {
+        match store
+            .find(name)
+            .and_then(|dir| op(&dir))
+            .map_err(|e| as_named(e, name))
+        {
             Ok(Some(line)) => println!("{line}"),
             Ok(None) => println!("{name}"),
             Err(e) => {
@@ -40,6 +44,15 @@ fn each(
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// A container found and then removed by another command before this one got to it is "No
+/// such container" under the name the user gave.
+fn as_named(e: ContainerError, name: &str) -> ContainerError {
+    match e {
+        ContainerError::NotFound(_) => ContainerError::NotFound(name.to_string()),
+        e => e,
+    }
 }
 
 // ---- ps ----
@@ -417,7 +430,8 @@ impl Verb for RenameArgs {
     fn run(self, context: &Context) -> CliResult {
         let store = context.containers()?;
         let dir = store.find(&self.container).map_err(Failure::daemon)?;
-        ops::rename(&store, &dir, &self.new_name).map_err(Failure::daemon)?;
+        ops::rename(&store, &dir, &self.new_name)
+            .map_err(|e| Failure::daemon(as_named(e, &self.container)))?;
         Ok(0)
     }
 }
@@ -472,8 +486,11 @@ impl Verb for PruneArgs {
         }
         let store = context.containers()?;
         let filters = PruneFilters::parse(&self.filter).map_err(Failure::berth)?;
-        let Pruned { deleted, reclaimed } =
-            list::prune(&context.root, &store, &filters).map_err(Failure::berth)?;
+        let Pruned {
+            deleted,
+            reclaimed,
+            failed,
+        } = list::prune(&context.root, &store, &filters).map_err(Failure::berth)?;
         if !deleted.is_empty() {
             println!("Deleted Containers:");
             for id in &deleted {
@@ -482,7 +499,10 @@ impl Verb for PruneArgs {
             println!();
         }
         println!("Total reclaimed space: {}", human_size(reclaimed, 3));
-        Ok(0)
+        for e in &failed {
+            eprintln!("Error response from daemon: {e}");
+        }
+        Ok(if failed.is_empty() { 0 } else { 1 })
     }
 }
 

@@ -309,5 +309,8 @@ pub fn run(cli: Cli) -> CliResult {
     // Networks of containers that died without their monitor (it was killed) are released
     // by whichever berth command runs next.
     crate::network::sweep();
+    // So is the work in the store's tmp/ that killed commands left (a commit's layer, a
+    // load's archive): what a running command is writing there stays.
+    crate::image::store::sweep_work(&context.root);
     cli.command.run(&context)
 }

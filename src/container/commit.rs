@@ -101,10 +101,14 @@ pub fn commit(
         let staged = assemble::stage_layer(store, file, None)?;
         Ok((staged, work))
     })();
-    if paused_here {
-        let _ = ops::pause(&dir, false);
-    }
+    // A container left frozen (its state could not be written back) is the user's to know.
+    let resumed = if paused_here {
+        ops::pause(&dir, false)
+    } else {
+        Ok(())
+    };
     let (staged, _work) = staged?;
+    resumed?;
 
     let diff_id = staged.record.diff_id.clone();
     let mut config = base;

@@ -233,9 +233,9 @@ pub fn create(
     let mut record = record;
     record.name = match &options.name {
         Some(name) => {
-            if !names::is_valid(name) {
+            if let Err(e) = names::check(name) {
                 let _ = sys::remove_tree(&work.path);
-                return Err(ContainerError::InvalidName(name.clone()));
+                return Err(e);
             }
             if let Some(owner) = containers.name_owner(name)? {
                 let _ = sys::remove_tree(&work.path);

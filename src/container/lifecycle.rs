@@ -149,7 +149,9 @@ pub fn create_and_start(
                         && options.auto_remove
                         && let Some(record) = record
                     {
-                        removal::remove_files(images.root(), &dir, &record, true);
+                        // What failed is the error to report; a container that cannot be
+                        // removed either stays listed, stopped.
+                        let _ = removal::remove_files(images.root(), &dir, &record, true);
                     }
                     Err(e)
                 }
@@ -197,7 +199,10 @@ fn create_in_monitor(
                 // As Docker: a container that failed to start stays created, unless --rm;
                 // one that another command started meanwhile is left to it.
                 if options.auto_remove && !matches!(e, ContainerError::AlreadyRunning(_)) {
-                    removal::remove_files(images.root(), &created.dir, &created.record, true);
+                    // The start's failure is what is reported; a container that cannot be
+                    // removed either stays listed, stopped.
+                    let _ =
+                        removal::remove_files(images.root(), &created.dir, &created.record, true);
                 }
                 Err(e)
             }
@@ -220,6 +225,9 @@ fn ensure_startable(dir: &ContainerDir) -> Result<(), ContainerError> {
     if !dir.record_path().exists() {
         return Err(ContainerError::NotFound(dir.id.clone()));
     }
+    // The last run's exit, if it had to be left aside, is recorded before a new run
+    // replaces the state: a failed start leaves the container as it was.
+    let _ = dir.record_pending_exit();
     if current_state(dir)?.status.is_running() {
         return Err(ContainerError::AlreadyRunning(dir.id.clone()));
     }
@@ -385,10 +393,21 @@ pub fn load_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
 
 /// The container's state as the kernel sees it: a recorded pid whose start time no longer
 /// matches, or a vanished runtime directory after a reboot, means the container has exited.
+///
+/// An exit the monitor had to leave aside (the store was full or read-only when the container
+/// exited) is what the state says, and is written into `state.json` here when the container
+/// is not locked by anyone: the first command after space returns records it.
 pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
     let mut state = dir.state()?;
     if state.status.is_running() {
         let alive = state.pid > 0 && sys::process_start_time(state.pid) == Some(state.pid_start);
+        if !alive && let Some(exited) = dir.pending_exit(&state) {
+            if let Ok(Some(_lock)) = dir.try_lock() {
+                // Still no room: it stays aside, and the next command tries again.
+                let _ = dir.record_pending_exit();
+            }
+            return Ok(exited);
+        }
         if !alive {
             state.status = Status::Exited;
             if state.exit_code.is_none() {

@@ -77,10 +77,13 @@ pub struct Pruned {
     /// IDs, newest first.
     pub deleted: Vec<String>,
     pub reclaimed: u64,
+    /// The containers whose files could not be removed (a read-only or broken store).
+    pub failed: Vec<ContainerError>,
 }
 
-/// Removes every stopped container `filters` keeps. One that cannot be removed (it started
-/// meanwhile) is left alone, as Docker does.
+/// Removes every stopped container `filters` keeps. One that cannot be removed because it
+/// started or went meanwhile is left alone, as Docker does; one the store cannot remove is
+/// reported in `failed`.
 pub fn prune(
     root: &Path,
     store: &ContainerStore,
@@ -89,15 +92,20 @@ pub fn prune(
     let mut pruned = Pruned {
         deleted: Vec::new(),
         reclaimed: 0,
+        failed: Vec::new(),
     };
     for listed in list(store)? {
         if listed.state.status.is_running() || !filters.matches(&listed.record) {
             continue;
         }
         let size = listed.size();
-        if ops::remove(root, &listed.dir, false, false).is_ok() {
-            pruned.reclaimed += size;
-            pruned.deleted.push(listed.record.id);
+        match ops::remove(root, &listed.dir, false, false) {
+            Ok(()) => {
+                pruned.reclaimed += size;
+                pruned.deleted.push(listed.record.id);
+            }
+            Err(ContainerError::RemoveRunning(_) | ContainerError::NotFound(_)) => {}
+            Err(e) => pruned.failed.push(e),
         }
     }
     Ok(pruned)

@@ -43,6 +43,13 @@ pub enum ContainerError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    /// A store write of `rm` failed: Docker's words for it.
+    #[error("unable to remove filesystem for {id}: {path}: {source}")]
+    Remove {
+        id: String,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("No such container: {0}")]
     NotFound(String),
     #[error("multiple containers found with provided prefix: {0}")]
@@ -53,6 +60,11 @@ pub enum ContainerError {
     NoCommand,
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
+    #[error(
+        "Invalid container name ({0}): names longer than {max} characters are not supported",
+        max = names::MAX_NAME_LEN
+    )]
+    NameTooLong(String),
     #[error(
         "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
     )]

@@ -348,7 +348,17 @@ fn monitor(
     };
     let pid = spawned.pid.as_raw();
     sys::trace("monitor-spawned");
-    let state = report_started(setup, pid, &mut clients);
+    let state = match report_started(setup, pid, &mut clients) {
+        Ok(state) => state,
+        Err(e) => {
+            // A container whose start cannot be recorded (a full or read-only store) must not
+            // run: nothing could find it to stop it, and `rm` would take its files away under
+            // it. It goes with its cgroup, and the start fails with the store's error.
+            let _ = container.delete(true);
+            report_start_failure(setup, 125, e.to_string(), clients);
+            return Ok(());
+        }
+    };
     drop(start_lock);
 
     // The mount namespace pins the container's network namespace (through its /sys), and
@@ -367,8 +377,38 @@ fn monitor(
         clients,
     )?;
     serving.run()?;
-    report_exit(setup, state, serving, reservations, mount_ns, container);
+    if let Some(exited) = report_exit(setup, state, serving, reservations, mount_ns, container) {
+        keep_recording(&setup.dir, &exited);
+    }
     Ok(())
+}
+
+/// Neither the store nor /run had room for the exit: the monitor stays (its container is gone,
+/// and so is everything else of it) and tries again, less and less often, until the exit is
+/// written, the container is removed, or it has been started again.
+fn keep_recording(dir: &ContainerDir, exited: &State) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(30));
+        let _lock = match dir.try_lock() {
+            Ok(Some(lock)) => lock,
+            Ok(None) => continue,
+            Err(super::ContainerError::NotFound(_)) => return,
+            Err(_) => continue,
+        };
+        match dir.state() {
+            Ok(s)
+                if s.status.is_running()
+                    && s.pid == exited.pid
+                    && s.pid_start == exited.pid_start => {}
+            // Removed, started again, or recorded by another command.
+            _ => return,
+        }
+        if dir.write_state(exited).is_ok() || dir.write_pending_exit(exited).is_ok() {
+            return;
+        }
+    }
 }
 
 /// The runtime could not start the container: the error goes into its state and to every
@@ -385,7 +425,9 @@ fn report_start_failure(
         state.exit_code = Some(code);
     }
     let _ = setup.dir.write_state(&state);
-    let trash = finish_cleanup(setup, None, None);
+    // The start's failure is what is reported: a --rm container that cannot be removed
+    // either stays listed, stopped.
+    let (trash, _) = finish_cleanup(setup, None, None);
     let failure = attach::start_failure(code, &message);
     for c in &mut clients {
         let _ = c.stream.set_nonblocking(false);
@@ -397,7 +439,11 @@ fn report_start_failure(
 
 /// Records the container as running with its init `pid` and tells the clients; returns the
 /// state, which the exit completes.
-fn report_started(setup: &MonitorSetup, pid: i32, clients: &mut [Client]) -> State {
+fn report_started(
+    setup: &MonitorSetup,
+    pid: i32,
+    clients: &mut [Client],
+) -> Result<State, super::ContainerError> {
     let state = State {
         status: Status::Running,
         pid,
@@ -409,13 +455,13 @@ fn report_started(setup: &MonitorSetup, pid: i32, clients: &mut [Client]) -> Sta
         finished_at: None,
         error: None,
     };
-    let _ = setup.dir.write_state(&state);
+    setup.dir.write_state(&state)?;
     let started = attach::encode(STARTED, &pid.to_be_bytes());
     for c in clients {
         c.queue(&started);
         c.flush();
     }
-    state
+    Ok(state)
 }
 
 /// A running container as the monitor serves it: its init, its stdio, the log and the
@@ -679,6 +725,12 @@ impl Serving {
 /// returns only once nothing is left; then send every client what is queued for it and the
 /// exit status. The port `reservations` are held until the endpoint is gone, the mount
 /// namespace until the exit is reported.
+///
+/// An exit the store has no room for (full, or read-only) is left aside in the runtime
+/// directory on /run, where the next command finds it and records it once there is room
+/// (`ContainerDir::pending_exit`). Returns the exit when it could be written nowhere.
+/// `--rm` that cannot remove the container records its exit instead, and tells the
+/// clients why the container is still there.
 fn report_exit(
     setup: &MonitorSetup,
     mut state: State,
@@ -686,7 +738,7 @@ fn report_exit(
     reservations: Arc<Mutex<network::Reservations>>,
     mount_ns: Option<OwnedFd>,
     container: runtime::Container,
-) {
+) -> Option<State> {
     let code = serving.exit_code.unwrap_or(255);
     state.status = Status::Exited;
     state.exit_code = Some(code);
@@ -699,13 +751,28 @@ fn report_exit(
         }
         log.finish();
     }
-    if !setup.record.auto_remove {
-        let _ = setup.dir.write_state(&state);
-    }
+    let mut recorded = if setup.record.auto_remove {
+        Ok(())
+    } else {
+        setup.dir.write_state(&state)
+    };
     sys::trace("monitor-outputs-closed");
-    let trash = finish_cleanup(setup, Some(serving.pid), Some(container));
+    let (trash, kept) = finish_cleanup(setup, Some(serving.pid), Some(container));
     drop(reservations);
     sys::trace("monitor-cleaned");
+    if let Some(why) = &kept {
+        recorded = setup.dir.write_state(&state);
+        let line = format!("Error response from daemon: {why}\n");
+        for c in serving.clients.iter_mut() {
+            c.queue(&attach::encode(STDERR, line.as_bytes()));
+        }
+    }
+    let unrecorded = match recorded {
+        Ok(()) => false,
+        // Removed meanwhile: nobody is left to ask for its exit.
+        Err(_) if !setup.dir.path.exists() => false,
+        Err(_) => setup.dir.write_pending_exit(&state).is_err(),
+    };
     let exit = attach::encode(EXIT, &code.to_be_bytes());
     for c in serving.clients.iter_mut() {
         let _ = c.stream.set_nonblocking(false);
@@ -720,6 +787,7 @@ fn report_exit(
     drop(serving.clients);
     drop(mount_ns);
     delete(trash);
+    unrecorded.then_some(state)
 }
 
 /// The byte that comes with the network namespace the CLI hands to the monitor (sent by
@@ -830,14 +898,15 @@ fn network_prestart(
 
 /// Removes the cgroup, the network endpoint (of the run whose init was `pid`; `None`: the
 /// start failed) and the runtime directory; with `--rm` it takes the container and its
-/// anonymous volumes out of sight and returns what is left to delete. The runtime's
-/// record is deleted through the handle `run` returned (`None`: the start failed, and
-/// only a cgroup made ahead may be left), not read back from disk on the exit's path.
+/// anonymous volumes out of sight and returns what is left to delete, or why the store
+/// kept them. The runtime's record is deleted through the handle `run` returned (`None`:
+/// the start failed, and only a cgroup made ahead may be left), not read back from disk on
+/// the exit's path.
 fn finish_cleanup(
     setup: &MonitorSetup,
     pid: Option<i32>,
     container: Option<runtime::Container>,
-) -> Vec<PathBuf> {
+) -> (Vec<PathBuf>, Option<super::ContainerError>) {
     let _ = match container {
         Some(c) => c.delete(true),
         None => super::store::release_runtime(&setup.record.id, &setup.spec),
@@ -845,11 +914,16 @@ fn finish_cleanup(
     sys::trace("monitor-cgroup-removed");
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {
-        super::removal::detach_files(&setup.store_root, &setup.dir, &setup.record, true)
-    } else {
-        let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
-        Vec::new()
+        match super::removal::detach_files(&setup.store_root, &setup.dir, &setup.record, true) {
+            Ok(trash) => return (trash, None),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
+                return (Vec::new(), Some(e));
+            }
+        }
     }
+    let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
+    (Vec::new(), None)
 }
 
 fn read_client(

@@ -344,6 +344,21 @@ pub fn pick_free(
     })
 }
 
+/// The longest name berth can keep: each name is a file name in the store's name index,
+/// and Linux file names are at most 255 bytes (Docker itself sets no limit).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// A `--name` or `rename` target berth accepts: Docker's rule, and short enough to be indexed.
+pub fn check(name: &str) -> Result<(), super::ContainerError> {
+    if !is_valid(name) {
+        return Err(super::ContainerError::InvalidName(name.to_string()));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(super::ContainerError::NameTooLong(name.to_string()));
+    }
+    Ok(())
+}
+
 /// Docker's rule for `--name`: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn is_valid(name: &str) -> bool {
     let b = name.as_bytes();

@@ -38,7 +38,7 @@ pub fn kill(dir: &ContainerDir, signal: i32) -> Result<(), ContainerError> {
     if !state.status.is_running() {
         return Err(ContainerError::NotRunning(dir.id.clone()));
     }
-    send(state.pid, signal);
+    send(&state, signal);
     if state.status == Status::Paused && signal == libc::SIGKILL {
         // A frozen process cannot die; thaw so the kill lands.
         let _ = super::store::oci_runtime()
@@ -48,9 +48,13 @@ pub fn kill(dir: &ContainerDir, signal: i32) -> Result<(), ContainerError> {
     Ok(())
 }
 
-fn send(pid: i32, signal: i32) {
-    // SAFETY: kill(2); the pid was checked against its start time just before.
-    unsafe { libc::kill(pid, signal) };
+/// Signals the container's init, if it still is that process: a pid whose start time no
+/// longer matches belongs to another process now.
+fn send(state: &State, signal: i32) {
+    if state.pid > 0 && crate::sys::process_start_time(state.pid) == Some(state.pid_start) {
+        // SAFETY: kill(2) of the container's init, checked against its start time just now.
+        unsafe { libc::kill(state.pid, signal) };
+    }
 }
 
 /// Docker's stop: the image's STOPSIGNAL (default SIGTERM), then SIGKILL after `timeout`.
@@ -73,13 +77,12 @@ pub fn stop(dir: &ContainerDir, timeout: Duration) -> Result<(), ContainerError>
             .load(&dir.id)
             .map(|c| c.resume());
     }
-    send(state.pid, signal);
+    send(&state, signal);
     if !wait_for_exit(dir, &state, timeout) {
-        send(state.pid, libc::SIGKILL);
+        send(&state, libc::SIGKILL);
         wait_for_exit(dir, &state, Duration::from_secs(10));
     }
-    settle(dir, &state);
-    Ok(())
+    settle(dir, &state)
 }
 
 /// Waits until the container's init has exited and its monitor has recorded it (or is gone).
@@ -101,25 +104,35 @@ fn wait_for_exit(dir: &ContainerDir, state: &State, timeout: Duration) -> bool {
 }
 
 /// After the container died: if no monitor recorded it (the monitor was killed), clean up in
-/// its place so nothing is left running or mounted.
-fn settle(dir: &ContainerDir, before: &State) {
-    let mut state = dir.state().unwrap_or_default();
-    if state.status.is_running() {
-        let monitor_alive = crate::sys::process_start_time(before.monitor_pid)
-            == Some(before.monitor_start)
-            && before.monitor_pid > 0;
-        if !monitor_alive {
-            if let Ok(spec) = load_spec(dir) {
-                let _ = super::store::release_runtime(&dir.id, &spec);
-            }
-            let _ = crate::network::disconnect(&dir.id, Some(before.pid));
-            state.status = Status::Exited;
-            state.exit_code = state.exit_code.or(Some(137));
-            state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
-            let _ = dir.write_state(&state);
-            let _ = std::fs::remove_dir_all(dir.runtime_dir());
-        }
+/// its place so nothing is left running or mounted; an exit the monitor left aside (no room
+/// in the store) is recorded. Fails when the exit cannot be written.
+fn settle(dir: &ContainerDir, before: &State) -> Result<(), ContainerError> {
+    let mut state = dir.state()?;
+    if !state.status.is_running() {
+        return Ok(());
     }
+    let monitor_alive = crate::sys::process_start_time(before.monitor_pid)
+        == Some(before.monitor_start)
+        && before.monitor_pid > 0;
+    if monitor_alive {
+        return Ok(());
+    }
+    if let Some(exited) = dir.pending_exit(&state) {
+        // The monitor finished its work and only the record is missing.
+        dir.write_state(&exited)?;
+        dir.forget_pending_exit();
+        return Ok(());
+    }
+    if let Ok(spec) = load_spec(dir) {
+        let _ = super::store::release_runtime(&dir.id, &spec);
+    }
+    let _ = crate::network::disconnect(&dir.id, Some(before.pid));
+    state.status = Status::Exited;
+    state.exit_code = state.exit_code.or(Some(137));
+    state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
+    dir.write_state(&state)?;
+    let _ = std::fs::remove_dir_all(dir.runtime_dir());
+    Ok(())
 }
 
 /// Blocks until the container is not running; returns its exit code.
@@ -128,14 +141,20 @@ fn settle(dir: &ContainerDir, before: &State) {
 /// monitor recording the exit, `current_state` already reports it exited, with 255 for the
 /// code nobody recorded yet (`kill` then `wait` hit that window). `wait_for_exit` waits for
 /// the monitor's record, and `settle` writes one if the monitor is gone.
+///
+/// An exit the monitor left aside because the store had no room counts as recorded; one
+/// that can be written nowhere fails the wait instead of spinning on it.
 pub fn wait(dir: &ContainerDir) -> Result<i32, ContainerError> {
     loop {
         let state = dir.state()?;
         if !state.status.is_running() {
             return Ok(state.exit_code.unwrap_or(0));
         }
+        if let Some(exited) = dir.pending_exit(&state) {
+            return Ok(exited.exit_code.unwrap_or(0));
+        }
         wait_for_exit(dir, &state, Duration::from_secs(3600));
-        settle(dir, &state);
+        settle(dir, &state)?;
     }
 }
 
@@ -146,31 +165,47 @@ pub fn remove(
     force: bool,
     volumes: bool,
 ) -> Result<(), ContainerError> {
-    let record = dir.record()?;
-    // The lock is held until the files are gone, so a concurrent start cannot slip in between.
+    // The lock is held until the files are gone, so a concurrent start cannot slip in
+    // between, nor a rename (the record is read under it, with the name that goes).
     let _lock = dir.lock()?;
+    let record = dir.record().map_err(|e| gone_if_missing(dir, e))?;
     {
         let state = current_state(dir)?;
         if state.status.is_running() {
             if !force {
                 return Err(ContainerError::RemoveRunning(dir.id.clone()));
             }
+            // A store that cannot take the container away (read-only) fails the removal
+            // before the container is killed for it.
+            drop(removal::writable(store_root, dir)?);
             if state.status == Status::Paused {
                 let _ = super::store::oci_runtime()
                     .load(&dir.id)
                     .map(|c| c.resume());
             }
-            send(state.pid, libc::SIGKILL);
+            send(&state, libc::SIGKILL);
             wait_for_exit(dir, &state, Duration::from_secs(10));
-            settle(dir, &state);
+            // An exit that cannot be recorded goes with the container: a store that cannot
+            // take the container away fails below.
+            let _ = settle(dir, &state);
         }
         if let Ok(spec) = load_spec(dir) {
             let _ = super::store::release_runtime(&dir.id, &spec);
         }
         let _ = crate::network::disconnect(&dir.id, None);
     }
-    removal::remove_files(store_root, dir, &record, volumes);
-    Ok(())
+    removal::remove_files(store_root, dir, &record, volumes)
+}
+
+/// A container whose record vanished while this command waited for its lock was removed
+/// meanwhile: "No such container", not the path of a file that is not there.
+fn gone_if_missing(dir: &ContainerDir, e: ContainerError) -> ContainerError {
+    match e {
+        ContainerError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            ContainerError::NotFound(dir.id.clone())
+        }
+        e => e,
+    }
 }
 
 pub fn pause(dir: &ContainerDir, frozen: bool) -> Result<(), ContainerError> {
@@ -193,22 +228,32 @@ pub fn pause(dir: &ContainerDir, frozen: bool) -> Result<(), ContainerError> {
     } else {
         Status::Running
     };
-    dir.write_state(&state)
+    if let Err(e) = dir.write_state(&state) {
+        // Every later command goes by the recorded state: what it cannot say is undone.
+        let _ = if frozen {
+            container.resume()
+        } else {
+            container.pause()
+        };
+        return Err(e);
+    }
+    Ok(())
 }
 
+/// Renames a container, under its lock (so an `rm` of it waits, then releases the new name)
+/// and the store lock (so no other container takes the name meanwhile).
 pub fn rename(store: &ContainerStore, dir: &ContainerDir, new: &str) -> Result<(), ContainerError> {
     let new = new.trim_start_matches('/');
-    if !super::names::is_valid(new) {
-        return Err(ContainerError::InvalidName(new.to_string()));
-    }
+    super::names::check(new)?;
+    let _container = dir.lock()?;
     let _lock = store.lock()?;
+    let mut record = dir.record().map_err(|e| gone_if_missing(dir, e))?;
     if let Some(owner) = store.name_owner(new)? {
         return Err(ContainerError::NameConflict {
             name: new.to_string(),
             id: owner,
         });
     }
-    let mut record = dir.record()?;
     let old = std::mem::replace(&mut record.name, new.to_string());
     store.claim_name(new, &dir.id)?;
     if let Err(e) = dir.write_record(&record) {

@@ -1,61 +1,115 @@
 //! Deleting a container's files, shared by `rm` and by `run --rm`'s monitor.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
+use super::ContainerError;
 use super::record::ContainerRecord;
 use super::store::{ContainerDir, ContainerStore};
-use crate::sys;
+use crate::sys::{self, FileLock};
 
 /// Deletes a stopped container's files: its directory, runtime directory and, when asked,
-/// its anonymous volumes. Best effort, idempotent.
+/// its anonymous volumes. Idempotent. Fails when the container could not be taken away (a
+/// read-only or broken store): nothing is removed then. Deleting what was taken away is
+/// best effort: a leftover sits in the store's `tmp/` under a temporary name, swept by the
+/// next berth command.
 pub fn remove_files(
     store_root: &Path,
     dir: &ContainerDir,
     record: &ContainerRecord,
     anonymous_volumes: bool,
-) {
-    for trash in detach_files(store_root, dir, record, anonymous_volumes) {
+) -> Result<(), ContainerError> {
+    for trash in detach_files(store_root, dir, record, anonymous_volumes)? {
         let _ = sys::remove_tree(&trash);
     }
+    Ok(())
 }
 
 /// Takes a stopped container's files out of sight at once (renamed into the store's `tmp/`,
 /// so nothing of the container is listed or found any more) and returns what is left to
 /// delete. `run --rm`'s monitor reports the exit in between: deleting the files is the slow
 /// part, and nobody needs to wait for it. Whatever a crash leaves in `tmp/` is swept.
+///
+/// Under the store lock, so that the name released is the one the record holds when the
+/// container goes (a `rename` changes the record and the index under that lock too). The
+/// lock is taken first: a store where it cannot be taken (read-only) fails before anything
+/// changed.
 pub fn detach_files(
     store_root: &Path,
     dir: &ContainerDir,
     record: &ContainerRecord,
     anonymous_volumes: bool,
-) -> Vec<PathBuf> {
+) -> Result<Vec<PathBuf>, ContainerError> {
+    let unable = |e| unable_to_remove(dir, e);
+    let (store, _lock) = writable(store_root, dir)?;
     let trash_dir = store_root.join("tmp");
     let mut trash = Vec::new();
-    let mut take = |path: &Path| {
+    let mut take = |path: &Path| -> Result<Option<PathBuf>, ContainerError> {
         let to = trash_dir.join(sys::temp_name("removed"));
+        let failed = |source| ContainerError::Remove {
+            id: dir.id.clone(),
+            path: path.to_path_buf(),
+            source,
+        };
         match std::fs::rename(path, &to) {
-            Ok(()) => trash.push(to),
-            // Another filesystem, or no tmp/: delete in place.
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                let _ = sys::remove_tree(path);
+            Ok(()) => {
+                trash.push(to.clone());
+                Ok(Some(to))
             }
-            Err(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => Ok(None),
+            // Another file system (a volume on another mount), or no tmp/: delete in place.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ENOENT)) => {
+                sys::remove_tree(path).map_err(failed)?;
+                Ok(None)
+            }
+            Err(e) => Err(failed(e)),
         }
     };
+    // The container itself first: once it is gone it is removed, whatever follows.
+    let moved = take(&dir.path)?;
+    // The name is read from the record as it was when the container went: it may have
+    // been renamed since `record` was read.
+    let name = moved
+        .map(|to| ContainerDir {
+            id: dir.id.clone(),
+            path: to,
+        })
+        .and_then(|d| d.record().ok())
+        .map_or_else(|| record.name.clone(), |r| r.name);
+    // Gone from the listing: its name is free again.
+    let released = store.release_name(&name, &dir.id).map_err(unable);
+    let _ = std::fs::remove_dir_all(dir.runtime_dir());
+    let mut volumes = Ok(());
     if anonymous_volumes {
         for mount in record.mounts.iter().filter(|m| m.anonymous) {
-            if let Some(volume_dir) = mount.source.parent() {
-                take(volume_dir);
+            if let Some(volume_dir) = mount.source.parent()
+                && let Err(e) = take(volume_dir)
+            {
+                volumes = volumes.and(Err(e));
             }
         }
     }
-    let _ = std::fs::remove_dir_all(dir.runtime_dir());
-    take(&dir.path);
-    // Gone from the listing: its name is free again.
-    if let Ok(store) = ContainerStore::open(store_root)
-        && let Ok(_lock) = store.lock()
-    {
-        let _ = store.release_name(&record.name, &dir.id);
+    released.and(volumes).map(|()| trash)
+}
+
+/// The container store and its lock, which only a writable store gives: what a removal
+/// needs before it changes anything.
+pub fn writable(
+    store_root: &Path,
+    dir: &ContainerDir,
+) -> Result<(ContainerStore, FileLock), ContainerError> {
+    let store = ContainerStore::open(store_root).map_err(|e| unable_to_remove(dir, e))?;
+    let lock = store.lock().map_err(|e| unable_to_remove(dir, e))?;
+    Ok((store, lock))
+}
+
+fn unable_to_remove(dir: &ContainerDir, e: ContainerError) -> ContainerError {
+    match e {
+        ContainerError::Io { path, source } => ContainerError::Remove {
+            id: dir.id.clone(),
+            path,
+            source,
+        },
+        e => e,
     }
-    trash
 }

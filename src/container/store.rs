@@ -116,13 +116,73 @@ impl ContainerDir {
         write_json(&self.state_path(), state)
     }
 
-    /// Serialises lifecycle operations (start, stop, rm, exec) on this container: a lock on
-    /// its directory. A removed container's directory is gone: NotFound.
+    /// Serialises lifecycle operations (start, stop, rm, rename, exec) on this container: a
+    /// lock on its directory. A removed container's directory is gone: NotFound.
     pub fn lock(&self) -> Result<FileLock, ContainerError> {
-        FileLock::exclusive_dir(&self.path).map_err(|source| ContainerError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        FileLock::exclusive_dir(&self.path).map_err(|source| self.lock_error(source))
+    }
+
+    /// [`ContainerDir::lock`] if nobody holds it (this process included): `None` otherwise.
+    pub fn try_lock(&self) -> Result<Option<FileLock>, ContainerError> {
+        FileLock::try_exclusive_dir(&self.path).map_err(|source| self.lock_error(source))
+    }
+
+    fn lock_error(&self, source: io::Error) -> ContainerError {
+        if source.kind() == io::ErrorKind::NotFound {
+            ContainerError::NotFound(self.id.clone())
+        } else {
+            ContainerError::Io {
+                path: self.path.clone(),
+                source,
+            }
+        }
+    }
+
+    /// Where the monitor leaves the exit of a run it could not write into `state.json` (a
+    /// full or read-only store): the runtime directory, on another file system (/run), so
+    /// that the exit is not lost while the store has no room. Read back only for a
+    /// recorded-running container whose init is gone.
+    fn pending_exit_path(&self) -> PathBuf {
+        self.runtime_dir().join("exit.json")
+    }
+
+    /// Keeps `exited` (the final state of a run) where the store's space is not needed.
+    pub fn write_pending_exit(&self, exited: &State) -> io::Result<()> {
+        fs::create_dir_all(self.runtime_dir())?;
+        let bytes = serde_json::to_vec(exited).expect("container files serialise");
+        sys::replace_file(&self.pending_exit_path(), &bytes, 0o600)
+    }
+
+    /// The exit the monitor left aside for the run `recorded` describes (same init, same
+    /// start time), if any.
+    pub fn pending_exit(&self, recorded: &State) -> Option<State> {
+        let bytes = fs::read(self.pending_exit_path()).ok()?;
+        let exited: State = serde_json::from_slice(&bytes).ok()?;
+        (recorded.status.is_running()
+            && exited.pid == recorded.pid
+            && exited.pid_start == recorded.pid_start
+            && !exited.status.is_running())
+        .then_some(exited)
+    }
+
+    /// Moves an exit left aside into `state.json`, now that it may fit; the caller holds the
+    /// container's lock. Ok(false) when there was nothing to move.
+    pub fn record_pending_exit(&self) -> Result<bool, ContainerError> {
+        let recorded = self.state()?;
+        let Some(exited) = self.pending_exit(&recorded) else {
+            return Ok(false);
+        };
+        self.write_state(&exited)?;
+        self.forget_pending_exit();
+        Ok(true)
+    }
+
+    /// Drops the exit left aside (recorded now, or its container removed or restarted), and
+    /// the runtime directory it kept, unless a run uses that again.
+    pub fn forget_pending_exit(&self) {
+        if fs::remove_file(self.pending_exit_path()).is_ok() {
+            let _ = fs::remove_dir(self.runtime_dir());
+        }
     }
 }
 
@@ -130,6 +190,7 @@ impl ContainerStore {
     pub fn open(root: &Path) -> Result<ContainerStore, ContainerError> {
         let dir = root.join("containers");
         if !dir.is_dir() {
+            crate::image::store::check_root(root)?;
             fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
                 path: dir.clone(),
                 source,

@@ -79,10 +79,7 @@ pub fn stage_layer<R: Read>(
     let work = store.temp_dir("layer")?;
     let diff_dir = work.path().join("diff");
     std::fs::create_dir(&diff_dir).map_err(|e| ArchiveError::io(&diff_dir, e))?;
-    let blob_temp = store
-        .root()
-        .join("blobs/sha256")
-        .join(crate::sys::temp_name("layer"));
+    let blob_temp = store.blob_temp_path("layer-blob");
     let file = File::create(&blob_temp).map_err(|e| ArchiveError::io(&blob_temp, e))?;
     let mut staged = StagedLayer {
         record: LayerRecord {

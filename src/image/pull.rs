@@ -411,7 +411,7 @@ fn fetch_layer(
     let work = store.temp_dir("layer")?;
     let diff_dir = work.path().join("diff");
     std::fs::create_dir(&diff_dir).map_err(|e| ArchiveError::io(&diff_dir, e))?;
-    let blob_temp = store.blob_temp_path(&layer.digest);
+    let blob_temp = store.blob_temp_path(layer.digest.hex());
     let mut blob_file = File::create(&blob_temp).map_err(|e| ArchiveError::io(&blob_temp, e))?;
     let remove_temp = scopeguard(&blob_temp);
 

@@ -381,6 +381,16 @@ impl Session<'_> {
     }
 }
 
+/// Prune skips an image Docker would refuse to delete (in use, gone meanwhile); a store that
+/// fails to delete it fails the prune.
+fn skip_refused(result: Result<(), RemoveError>) -> Result<(), RemoveError> {
+    match result {
+        Err(RemoveError::Conflict(_)) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
 /// Docker's `isSingleReference`: one tag (and maybe digests of that same repository), or
 /// digests of only one repository.
 fn is_single_reference(refs: &[String]) -> bool {
@@ -514,7 +524,7 @@ pub fn prune(
         .collect();
     for (id, refs) in candidates {
         if refs.is_empty() {
-            let _ = session.delete(id.hex(), false, &mut deleted);
+            skip_refused(session.delete(id.hex(), false, &mut deleted))?;
             continue;
         }
         let has_tag = refs.iter().any(|r| !r.contains('@'));
@@ -526,8 +536,9 @@ pub fn prune(
         }
         for r in refs {
             let mut records = Vec::new();
-            if session.delete(&r, false, &mut records).is_ok() {
-                deleted.extend(records);
+            match session.delete(&r, false, &mut records) {
+                Ok(()) => deleted.extend(records),
+                refused => skip_refused(refused)?,
             }
         }
     }
@@ -539,20 +550,13 @@ pub fn prune(
         .filter(|id| !indexed.contains_key(id))
         .collect();
     for id in orphans {
-        {
-            let mut orphan = Vec::new();
-            session
-                .repos
-                .images
-                .get_or_insert_with(Default::default)
-                .insert(id.clone(), Default::default());
-            if session
-                .delete_image(&id, false, false, &mut orphan)
-                .is_err()
-            {
-                continue;
-            }
-        }
+        let mut orphan = Vec::new();
+        session
+            .repos
+            .images
+            .get_or_insert_with(Default::default)
+            .insert(id.clone(), Default::default());
+        skip_refused(session.delete_image(&id, false, false, &mut orphan))?;
     }
     session.sweep_orphan_layers()?;
     Ok(PruneReport {

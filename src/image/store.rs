@@ -34,6 +34,17 @@ pub enum StoreError {
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("No such image: {0}")]
     ImageNotFound(String),
+    #[error("store root {0} is not a directory")]
+    RootNotADirectory(PathBuf),
+}
+
+/// Refuses a store root that exists as something else than a directory (`--root FILE`),
+/// before anything tries to make directories under it.
+pub fn check_root(root: &Path) -> Result<(), StoreError> {
+    match fs::metadata(root) {
+        Ok(meta) if !meta.is_dir() => Err(StoreError::RootNotADirectory(root.to_path_buf())),
+        _ => Ok(()),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -119,6 +130,11 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// [`Store::sweep`] of the store at `root`, for a command that does not open the image store.
+pub fn sweep_work(root: &Path) {
+    sys::sweep_temps(&root.join("tmp"));
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `root`, mode 0700 like Docker's data root.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
@@ -128,6 +144,7 @@ impl Store {
         // `locks` is made last: its presence means the whole layout exists, even when an
         // earlier open was killed half-way through creating it.
         if !root.join("locks").is_dir() {
+            check_root(root)?;
             let mut builder = fs::DirBuilder::new();
             builder.recursive(true).mode(0o700);
             for dir in ["", "blobs/sha256", "layers", "images", "tmp", "locks"] {
@@ -143,13 +160,23 @@ impl Store {
         &self.root
     }
 
-    /// The store-wide writer lock; also the moment abandoned temp work is swept.
+    /// The store-wide writer lock; also the moment abandoned temp work is swept, the small
+    /// temp files beside the blobs included.
     pub fn lock(&self) -> Result<FileLock, StoreError> {
         let path = self.root.join("lock");
         let lock = FileLock::exclusive(&path).map_err(io_err(&path))?;
-        sys::sweep_temps(&self.root.join("tmp"));
+        self.sweep();
         sys::sweep_temps(&self.root.join("blobs/sha256"));
         Ok(lock)
+    }
+
+    /// Deletes the work that killed commands left in `tmp/`: a pull's or a commit's layer and
+    /// blob, a load's archive, an export's scratch, a removed container's files. Every
+    /// berth command that opens the store does this first. An entry is named after the
+    /// process writing it (pid and start time, `sys::temp_name`), so what a running command
+    /// is still writing is never touched. Best effort: a read-only store keeps its leftovers.
+    pub fn sweep(&self) {
+        sweep_work(&self.root);
     }
 
     /// Serialises work on one object (a layer being unpacked, say) across processes.
@@ -195,12 +222,11 @@ impl Store {
         sys::write_atomic(&path, bytes, 0o600).map_err(io_err(&path))
     }
 
-    /// A temp path next to the blobs, for streaming a large blob in; name it with
+    /// A temp path for streaming a large blob in, under `tmp/` (swept by every command, where
+    /// the blobs directory is swept only under the store lock); name it with
     /// [`Store::commit_blob_file`] once its digest has been verified.
-    pub fn blob_temp_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs/sha256")
-            .join(sys::temp_name(digest.hex()))
+    pub fn blob_temp_path(&self, what: &str) -> PathBuf {
+        self.root.join("tmp").join(sys::temp_name(what))
     }
 
     pub fn commit_blob_file(&self, temp: &Path, digest: &Digest) -> Result<(), StoreError> {

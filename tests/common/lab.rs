@@ -15,6 +15,8 @@ pub struct Lab {
     root: TestRoot,
     /// Every container started through `run_d`, to check for leftovers at the end.
     pub started: std::cell::RefCell<Vec<String>>,
+    /// The store is a tmpfs of its own (`Lab::on_tmpfs`), unmounted when dropped.
+    tmpfs: bool,
 }
 
 impl std::ops::Deref for Lab {
@@ -38,7 +40,43 @@ impl Lab {
         Lab {
             root,
             started: Default::default(),
+            tmpfs: false,
         }
+    }
+
+    /// A lab whose store is a tmpfs of `megabytes`, with busybox pulled: a store a test can
+    /// fill up or make read-only (`remount`).
+    pub fn on_tmpfs(name: &str, megabytes: u32) -> Lab {
+        fixtures();
+        let root = TestRoot::new(&format!("lifecycle-{name}"));
+        mount(
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={megabytes}m,mode=0700"),
+                "tmpfs",
+            ],
+            &root.path,
+        );
+        let lab = Lab {
+            root,
+            started: Default::default(),
+            tmpfs: true,
+        };
+        lab.ok(&["pull", "-q", BUSYBOX]);
+        lab
+    }
+
+    /// Remounts the lab's tmpfs store read-only or read-write.
+    pub fn remount(&self, read_only: bool) {
+        assert!(self.tmpfs, "only a lab on a tmpfs can be remounted");
+        let how = if read_only {
+            "remount,ro"
+        } else {
+            "remount,rw"
+        };
+        mount(&["-o", how], &self.path);
     }
 
     /// `run -d ARGS…`: asserts a full ID is printed and returns it.
@@ -139,8 +177,42 @@ impl Lab {
     }
 }
 
+/// `mount ARGS… PATH`, which must succeed.
+fn mount(args: &[&str], path: &Path) {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("run mount");
+    assert!(
+        out.status.success(),
+        "mount {args:?} {}: {}",
+        path.display(),
+        describe(&out)
+    );
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.tmpfs {
+            // Writable again, so that berth can remove what the test left.
+            let _ = std::process::Command::new("mount")
+                .args(["-o", "remount,rw"])
+                .arg(&self.path)
+                .status();
+        }
+        self.remove_containers();
+        if self.tmpfs {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.path)
+                .status();
+        }
+    }
+}
+
+impl Lab {
+    fn remove_containers(&mut self) {
         let mut ids = self.container_ids();
         for id in self.started.borrow().iter() {
             if !ids.contains(id) {

@@ -217,6 +217,20 @@ impl FileLock {
         Self::flock(file, path, libc::LOCK_EX)
     }
 
+    /// [`FileLock::exclusive_dir`] without waiting: `None` while another holder has it
+    /// (this process included, through another descriptor).
+    pub fn try_exclusive_dir(path: &Path) -> io::Result<Option<FileLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)?;
+        match Self::flock(file, path, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn take(path: &Path, how: libc::c_int) -> io::Result<FileLock> {
         let file = OpenOptions::new()
             .read(true)
