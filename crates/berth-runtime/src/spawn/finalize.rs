@@ -131,6 +131,9 @@ impl ProcPlan {
                 sys::set_rlimit(*res, lim).map_err(|e| Fail::new(Step::Rlimit, e, i))?;
             }
             libc::umask(self.umask);
+            // Before any seccomp filter: a spec's profile need not allow close_range
+            // (runtime-tools' default profile does not), and nothing later needs them.
+            close_fds_except(err_fd, self.park)?;
             if self.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                 return Err(Fail::errno(Step::NoNewPrivs, 0));
             }
@@ -166,7 +169,6 @@ impl ProcPlan {
             {
                 seccomp::install(s).map_err(|e| Fail::new(Step::Seccomp, e as i32, 0))?;
             }
-            close_fds_except(err_fd, self.park)?;
             reset_signals();
             libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
         }
