@@ -696,9 +696,20 @@ fn remount_bind(target: &CStr, flags: MsFlags) -> Result<(), Errno> {
     )
 }
 
+/// Root propagations set after pivot_root (see child_prepare).
+const AFTER_PIVOT: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_UNBINDABLE);
+
 /// Runs in the child, inside its new mount namespace, before pivot_root.
 pub(crate) fn child_prepare(p: &RootfsPlan) -> Result<(), Fail> {
-    mount_raw(None, c"/", None, p.propagation, None).map_err(fail(Step::Propagation, 0))?;
+    // pivot_root refuses a shared new root and an unbindable one cannot be bound (both
+    // EINVAL): such a rootfsPropagation is applied after the pivot (child_pivot), from a
+    // slave copy, so the container's mounts still never reach the host's.
+    let before_pivot = if p.propagation.intersects(AFTER_PIVOT) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        p.propagation
+    };
+    mount_raw(None, c"/", None, before_pivot, None).map_err(fail(Step::Propagation, 0))?;
     if let Some(ov) = &p.overlay {
         if !ov.links.is_empty() {
             scratch_links(p, ov)?;
@@ -981,6 +992,9 @@ pub(crate) fn child_pivot(p: &RootfsPlan) -> Result<(), Fail> {
         if libc::chdir(c"/".as_ptr()) < 0 {
             return Err(step(()));
         }
+    }
+    if p.propagation.intersects(AFTER_PIVOT) {
+        mount_raw(None, c"/", None, p.propagation, None).map_err(fail(Step::Propagation, 0))?;
     }
     Ok(())
 }
