@@ -17,9 +17,27 @@ pub fn load_spec(bundle: &Path) -> Result<Spec, RuntimeError> {
     })
 }
 
+/// ociVersion is SemVer, and a runtime must refuse values it does not support (runtime
+/// spec, "Valid values"): 1.MINOR.PATCH, with an optional pre-release or build suffix.
+fn supported_version(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts[0] == "1"
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// What `spawn` requires of a spec before it touches the system.
 pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
     let bad = |m: &str| Err(RuntimeError::InvalidSpec(m.into()));
+    if !supported_version(spec.version()) {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "unsupported ociVersion {:?} (this runtime implements 1.x.y)",
+            spec.version()
+        )));
+    }
     let Some(process) = spec.process() else {
         return bad("process is missing");
     };
@@ -51,4 +69,17 @@ pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn oci_versions() {
+        for ok in ["1.0.0", "1.2.0", "1.0.2-dev", "1.1.0-rc.1", "1.0.0+build"] {
+            assert!(super::supported_version(ok), "{ok}");
+        }
+        for bad in ["invalid", "", "2.0.0", "1.0", "1.x.0", "v1.0.0"] {
+            assert!(!super::supported_version(bad), "{bad}");
+        }
+    }
 }
