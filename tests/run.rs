@@ -801,6 +801,12 @@ fn tmpfs_mount() {
 #[test]
 fn memory_limit_kills_with_137() {
     let root = root_with("memory", BUSYBOX);
+    // The container's own cgroup is its /sys/fs/cgroup (v2), or that of each hierarchy (v1).
+    let limit_file = if berth::runtime::cgroups::is_v2() {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
     let start = Instant::now();
     // tail keeps everything after the last newline: 200 MB of zeros in memory.
     let out = run_out(
@@ -811,7 +817,7 @@ fn memory_limit_kills_with_137() {
             BUSYBOX,
             "sh",
             "-c",
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; head -c 200m /dev/zero | tail",
+            &format!("cat {limit_file}; head -c 200m /dev/zero | tail"),
         ],
     );
     assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
@@ -820,6 +826,45 @@ fn memory_limit_kills_with_137() {
     // Without a limit the same fits.
     let out = sh_out(&root, "head -c 100m /dev/zero | tail | wc -c");
     assert_eq!(text(&out.stdout), "104857600\n", "{}", describe(&out));
+}
+
+/// berth inside a container, as a CI job runs it (Docker-in-Docker style): a privileged
+/// container with berth in it runs a container of its own, with a memory limit, so that the
+/// inner berth has to enable controllers below its cgroup namespace's root. On v2 that root
+/// holds the outer container's processes, which refuses it (EBUSY) until they are moved into a
+/// child cgroup.
+#[test]
+fn berth_runs_a_container_inside_a_container() {
+    let root = root_with("nested", DEBIAN);
+    let inner = root.dir.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    let berth = format!("{}:/usr/local/bin/berth:ro", env!("CARGO_BIN_EXE_berth"));
+    let store = format!("{}:/store", inner.display());
+    let script = "berth --root /store run --rm --network none -m 64m 127.0.0.1:5000/busybox:latest \
+         sh -c 'echo nested; cat /sys/fs/cgroup/memory.max 2>/dev/null || \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes'";
+    let out = run_out(
+        &root,
+        &[
+            "--privileged",
+            "--network",
+            "host",
+            "-v",
+            &berth,
+            "-v",
+            &store,
+            DEBIAN,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).ends_with("nested\n67108864\n"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[test]

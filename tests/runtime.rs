@@ -635,6 +635,8 @@ fn start_time_of_true() {
     assert!(med(&mut total) < Duration::from_millis(500));
 }
 
+/// The container sees its own cgroup as the root (a cgroup namespace), with its limit, read-only.
+/// On v1 that is the memory hierarchy's directory; on v2 the one unified directory.
 #[test]
 fn cgroup_namespace_and_mounts() {
     let mut b = Bundle::new("cgview");
@@ -645,19 +647,26 @@ fn cgroup_namespace_and_mounts() {
             .build()
             .unwrap(),
     ));
-    b.args(&[
-        "sh",
-        "-c",
-        "grep memory /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
-         touch /sys/fs/cgroup/memory/x 2>/dev/null || echo RO; grep ' / ' /proc/self/mountinfo | cut -d' ' -f5,9",
-    ]);
+    let (dir, hierarchy, limit_file, fs) = if runtime::cgroups::is_v2() {
+        ("/sys/fs/cgroup", "^0::", "memory.max", "cgroup2")
+    } else {
+        (
+            "/sys/fs/cgroup/memory",
+            ":memory:",
+            "memory.limit_in_bytes",
+            "cgroup",
+        )
+    };
+    let script = format!(
+        "grep {hierarchy} /proc/self/cgroup | cut -d: -f3; cat {dir}/{limit_file}; \
+         touch {dir}/x 2>/dev/null || echo RO; \
+         awk '{{ for (i = 7; $i != \"-\"; i++); }} $5 == \"/\" || $5 == \"{dir}\" {{ print $5, $(i + 1) }}' \
+         /proc/self/mountinfo"
+    );
+    b.args(&["sh", "-c", &script]);
     let (code, out, err) = b.run();
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.starts_with("4:memory:/\n50331648\nRO\n/ overlay\n"),
-        "{out}"
-    );
-    assert!(out.contains("\n/sys/fs/cgroup/memory cgroup\n"), "{out}");
+    assert_eq!(out, format!("/\n50331648\nRO\n/ overlay\n{dir} {fs}\n"));
 }
 
 /// A v1 cpuset cgroup accepts tasks only with cpus and mems set. berth sets
@@ -711,6 +720,41 @@ fn cpuset_cgroups_get_cpus_and_mems_with_or_without_clone_children() {
         let _ = fs::remove_dir(hierarchy.path().join(&top).join("racing"));
         let _ = fs::remove_dir(hierarchy.path().join(&top));
     }
+}
+
+/// On cgroup v2 a cgroup that holds processes cannot enable controllers for its children (the
+/// "no internal processes" rule: EBUSY), and that is where berth starts inside a container (a
+/// CI job): the root of its cgroup namespace holds the container's own processes. berth moves
+/// them into a child, `init`, as Docker-in-Docker does, and goes on. A cgroup of the host plays
+/// that root here. (v1 has no such rule: nothing to move there.)
+#[test]
+fn v2_root_holding_processes_is_emptied_into_init() {
+    if !runtime::cgroups::is_v2() {
+        return;
+    }
+    let top = Path::new("/sys/fs/cgroup").join(format!("berth-test-nsroot-{}", std::process::id()));
+    fs::create_dir(&top).unwrap();
+    let mut sleeper = Command::new("sleep").arg("100").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    fs::write(top.join("cgroup.procs"), &pid).unwrap();
+    use runtime::cgroups::Cgroup as _;
+    let cg = runtime::cgroups::V2::with_root(&top, "/berth/c1");
+    let made = cg.create();
+    let procs = |dir: &Path| fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    let moved = procs(&top.join("init"));
+    let enabled = fs::read_to_string(top.join("cgroup.subtree_control")).unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let _ = cg.destroy();
+    for dir in ["berth", "init", ""] {
+        let _ = fs::remove_dir(top.join(dir));
+    }
+    made.unwrap();
+    assert_eq!(moved.trim(), pid);
+    assert!(
+        enabled.split_whitespace().any(|c| c == "memory"),
+        "{enabled}"
+    );
 }
 
 /// The cgroup v2 device filter, exercised in this host's unified hierarchy (present
@@ -932,32 +976,50 @@ fn no_new_privileges() {
     assert_eq!(b.run().1, "NoNewPrivs:\t1\nSeccomp:\t2\n");
 }
 
+/// Pausing freezes every task of the container and resuming thaws it. The kernel shows it
+/// differently per version: a task frozen by the v1 freezer sleeps uninterruptibly (state D,
+/// in `__refrigerator`); the v2 freezer parks it in `do_freezer_trap`, an interruptible sleep
+/// (state S), and says `frozen 1` in the cgroup's `cgroup.events`.
 #[test]
 fn freeze_and_thaw() {
     let mut b = Bundle::new("freeze");
     b.args(&["sleep", "10"]);
     let (s, _o, _e) = b.spawn_piped(false);
-    let state = || {
-        fs::read_to_string(format!("/proc/{}/stat", s.pid))
+    let proc_file = |f: &str| fs::read_to_string(format!("/proc/{}/{f}", s.pid)).unwrap();
+    let state = || proc_file("stat").split(' ').nth(2).unwrap().to_string();
+    let v2 = runtime::cgroups::is_v2();
+    let events = || {
+        let cgroup = b
+            .spec
+            .linux()
+            .as_ref()
             .unwrap()
-            .split(' ')
-            .nth(2)
-            .unwrap()
-            .to_string()
+            .cgroups_path()
+            .clone()
+            .unwrap();
+        let dir = Path::new("/sys/fs/cgroup").join(cgroup.strip_prefix("/").unwrap());
+        fs::read_to_string(dir.join("cgroup.events")).unwrap()
     };
     b.container().pause().unwrap();
-    assert_eq!(state(), "D", "a frozen task sleeps uninterruptibly");
+    if v2 {
+        assert_eq!(proc_file("wchan"), "do_freezer_trap");
+        assert!(events().lines().any(|l| l == "frozen 1"), "{}", events());
+    } else {
+        assert_eq!(state(), "D", "a frozen task sleeps uninterruptibly");
+    }
     b.container().resume().unwrap();
     // Thawed, it runs briefly before it is back asleep in nanosleep.
-    let mut st = state();
+    let asleep = || state() == "S" && !proc_file("wchan").contains("freezer");
     for _ in 0..200 {
-        if st == "S" {
+        if asleep() {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
-        st = state();
     }
-    assert_eq!(st, "S");
+    assert!(asleep(), "{} {}", state(), proc_file("wchan"));
+    if v2 {
+        assert!(events().lines().any(|l| l == "frozen 0"), "{}", events());
+    }
     // cleanup kills what is left, even a container that was frozen.
     b.container().pause().unwrap();
     b.cleanup().unwrap();

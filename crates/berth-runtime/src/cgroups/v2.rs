@@ -43,6 +43,55 @@ impl V2 {
     }
 }
 
+/// The cgroup the processes of a namespace's root are moved to, the name Docker-in-Docker's
+/// entrypoint uses for the same move.
+const ROOT_PROCESSES: &str = "init";
+
+/// Enables `enable` in the subtree_control of the hierarchy's root as berth sees it. The
+/// host's root cgroup may hold processes and enable controllers at once; the root of a cgroup
+/// namespace (berth inside a container, a CI job) is an ordinary cgroup, which refuses to while
+/// it holds processes (EBUSY: "no internal processes"). Those processes are then moved into a
+/// child, `init`, as Docker-in-Docker does, and the write tried again: a process forked in the
+/// meantime lands in the root and is moved on the next round.
+fn enable_at_root(root: &Path, enable: &str) -> Result<(), RuntimeError> {
+    let control = root.join("cgroup.subtree_control");
+    let mut tries = 0;
+    loop {
+        match fs::write(&control, enable) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 10 => tries += 1,
+            Err(e) => {
+                return Err(RuntimeError::Cgroup {
+                    op: "write",
+                    path: control,
+                    source: e,
+                });
+            }
+        }
+        let init = root.join(ROOT_PROCESSES);
+        match fs::create_dir(&init) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(RuntimeError::Cgroup {
+                    op: "mkdir",
+                    path: init,
+                    source: e,
+                });
+            }
+        }
+        for pid in read_pids(&root.join("cgroup.procs"))? {
+            match write(&init, "cgroup.procs", &pid.to_string()) {
+                Ok(()) => {}
+                // Exited since the list was read.
+                Err(RuntimeError::Cgroup { source, .. })
+                    if source.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 impl Cgroup for V2 {
     fn path(&self) -> &Path {
         &self.rel
@@ -60,7 +109,11 @@ impl Cgroup for V2 {
         // Controllers must be enabled in every ancestor's subtree_control, top down.
         for comp in self.rel.components().skip(1) {
             if !enable.is_empty() {
-                write(&cur, "cgroup.subtree_control", &enable)?;
+                if cur == self.root {
+                    enable_at_root(&cur, &enable)?;
+                } else {
+                    write(&cur, "cgroup.subtree_control", &enable)?;
+                }
             }
             cur.push(comp);
             match fs::create_dir(&cur) {
