@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use berth::runtime::{self, Runtime, RuntimeError, SpawnOptions, Stdio};
 use common::bundle::{Bundle, base_layer, make_busybox_rootfs, pipes, read_all, scratch, wait};
+use common::wait::slow;
 use oci_spec::runtime::{Capability, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
 
 #[test]
@@ -632,7 +633,7 @@ fn start_time_of_true() {
         med(&mut clean_t),
         med(&mut total)
     );
-    assert!(med(&mut total) < Duration::from_millis(500));
+    assert!(med(&mut total) < slow(Duration::from_millis(500)));
 }
 
 /// The container sees its own cgroup as the root (a cgroup namespace), with its limit, read-only.

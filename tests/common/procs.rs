@@ -25,13 +25,18 @@ pub fn reaped(pid: i32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The container's cgroup directories that exist (v1: one per controller; v2: one).
+/// The container's cgroup directories that exist (v1: one per controller; v2: one, berth's
+/// own or, with the systemd driver, its scope in berth.slice).
 pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     let base = Path::new("/sys/fs/cgroup");
     let mut out = Vec::new();
     let unified = base.join("berth").join(id);
     if unified.is_dir() {
         out.push(unified);
+    }
+    let scope = base.join(format!("berth.slice/berth-{id}.scope"));
+    if scope.is_dir() {
+        out.push(scope);
     }
     if let Ok(rd) = std::fs::read_dir(base) {
         for e in rd.flatten() {

@@ -4,6 +4,19 @@ use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `limit` scaled for a slow machine: times `BERTH_TEST_TIME_SCALE` (default 1). The test VM
+/// under emulation (vagrant/qemu-vm, TCG) sets it, where everything takes 5–10× longer: a
+/// time limit there says how long to wait before giving up, and an assertion on a duration
+/// keeps its proportion to the machine's speed.
+pub fn slow(limit: Duration) -> Duration {
+    let scale = std::env::var("BERTH_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(1);
+    limit * scale
+}
+
 /// Runs `cmd` with piped output; panics (after killing it) if it takes longer than `timeout`.
 pub fn run_timeout(cmd: Command, timeout: Duration) -> Output {
     match run_timeout_quiet(cmd, timeout) {
@@ -19,6 +32,7 @@ pub fn run_timeout_quiet(mut cmd: Command, timeout: Duration) -> Result<Output, 
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("spawn {desc}: {e}"))?;
     let out = collect(&mut child);
+    let timeout = slow(timeout);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -56,9 +70,9 @@ pub fn collect(child: &mut Child) -> Collected {
     })
 }
 
-/// Polls `cond` every 50 ms until it holds; false on timeout.
+/// Polls `cond` every 50 ms until it holds; false on timeout (scaled by [`slow`]).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + slow(timeout);
     loop {
         if cond() {
             return true;
