@@ -111,12 +111,17 @@ pub fn create(
         .clone()
         .or(image_config.user.clone())
         .unwrap_or_default();
-    let layers: Vec<PathBuf> = image_record
-        .layers
-        .iter()
-        .rev()
-        .map(|l| images.layer_diff(&l.diff_id))
-        .collect();
+    // Topmost first. A layer can appear twice in an image (committing an unchanged
+    // container adds the empty layer again), but overlayfs refuses the same directory twice
+    // in lowerdir (ELOOP): only its topmost occurrence is kept, which gives the same tree, as
+    // everything a lower copy provides the upper one provides again above it.
+    let mut layers: Vec<PathBuf> = Vec::with_capacity(image_record.layers.len());
+    for l in image_record.layers.iter().rev() {
+        let dir = images.layer_diff(&l.diff_id);
+        if !layers.contains(&dir) {
+            layers.push(dir);
+        }
+    }
     let resolved =
         super::user::resolve_user_in_layers(&layers, if user.is_empty() { "0" } else { &user })?;
 
