@@ -702,21 +702,13 @@ fn random_operations_with_kill_9_leave_a_consistent_store() {
         let out = run_timeout_quiet(shared.berth(&["start", id]), COMMAND_TIMEOUT)
             .unwrap_or_else(|e| panic!("HANG in the checker: {e}"));
         if !out.status.success() {
+            // A container whose layers are gone was created racing an rmi (fixed in create,
+            // see create_racing_rmi_gets_no_container_without_layers).
             let missing = missing_layers(&shared.root, id);
-            if missing.is_empty() {
-                unstartable.push(format!("{id}: {}", text(&out.stderr).trim()));
-            } else {
-                // TODO(issue 22, create racing rmi -f): `create` reads the image record without
-                // the image store lock and names its container only later, so an `rmi -f` or
-                // `image prune -a` in between sees no user and deletes the layers the new
-                // container is built on; its start then fails ("mount overlay: No such file or
-                // directory"). It can still be removed (checked below), so this is reported,
-                // not failed, until create re-checks its layers under the store lock.
-                eprintln!(
-                    "stress: KNOWN BUG (create racing rmi): {id} lost layers {missing:?}: {}",
-                    text(&out.stderr).trim()
-                );
-            }
+            unstartable.push(format!(
+                "{id}: {} (layers missing: {missing:?})",
+                text(&out.stderr).trim()
+            ));
         }
     }
     for line in &unstartable {
@@ -840,5 +832,67 @@ fn commits_of_unchanged_containers_run_and_prune_as_a_chain() {
     for dir in ["images", "layers", "blobs/sha256"] {
         let left = dir_names(&lab.path.join(dir));
         assert!(left.is_empty(), "{dir} left after prune -a: {left:?}");
+    }
+}
+
+/// Found by the stress test: `create` resolved its image, then (the containers lock taken)
+/// named the container; an `rmi -f` in between saw no container using the image and deleted its
+/// layers, and the new container never started ("mount overlay: No such file or directory").
+/// Holding the containers lock here parks `create` exactly there.
+#[test]
+fn create_racing_rmi_gets_no_container_without_layers() {
+    let lab = Lab::new("stress-create-rmi");
+    let lock_path = lab.path.join("containers/lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a file this test opened.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let mut create = lab.berth(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "racer",
+        BUSYBOX,
+        "true",
+    ]);
+    create
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = create.spawn().unwrap();
+    // create has laid out its directory under a temporary name and waits for the lock.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            dir_names(&lab.path.join("containers"))
+                .iter()
+                .any(|n| n.starts_with(".tmp-"))
+        }),
+        "create never got to the containers lock"
+    );
+    lab.ok(&["rmi", "-f", BUSYBOX]);
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        // Whatever was created must run.
+        let started = lab.run(&["start", "-a", "racer"]);
+        assert!(
+            started.status.success(),
+            "the container created racing rmi cannot start: {}",
+            describe(&started)
+        );
+    } else {
+        assert!(
+            text(&out.stderr).contains("No such image"),
+            "create racing rmi: {}",
+            describe(&out)
+        );
+        let ps = lab.ok(&["ps", "-a", "-q"]);
+        assert!(ps.trim().is_empty(), "a container was left: {ps}");
     }
 }

@@ -235,6 +235,17 @@ pub fn create(
         }
     };
     let _lock = containers.lock()?;
+    // The image store lock too (after the containers lock; nothing takes them the other way
+    // round), until the container is named: `rmi`/`image prune` delete layers under it, after
+    // listing the containers that use them. Without it an image removed since it was resolved
+    // above took its layers from under this container, which then never started ("mount
+    // overlay: No such file or directory"). Once named, the container is seen and its layers
+    // are kept.
+    let _images_lock = images.lock()?;
+    if !crate::image::remove::layers_present(images, &image_record.layers) {
+        let _ = sys::remove_tree(&work.path);
+        return Err(ContainerError::NoSuchImage(options.image.clone()));
+    }
     let mut record = record;
     record.name = match &options.name {
         Some(name) => {
