@@ -218,7 +218,7 @@ impl Verb for RmiArgs {
         let mut errors = Vec::new();
         let mut fatal = false;
         for image in &self.images {
-            match remove::remove(&store, image, self.force, || {
+            match remove::remove(&store, image, self.force, !self.no_prune, || {
                 in_use::container_usage(store.root(), false).users
             }) {
                 Ok(records) => {

@@ -111,12 +111,17 @@ pub fn create(
         .clone()
         .or(image_config.user.clone())
         .unwrap_or_default();
-    let layers: Vec<PathBuf> = image_record
-        .layers
-        .iter()
-        .rev()
-        .map(|l| images.layer_diff(&l.diff_id))
-        .collect();
+    // Topmost first. A layer can appear twice in an image (committing an unchanged
+    // container adds the empty layer again), but overlayfs refuses the same directory twice
+    // in lowerdir (ELOOP): only its topmost occurrence is kept, which gives the same tree, as
+    // everything a lower copy provides the upper one provides again above it.
+    let mut layers: Vec<PathBuf> = Vec::with_capacity(image_record.layers.len());
+    for l in image_record.layers.iter().rev() {
+        let dir = images.layer_diff(&l.diff_id);
+        if !layers.contains(&dir) {
+            layers.push(dir);
+        }
+    }
     let resolved =
         super::user::resolve_user_in_layers(&layers, if user.is_empty() { "0" } else { &user })?;
 
@@ -230,6 +235,17 @@ pub fn create(
         }
     };
     let _lock = containers.lock()?;
+    // The image store lock too (after the containers lock; nothing takes them the other way
+    // round), until the container is named: `rmi`/`image prune` delete layers under it, after
+    // listing the containers that use them. Without it an image removed since it was resolved
+    // above took its layers from under this container, which then never started ("mount
+    // overlay: No such file or directory"). Once named, the container is seen and its layers
+    // are kept.
+    let _images_lock = images.lock()?;
+    if !crate::image::remove::layers_present(images, &image_record.layers) {
+        let _ = sys::remove_tree(&work.path);
+        return Err(ContainerError::NoSuchImage(options.image.clone()));
+    }
     let mut record = record;
     record.name = match &options.name {
         Some(name) => {

@@ -218,9 +218,11 @@ pub fn write_image(
         .and_then(|c| c.created);
     let manifest = manifest_for(config, &layers)?;
     let manifest_digest = Digest::of_bytes(&manifest);
+    // Under the store lock, as pull writes them: `image prune` sweeps config and manifest
+    // blobs no record names under that lock, and must not take these before the record is.
+    let lock = store.lock()?;
     store.write_blob(&id, config)?;
     store.write_blob(&manifest_digest, &manifest)?;
-    let lock = store.lock()?;
     let mut repos = index::load_locked(store, &lock)?;
     let record = match store.image(&id)? {
         Some(existing) => existing,

@@ -77,6 +77,8 @@ struct Session<'a> {
     container_layers: HashSet<PathBuf>,
     /// Bytes of layers deleted so far.
     freed: u64,
+    /// Deleting an image deletes its untagged, childless parent too (`rmi --no-prune` not).
+    prune_parents: bool,
 }
 
 struct Conflict {
@@ -102,6 +104,7 @@ impl<'a> Session<'a> {
             containers: users.images,
             container_layers: users.layer_dirs,
             freed: 0,
+            prune_parents: true,
         })
     }
 
@@ -337,6 +340,17 @@ impl<'a> Session<'a> {
             deleted_layers.push(diff_id.clone());
             records.push(Deletion::Deleted(chain[i].to_string()));
         }
+        // Docker's prune of parents: the parent (a commit's base) goes too once nothing
+        // names it and it has no other child, quietly kept if a container uses it. Without
+        // this `image prune -a` left a chain of commits' untagged bases behind.
+        if self.prune_parents
+            && let Some(parent) = summary.parent.clone()
+            && index::summaries(&self.repos).contains_key(&parent)
+            && self.refs(&parent).is_empty()
+            && !self.has_children(&parent)
+        {
+            return self.delete_image(&parent, false, true, records);
+        }
         Ok(())
     }
 }
@@ -376,6 +390,52 @@ impl Session<'_> {
                 }
             }
             self.store.remove_layer(&diff_id)?;
+        }
+        Ok(())
+    }
+
+    /// Config and manifest blobs no image record names: a pull, commit, import or load
+    /// killed after writing them and before recording its image leaves them behind. Those
+    /// blobs are written only under the store lock (held here), so none of them is in flight.
+    /// Compressed layer blobs are not swept here: they are written under their layer's object
+    /// lock before the layer is recorded, and go with their layer.
+    fn sweep_orphan_json_blobs(&mut self) -> Result<(), RemoveError> {
+        let mut owned: HashSet<String> = HashSet::new();
+        for id in self.store.image_ids()? {
+            owned.insert(id.hex().to_string());
+            if let Some(record) = self.store.image(&id)? {
+                owned.extend(record.manifest.iter().map(|m| m.hex().to_string()));
+                owned.extend(
+                    record
+                        .layers
+                        .iter()
+                        .filter_map(|l| l.compressed.as_ref())
+                        .map(|c| c.digest.hex().to_string()),
+                );
+            }
+        }
+        let dir = self.store.root().join("blobs/sha256");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if owned.contains(&name) {
+                continue;
+            }
+            let Ok(digest) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            // Only JSON documents (configs, manifests): a layer's blob never parses as one.
+            let small = entry.metadata().is_ok_and(|m| m.len() <= 4 << 20);
+            let is_json = small
+                && std::fs::read(entry.path()).is_ok_and(|bytes| {
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+                        .is_ok()
+                });
+            if is_json {
+                self.store.remove_blob(&digest)?;
+            }
         }
         Ok(())
     }
@@ -449,9 +509,11 @@ pub fn remove(
     store: &Store,
     input: &str,
     force: bool,
+    prune_parents: bool,
     users: impl FnOnce() -> ImageUsers,
 ) -> Result<Vec<Deletion>, RemoveError> {
     let mut session = Session::open(store, users)?;
+    session.prune_parents = prune_parents;
     let mut records = Vec::new();
     session.delete(input, force, &mut records)?;
     Ok(records)
@@ -559,6 +621,7 @@ pub fn prune(
         skip_refused(session.delete_image(&id, false, false, &mut orphan))?;
     }
     session.sweep_orphan_layers()?;
+    session.sweep_orphan_json_blobs()?;
     Ok(PruneReport {
         deleted,
         reclaimed: session.freed,
