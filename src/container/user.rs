@@ -156,7 +156,7 @@ fn group_entries(s: &str) -> impl Iterator<Item = GrEnt<'_>> {
 /// The largest uid or gid a container may have.
 const MAX_ID: u32 = i32::MAX as u32;
 
-fn resolve_from(
+pub(crate) fn resolve_from(
     passwd: Option<&str>,
     group: Option<&str>,
     spec_user: &str,
