@@ -8,6 +8,8 @@ pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod container;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod network;
 pub mod runc;

@@ -103,9 +103,23 @@ impl Format {
             ("truncate", truncate as gtmpl::Func),
         ]);
         let simple = simple_pieces(&body);
-        template
-            .parse(body)
-            .map_err(|e| TemplateError::Parse(clean_error(&e.to_string())))?;
+        // gtmpl's lexer panics on some non-ASCII text inside an action (it steps back one
+        // byte, not one character: `{{defd \u{791}n`, found by the `template` fuzz target):
+        // that is a template it cannot parse, reported as such, without the panic's message.
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            template.parse(body).map_err(|e| e.to_string())
+        }));
+        std::panic::set_hook(quiet);
+        match parsed {
+            Ok(result) => result.map_err(|e| TemplateError::Parse(clean_error(&e)))?,
+            Err(_) => {
+                return Err(TemplateError::Parse(
+                    "the template's non-ASCII text could not be read".into(),
+                ));
+            }
+        }
         Ok(Format {
             template,
             table,
@@ -505,10 +519,20 @@ fn number_arg(args: &[Value], name: &str, n: usize) -> Result<usize, FuncError> 
     }
 }
 
+/// The most spaces `pad` adds: a count from a `--format` typo (`{{pad .ID 9999999999999 0}}`)
+/// otherwise aborted berth on an allocation failure (Docker's client
+/// dies the same way); no terminal is this wide.
+const MAX_PAD: usize = 1 << 20;
+
 fn pad(args: &[Value]) -> Result<Value, FuncError> {
     let s = string_arg(args, "pad", 0)?;
     let before = number_arg(args, "pad", 1)?;
     let after = number_arg(args, "pad", 2)?;
+    if before.saturating_add(after) > MAX_PAD {
+        return Err(FuncError::Generic(format!(
+            "pad: {before} + {after} spaces is more than {MAX_PAD}"
+        )));
+    }
     Ok(Value::from(format!(
         "{}{s}{}",
         " ".repeat(before),
@@ -525,6 +549,23 @@ fn truncate(args: &[Value]) -> Result<Value, FuncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `template` fuzz target: gtmpl's lexer panicked on this.
+    #[test]
+    fn a_template_gtmpl_cannot_lex_is_an_error() {
+        let input = std::str::from_utf8(b"{{split .}}I{{defd \xde\x91n").unwrap();
+        assert!(matches!(Format::parse(input), Err(TemplateError::Parse(_))));
+    }
+
+    /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.
+    #[test]
+    fn a_huge_pad_is_an_error() {
+        let f = Format::parse("{{pad .ID 9999999999999 1}}").unwrap();
+        let err = f.render_one(&row("abc", "busybox")).unwrap_err();
+        assert!(err.to_string().contains("pad"), "{err}");
+        let f = Format::parse("{{pad .ID 1 2}}").unwrap();
+        assert_eq!(f.render_one(&row("abc", "busybox")).unwrap(), " abc  ");
+    }
 
     fn row(id: &str, repo: &str) -> Value {
         from_json(&serde_json::json!({"ID": id, "Repository": repo, "Size": "1MB"}))

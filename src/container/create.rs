@@ -428,7 +428,7 @@ pub fn volume_data(store_root: &Path, name: &str) -> PathBuf {
 
 /// `-v /host:/ctr[:ro|rw]` (bind) or `-v name:/ctr[:ro]` (named volume) or `-v /ctr`
 /// (anonymous volume).
-fn parse_volume(store_root: &Path, spec: &str) -> Result<MountRecord, ContainerError> {
+pub(crate) fn parse_volume(store_root: &Path, spec: &str) -> Result<MountRecord, ContainerError> {
     let invalid = || ContainerError::InvalidFlag(format!("invalid volume specification: '{spec}'"));
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, destination, mode) = match parts.as_slice() {

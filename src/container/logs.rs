@@ -98,7 +98,7 @@ pub fn write_logs(
     }
 }
 
-fn emit(line: &[u8], options: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) {
+pub(crate) fn emit(line: &[u8], options: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) {
     let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
         return;
     };

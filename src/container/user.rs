@@ -156,7 +156,7 @@ fn group_entries(s: &str) -> impl Iterator<Item = GrEnt<'_>> {
 /// The largest uid or gid a container may have.
 const MAX_ID: u32 = i32::MAX as u32;
 
-fn resolve_from(
+pub(crate) fn resolve_from(
     passwd: Option<&str>,
     group: Option<&str>,
     spec_user: &str,
@@ -207,6 +207,11 @@ fn resolve_from(
         && let Some(n) = name
     {
         for e in group_entries(groups) {
+            // A group of the image's own /etc/group is held to the same range (found by the
+            // `passwd` fuzz target): 4294967295 is -1 to setgroups.
+            if e.members.contains(&n) && e.gid > MAX_ID {
+                return Err(UserError::OutOfRange);
+            }
             if e.members.contains(&n) && !additional.contains(&e.gid) {
                 additional.push(e.gid);
             }
@@ -223,6 +228,23 @@ fn resolve_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_groups_above_2_31_are_refused() {
+        let passwd = "u:x:1000:1000::/home/u:/bin/sh\n";
+        let group = "ok:x:50:u\nbad:x:4294967295:u\n";
+        assert!(matches!(
+            resolve_from(Some(passwd), Some(group), "u"),
+            Err(UserError::OutOfRange)
+        ));
+        let group = "ok:x:50:u\nbad:x:4294967295:other\n";
+        assert_eq!(
+            resolve_from(Some(passwd), Some(group), "u")
+                .unwrap()
+                .additional_gids,
+            [1000, 50]
+        );
+    }
 
     #[test]
     fn ids_above_2_31_are_refused() {

@@ -1,7 +1,7 @@
 //! `images`: the listing with Docker's filters (`dangling`, `before`, `since`, `label`,
 //! `reference`), read from the one index file (see `index.rs`), newest first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::digest::Digest;
 use super::index;
@@ -230,16 +230,30 @@ fn familiar_match(pattern: &str, familiar: &str) -> bool {
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    glob_at(&p, &n)
+    glob_at(&p, &n, &mut HashSet::new())
 }
 
-fn glob_at(p: &[char], n: &[char]) -> bool {
+/// `failed` holds the (pattern, name) suffixes, by their lengths, known not to match: each
+/// `*` tries every split of the name, and without it a pattern of many stars
+/// (`*a*a*a…*b`) took time exponential in their number: minutes for 25.
+fn glob_at(p: &[char], n: &[char], failed: &mut HashSet<(usize, usize)>) -> bool {
+    if failed.contains(&(p.len(), n.len())) {
+        return false;
+    }
+    let matched = glob_step(p, n, failed);
+    if !matched {
+        failed.insert((p.len(), n.len()));
+    }
+    matched
+}
+
+fn glob_step(p: &[char], n: &[char], failed: &mut HashSet<(usize, usize)>) -> bool {
     match p.first() {
         None => n.is_empty(),
         Some('*') => {
             let rest = &p[1..];
             for i in 0..=n.len() {
-                if glob_at(rest, &n[i..]) {
+                if glob_at(rest, &n[i..], failed) {
                     return true;
                 }
                 if i < n.len() && n[i] == '/' {
@@ -248,7 +262,7 @@ fn glob_at(p: &[char], n: &[char]) -> bool {
             }
             false
         }
-        Some('?') => !n.is_empty() && n[0] != '/' && glob_at(&p[1..], &n[1..]),
+        Some('?') => !n.is_empty() && n[0] != '/' && glob_at(&p[1..], &n[1..], failed),
         Some('[') => {
             let Some(&c) = n.first() else { return false };
             let mut i = 1;
@@ -286,13 +300,13 @@ fn glob_at(p: &[char], n: &[char]) -> bool {
                     matched = true;
                 }
             }
-            matched != negate && c != '/' && glob_at(&p[i..], &n[1..])
+            matched != negate && c != '/' && glob_at(&p[i..], &n[1..], failed)
         }
         Some('\\') => match p.get(1) {
-            Some(&e) => n.first() == Some(&e) && glob_at(&p[2..], &n[1..]),
+            Some(&e) => n.first() == Some(&e) && glob_at(&p[2..], &n[1..], failed),
             None => false,
         },
-        Some(&c) => n.first() == Some(&c) && glob_at(&p[1..], &n[1..]),
+        Some(&c) => n.first() == Some(&c) && glob_at(&p[1..], &n[1..], failed),
     }
 }
 
@@ -377,6 +391,18 @@ pub fn rows(image: &ListedImage, show_digests: bool) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `filters` fuzz target (a time-out): this took minutes.
+    #[test]
+    fn many_stars_match_in_polynomial_time() {
+        let pattern = "*a".repeat(25) + "b";
+        let name = "a".repeat(60);
+        let started = std::time::Instant::now();
+        assert!(!glob_match(&pattern, &name));
+        assert!(glob_match(&pattern, &(name + "b")));
+        // Generous for a slow machine: the exponential search took minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 
     #[test]
     fn globs_like_go() {

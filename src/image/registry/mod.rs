@@ -82,7 +82,7 @@ impl Timeouts {
 }
 
 /// `30`, `30s`, `500ms`, `2m`, `1.5s`: a positive duration (bare numbers are seconds).
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         Some(at) => text.split_at(at),

@@ -1,0 +1,87 @@
+//! `run`/`create` flag values: `-p`, `--expose`, `-v`, `--ulimit`, `-m`, `--memory-swap`,
+//! `--cpus`, `--tmpfs`, `--add-host`, `--dns`, `--log-opt`, `--user` (its syntax; the
+//! lookup is the `passwd` target), `--detach-keys`, signals. Each input line is one flag:
+//! its first character picks the flag, the rest is the value.
+#![no_main]
+
+use std::path::Path;
+
+use berth::container::flags::{self, Flags};
+use berth::container::log_opts::LogConfig;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut f = Flags {
+        interactive: false,
+        tty: false,
+        rm: false,
+        name: None,
+        env: vec![],
+        env_file: vec![],
+        workdir: None,
+        user: None,
+        entrypoint: None,
+        hostname: None,
+        volume: vec![],
+        read_only: false,
+        tmpfs: vec![],
+        cap_add: vec![],
+        cap_drop: vec![],
+        privileged: false,
+        // `seccomp=FILE` reads a file: not a parser of outside input, so never set here.
+        security_opt: vec![],
+        memory: None,
+        memory_swap: None,
+        cpus: None,
+        pids_limit: None,
+        ulimit: vec![],
+        init: false,
+        network: "bridge".into(),
+        publish: vec![],
+        publish_all: false,
+        expose: vec![],
+        add_host: vec![],
+        dns: vec![],
+        dns_search: vec![],
+        dns_option: vec![],
+        label: vec![],
+        log_driver: None,
+        log_opt: vec![],
+        args: vec!["busybox".into()],
+    };
+    for line in s.lines() {
+        let mut chars = line.chars();
+        let Some(which) = chars.next() else { continue };
+        let v = chars.as_str().to_string();
+        match which {
+            'p' => f.publish.push(v),
+            'e' => f.expose.push(v),
+            'v' => {
+                let _ = berth::fuzzing::parse_volume(Path::new("/nonexistent-store"), &v);
+            }
+            'u' => f.ulimit.push(v),
+            'm' => f.memory = Some(v),
+            's' => f.memory_swap = Some(v),
+            'c' => f.cpus = Some(v),
+            't' => f.tmpfs.push(v),
+            'h' => f.add_host.push(v),
+            'd' => f.dns.push(v),
+            'l' => f.log_opt.push(v),
+            'L' => f.log_driver = Some(v),
+            'n' => f.network = v,
+            'U' => f.user = Some(v),
+            'k' => {
+                let _ = berth::container::attach::parse_detach_keys(&v);
+            }
+            'S' => {
+                let _ = berth::container::ops::parse_signal(&v);
+            }
+            'P' => f.pids_limit = v.parse().ok(),
+            _ => f.label.push(v),
+        }
+    }
+    let _ = flags::create_options(f, None, &LogConfig::default(), |_| {});
+});
