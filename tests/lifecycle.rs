@@ -697,10 +697,20 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
     assert_eq!(counter(), frozen, "the counter advanced while paused");
     let err = lab.fails(&["pause", "ct"], 1);
     assert!(err.contains("is already paused"), "{err}");
+    // Docker's words, with the container as it was named (exit 1, as a daemon error).
     let err = lab.fails(&["exec", "ct", "true"], 1);
-    assert!(
-        err.contains("paused") || err.contains("not running"),
-        "{err}"
+    assert_eq!(
+        err,
+        "Error response from daemon: Container ct is paused, unpause the container before exec\n"
+    );
+    let id = lab.inspect("ct")["Id"].as_str().unwrap().to_string();
+    let err = lab.fails(&["exec", "-d", &id[..7], "true"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "Error response from daemon: Container {} is paused, unpause the container before exec\n",
+            &id[..7]
+        )
     );
 
     assert_eq!(lab.ok(&["unpause", "ct"]), "ct\n");

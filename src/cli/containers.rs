@@ -608,9 +608,11 @@ impl Verb for ExecArgs {
             privileged: self.privileged,
             detach: self.detach,
         };
-        match exec::exec(&context.root, &dir, &options) {
+        match exec::exec(&context.root, &dir, &self.container, &options) {
             Ok(code) => Ok(code),
-            Err(e @ ContainerError::NotRunning(_)) => Err(Failure::daemon(e)),
+            Err(e @ (ContainerError::NotRunning(_) | ContainerError::ExecPaused(_))) => {
+                Err(Failure::daemon(e))
+            }
             // Docker: a user exec cannot run as is the runtime's refusal to invoke, 126.
             Err(e @ ContainerError::User(_)) => Err(Failure {
                 code: 126,

@@ -69,6 +69,9 @@ pub enum ContainerError {
     AlreadyPaused(String),
     #[error("Container {0} is not paused")]
     NotPaused(String),
+    /// `exec` into a paused container; Docker names the container as it was given.
+    #[error("Container {0} is paused, unpause the container before exec")]
+    ExecPaused(String),
     /// The runtime could not start the container; `code` is Docker's 125/126/127.
     #[error("{message}")]
     Start { code: i32, message: String },
