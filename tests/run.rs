@@ -833,6 +833,61 @@ fn memory_limit_kills_pid1_with_137() {
     assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
 }
 
+/// `State.OOMKilled` is the memory cgroup's `oom_kill` counter (memory.oom_control on v1,
+/// memory.events on v2), read by the monitor before the cgroup goes; not a guess from 137.
+#[test]
+fn oom_killed_is_measured_from_the_cgroup() {
+    let root = root_with("oomkilled", BUSYBOX);
+    let inspect = |name: &str| {
+        root.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            name,
+        ])
+    };
+    // PID 1 killed by the OOM killer; the second start finds its marker and exits 0, and
+    // the flag is reset as Docker resets it at every start.
+    let out = root.run(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "6m",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "test -f /done && exit 0; touch /done; exec tail < /dev/zero",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    assert_eq!(inspect("oom"), "true 137\n");
+    root.ok(&["start", "-a", "oom"]);
+    assert_eq!(inspect("oom"), "false 0\n");
+    // A child killed while the container goes on to exit 0: still OOMKilled, as in Docker.
+    let out = root.run(&[
+        "run",
+        "--name",
+        "child",
+        "-m",
+        "6m",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "head -c 100m /dev/zero | tail; exit 0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(inspect("child"), "true 0\n");
+    // A normal exit, and a SIGKILL that is not the OOM killer's: false.
+    root.ok(&["run", "--name", "fine", "-m", "6m", BUSYBOX, "true"]);
+    assert_eq!(inspect("fine"), "false 0\n");
+    root.ok(&[
+        "run", "-d", "--name", "killed", "-m", "6m", BUSYBOX, "sleep", "100",
+    ]);
+    root.ok(&["kill", "killed"]);
+    assert_eq!(root.ok(&["wait", "killed"]), "137\n");
+    assert_eq!(inspect("killed"), "false 137\n");
+}
+
 #[test]
 fn pids_limit_contains_fork_bomb() {
     let root = root_with("pids", BUSYBOX);

@@ -54,7 +54,7 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "Running": running,
             "Paused": state.status == Status::Paused,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": state.oom_killed,
             "Dead": false,
             "Pid": if running { state.pid } else { 0 },
             "ExitCode": state.exit_code.unwrap_or(0),

@@ -102,4 +102,8 @@ pub struct State {
     pub finished_at: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container during its last run (its
+    /// memory cgroup's `oom_kill` counter, read by the monitor before the cgroup went).
+    #[serde(default)]
+    pub oom_killed: bool,
 }

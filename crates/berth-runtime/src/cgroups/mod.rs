@@ -41,6 +41,10 @@ pub trait Cgroup: Send {
     fn frozen(&self) -> bool;
     /// The pids currently in the cgroup.
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError>;
+    /// How many processes of the cgroup (and its descendants) the kernel's OOM killer has
+    /// killed since it was made: the `oom_kill` counter of `memory.events` (v2) or
+    /// `memory.oom_control` (v1, kernel 4.13+). 0 without a memory controller or counter.
+    fn oom_kills(&self) -> u64;
     /// Kills what is left and removes the directories; a missing cgroup is not an error.
     fn destroy(&self) -> Result<(), RuntimeError>;
 }
@@ -149,6 +153,16 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), RuntimeEr
         op: "write",
         path: p,
         source: e,
+    })
+}
+
+/// The value of the line `key N` in a cgroup's flat-keyed file (`memory.events`,
+/// `memory.oom_control`); `None` when the file or the key is missing.
+pub(crate) fn read_key(file: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
     })
 }
 

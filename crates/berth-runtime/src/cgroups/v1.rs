@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
 
-use super::{Cgroup, read_pids, remove_dir, write};
+use super::{Cgroup, read_key, read_pids, remove_dir, write};
 use crate::RuntimeError;
 
 pub struct V1 {
@@ -288,6 +288,12 @@ impl Cgroup for V1 {
             Some(dir) => read_pids(&dir.join("cgroup.procs")),
             None => Ok(Vec::new()),
         }
+    }
+
+    fn oom_kills(&self) -> u64 {
+        self.controller("memory")
+            .and_then(|dir| read_key(&dir.join("memory.oom_control"), "oom_kill"))
+            .unwrap_or(0)
     }
 
     fn destroy(&self) -> Result<(), RuntimeError> {

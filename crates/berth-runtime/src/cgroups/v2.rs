@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use super::{Cgroup, read_pids, remove_dir, write};
+use super::{Cgroup, read_key, read_pids, remove_dir, write};
 use crate::RuntimeError;
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -164,6 +164,10 @@ impl Cgroup for V2 {
 
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError> {
         read_pids(&self.dir().join("cgroup.procs"))
+    }
+
+    fn oom_kills(&self) -> u64 {
+        read_key(&self.dir().join("memory.events"), "oom_kill").unwrap_or(0)
     }
 
     fn destroy(&self) -> Result<(), RuntimeError> {
