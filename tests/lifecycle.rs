@@ -793,6 +793,27 @@ fn inspect_has_dockers_fields_and_the_real_pid() {
     assert_eq!(v["Name"], "/ct");
     assert_eq!(v["Path"], "sh");
     assert_eq!(v["Args"], serde_json::json!(["-c", "sleep 1000"]));
+    // Config keeps the command as it was given (busybox has no entrypoint), as in Docker.
+    assert_eq!(
+        v["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "sleep 1000"])
+    );
+    assert_eq!(v["Config"]["Entrypoint"], serde_json::Value::Null);
+    lab.ok(&[
+        "create",
+        "--name",
+        "ep",
+        "--entrypoint",
+        "echo",
+        BUSYBOX,
+        "a",
+        "b",
+    ]);
+    let ep = lab.inspect("ep");
+    assert_eq!(ep["Config"]["Entrypoint"], serde_json::json!(["echo"]));
+    assert_eq!(ep["Config"]["Cmd"], serde_json::json!(["a", "b"]));
+    assert_eq!(ep["Path"], "echo");
+    assert_eq!(ep["Args"], serde_json::json!(["a", "b"]));
     assert_eq!(v["State"]["Status"], "running");
     assert_eq!(v["State"]["Running"], true);
     assert_eq!(v["State"]["Paused"], false);

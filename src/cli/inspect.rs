@@ -44,6 +44,14 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             })
         })
         .collect();
+    // Records from before entrypoint/cmd were kept: the command as it runs, all of it Cmd.
+    let (config_entrypoint, config_cmd) = if record.entrypoint.is_none() && record.cmd.is_none() {
+        let mut all = vec![record.path.clone()];
+        all.extend(record.args.iter().cloned());
+        (None, Some(all))
+    } else {
+        (record.entrypoint.clone(), record.cmd.clone())
+    };
     Ok(json!({
         "Id": record.id,
         "Created": record.created,
@@ -91,10 +99,10 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "Tty": record.tty,
             "OpenStdin": record.open_stdin,
             "Env": record.env,
-            "Cmd": record.args,
+            "Cmd": config_cmd,
             "Image": record.image,
             "WorkingDir": record.working_dir,
-            "Entrypoint": [record.path.clone()],
+            "Entrypoint": config_entrypoint,
             "Labels": record.labels,
             "StopSignal": record.stop_signal,
             "ExposedPorts": record.net.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),

@@ -90,6 +90,8 @@ pub fn create(
     } else {
         image_config.cmd.clone().unwrap_or_default()
     };
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let (config_entrypoint, config_cmd) = (non_empty(&entrypoint), non_empty(&cmd));
     let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
         return Err(ContainerError::NoCommand);
@@ -199,6 +201,8 @@ pub fn create(
         image_id,
         path,
         args: argv,
+        entrypoint: config_entrypoint,
+        cmd: config_cmd,
         hostname: hostname.clone(),
         user,
         env,

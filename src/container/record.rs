@@ -23,6 +23,13 @@ pub struct ContainerRecord {
     /// The command the container runs: entrypoint + cmd, resolved at create.
     pub path: String,
     pub args: Vec<String>,
+    /// The entrypoint and command that `path` and `args` were made of (Docker's
+    /// Config.Entrypoint and Config.Cmd: the flags', else the image's); `None` when empty.
+    /// Records from before these fields have neither.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
     pub hostname: String,
     pub user: String,
     pub env: Vec<String>,
