@@ -24,9 +24,27 @@ use common::{BUSYBOX, DEBIAN};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
+/// `berth top ARGS…` with a PATH that has no `ps` in it: berth reads /proc itself (a
+/// minimal host has no procps). Its output, and the exit code.
+fn top_without_ps(lab: &Lab, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["top"];
+    all.extend_from_slice(args);
+    let out = lab
+        .berth(&all)
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run berth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Host pids of the container's processes, from `berth top`'s PID column.
 fn top_pids(lab: &Lab, name: &str) -> Vec<i32> {
-    let out = lab.ok(&["top", name]);
+    let (code, out, err) = top_without_ps(lab, &[name]);
+    assert_eq!(code, 0, "top {name}: {err}");
     let mut lines = out.lines();
     let header = lines.next().expect("top prints a header");
     let col = header
@@ -732,10 +750,20 @@ fn top_lists_the_container_processes() {
     let lab = Lab::new("top");
     let id = lab.run_d_sh("ct", "sleep 999 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
-    let out = lab.ok(&["top", "ct"]);
+    let (code, out, err) = top_without_ps(&lab, &["ct"]);
+    assert_eq!(code, 0, "{err}");
     let (columns, rows) = parse_table(&out);
-    assert!(columns.contains(&"PID".to_string()), "{out}");
-    assert!(columns.contains(&"CMD".to_string()), "{out}");
+    // Docker's default: ps -ef.
+    assert_eq!(
+        columns,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{out}"
+    );
+    // Docker's client: columns at least 20 wide.
+    assert!(
+        out.starts_with(&format!("{:<20}{:<20}PPID", "UID", "PID")),
+        "{out}"
+    );
     let cmds: Vec<&str> = rows.iter().map(|r| r["CMD"].as_str()).collect();
     assert!(cmds.contains(&"sleep 999"), "{out}");
     assert!(cmds.contains(&"sleep 1000"), "{out}");
@@ -753,9 +781,93 @@ fn top_lists_the_container_processes() {
         got.sort();
         assert_eq!(procs, got);
     }
+    let init = lab.state_pid(&id, "pid");
+    let init_row = rows.iter().find(|r| r["PID"] == init.to_string()).unwrap();
+    assert_eq!(init_row["UID"], "root");
+    assert_eq!(init_row["TTY"], "?");
+    assert_eq!(init_row["TIME"], "00:00:00");
+    let child_row = rows.iter().find(|r| r["CMD"] == "sleep 999").unwrap();
+    assert_eq!(child_row["PPID"], init.to_string(), "{out}");
+
+    // ps's options, as Docker passes them through.
+    let (code, out, err) = top_without_ps(&lab, &["ct", "-o", "pid,ppid,comm,args,stat,uid"]);
+    assert_eq!(code, 0, "{err}");
+    let (columns, rows) = parse_table(&out);
+    assert_eq!(
+        columns,
+        ["PID", "PPID", "COMMAND", "COMMAND", "STAT", "UID"],
+        "{out}"
+    );
+    assert_eq!(rows.len(), 2, "{out}");
+    let first = out.lines().nth(1).unwrap();
+    let cells: Vec<&str> = first.split_whitespace().collect();
+    // The init leads its session (s); the child does not.
+    assert_eq!(
+        cells,
+        [
+            init.to_string().as_str(),
+            cells[1],
+            "sleep",
+            "sleep",
+            "1000",
+            "Ss",
+            "0"
+        ],
+        "{out}"
+    );
+    let (code, out, err) = top_without_ps(&lab, &["ct", "aux"]);
+    assert_eq!(code, 0, "{err}");
+    let (columns, rows) = parse_table(&out);
+    assert_eq!(
+        columns,
+        [
+            "USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND"
+        ],
+        "{out}"
+    );
+    let vsz: u64 = rows[0]["VSZ"].parse().unwrap();
+    let rss: u64 = rows[0]["RSS"].parse().unwrap();
+    assert!(vsz >= rss && rss > 0, "{out}");
+    assert_eq!(rows[0]["TIME"], "0:00", "{out}");
+    // Unknown columns and options are refused by name, a format without PID as Docker
+    // refuses it; all as daemon errors (exit 1).
+    let (code, _, err) = top_without_ps(&lab, &["ct", "-o", "pid,bogus"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: ps: error: unknown user-defined format specifier \"bogus\"\n"
+    );
+    let (code, _, err) = top_without_ps(&lab, &["ct", "-o", "comm"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Couldn't find PID field in ps output\n"
+    );
+    let (code, _, err) = top_without_ps(&lab, &["ct", "-L"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unsupported option \"-L\""), "{err}");
+
+    // Paused, the processes are still listed (as in Docker).
+    lab.ok(&["pause", "ct"]);
+    assert_eq!(top_pids(&lab, "ct").len(), 2);
+    lab.ok(&["unpause", "ct"]);
+
     lab.ok_within(&["stop", "-t", "1", "ct"], Duration::from_secs(15));
     let err = lab.fails(&["top", "ct"], 1);
     assert!(err.contains("is not running"), "{err}");
+}
+
+/// A container with a terminal: its processes' TTY is the pty's (pts/N), as ps names it.
+#[test]
+fn top_names_the_terminal_of_a_tty_container() {
+    let lab = Lab::new("top-tty");
+    lab.run_d(&["-t", "--name", "ct", BUSYBOX, "sleep", "1000"]);
+    let (code, out, err) = top_without_ps(&lab, &["ct", "-o", "pid,tty,args"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, rows) = parse_table(&out);
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0]["TT"].starts_with("pts/"), "{out}");
+    assert_eq!(rows[0]["COMMAND"], "sleep 1000");
 }
 
 #[test]

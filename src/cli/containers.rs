@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::format::{ellipsis, human_duration, human_size, seconds_since, table};
+use super::format::{ellipsis, human_duration, human_size, seconds_since, table, table_min_width};
 use super::template::{self, Format};
 use super::{CliResult, Context, Failure, Verb};
 use crate::container::ContainerError;
@@ -509,7 +509,8 @@ impl Verb for TopArgs {
         let store = context.containers()?;
         let dir = store.find(&self.container).map_err(Failure::daemon)?;
         let rows = top::top(&dir, &self.ps_args).map_err(Failure::daemon)?;
-        print!("{}", table(&rows));
+        // Docker's client lays `top` out with a minimum column width of 20.
+        print!("{}", table_min_width(&rows, 20));
         Ok(0)
     }
 }
