@@ -660,6 +660,74 @@ fn cgroup_namespace_and_mounts() {
     assert!(out.contains("\n/sys/fs/cgroup/memory cgroup\n"), "{out}");
 }
 
+/// Without a cgroup namespace (Docker's `--cgroupns host`, its default on v1) the container
+/// sees its cgroup's full path, and /sys/fs/cgroup holds its own cgroup's directories
+/// bind-mounted read-only (as runc does), not the host's whole tree.
+#[test]
+fn without_a_cgroup_namespace_the_containers_own_cgroup_is_bound() {
+    let mut b = Bundle::new("cghost");
+    let path = b.linux().cgroups_path().clone().unwrap();
+    b.linux()
+        .namespaces_mut()
+        .as_mut()
+        .unwrap()
+        .retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup);
+    b.resources().set_memory(Some(
+        LinuxMemoryBuilder::default()
+            .limit(48 * 1024 * 1024i64)
+            .build()
+            .unwrap(),
+    ));
+    let (cgroup, limit, dir) = if runtime::cgroups::is_v2() {
+        (
+            "cat /proc/self/cgroup",
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup",
+        )
+    } else {
+        (
+            "grep :memory: /proc/self/cgroup",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory",
+        )
+    };
+    let script = format!(
+        "{cgroup}; cat {limit}; touch {dir}/x 2>/dev/null || echo RO; ls {dir} | grep -c berth-test || true"
+    );
+    b.args(&["sh", "-c", &script]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert!(
+        lines.next().unwrap().ends_with(&path.display().to_string()),
+        "{out}"
+    );
+    assert_eq!(lines.next(), Some("50331648"), "{out}");
+    assert_eq!(lines.next(), Some("RO"), "{out}");
+    assert_eq!(lines.next(), Some("0"), "{out}");
+}
+
+/// cpu shares outside 2..262144 are refused, as runc refuses them (the v1 kernel would
+/// clamp them silently, and v2's conversion would be meaningless).
+#[test]
+fn cpu_shares_outside_the_kernels_range_are_refused() {
+    for (shares, word) in [(1, "minimum allowed cpu-shares is 2"), (300_000, "maximum")] {
+        let mut b = Bundle::new("shares");
+        b.resources().set_cpu(Some(
+            oci_spec::runtime::LinuxCpuBuilder::default()
+                .shares(shares as u64)
+                .build()
+                .unwrap(),
+        ));
+        b.args(&["true"]);
+        let err = b.run_with(false).unwrap_err();
+        assert!(matches!(err, RuntimeError::CgroupConfig(_)), "{err}");
+        assert!(err.to_string().contains(word), "{err}");
+        assert_eq!(err.exit_code(), 125);
+        let _ = b.cleanup();
+    }
+}
+
 /// A v1 cpuset cgroup accepts tasks only with cpus and mems set. berth sets
 /// `cgroup.clone_children` on the levels it creates so that the kernel fills a container's
 /// cpuset in; under a parent made without the flag, or one another berth has made but not

@@ -146,6 +146,7 @@ impl Cgroup for V1 {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), RuntimeError> {
+        super::check_resources(r)?;
         if let (Some(m), Some(dir)) = (r.memory(), self.controller("memory")) {
             if let Some(limit) = m.limit() {
                 write(&dir, "memory.limit_in_bytes", &limit.to_string())?;
@@ -167,7 +168,7 @@ impl Cgroup for V1 {
             }
         }
         if let (Some(c), Some(dir)) = (r.cpu(), self.controller("cpu")) {
-            if let Some(shares) = c.shares() {
+            if let Some(shares) = c.shares().filter(|s| *s != 0) {
                 write(&dir, "cpu.shares", &shares.to_string())?;
             }
             if let Some(period) = c.period() {
@@ -184,6 +185,21 @@ impl Cgroup for V1 {
             if let Some(mems) = c.mems() {
                 write(&dir, "cpuset.mems", mems)?;
             }
+        }
+        if let (Some(w), Some(dir)) = (
+            r.block_io()
+                .as_ref()
+                .and_then(|b| b.weight())
+                .filter(|w| *w != 0),
+            self.controller("blkio"),
+        ) {
+            // CFQ's blkio.weight where the kernel has it, else BFQ's (as runc chooses).
+            let file = if dir.join("blkio.weight").exists() {
+                "blkio.weight"
+            } else {
+                "blkio.bfq.weight"
+            };
+            write(&dir, file, &w.to_string())?;
         }
         if let (Some(p), Some(dir)) = (r.pids(), self.controller("pids")) {
             let v = if p.limit() > 0 {
