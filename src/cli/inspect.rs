@@ -52,7 +52,7 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
     } else {
         (record.entrypoint.clone(), record.cmd.clone())
     };
-    Ok(json!({
+    let mut doc = json!({
         "Id": record.id,
         "Created": record.created,
         "Path": record.path,
@@ -108,7 +108,15 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "ExposedPorts": record.net.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
         },
         "NetworkSettings": network::inspect_settings(&record, running),
-    }))
+    });
+    // The resource, device and privilege flags, under Docker's names.
+    if let (Some(host), Ok(serde_json::Value::Object(fields))) = (
+        doc["HostConfig"].as_object_mut(),
+        serde_json::to_value(&record.host_config),
+    ) {
+        host.extend(fields);
+    }
+    Ok(doc)
 }
 
 impl Verb for ContainerInspectArgs {

@@ -217,6 +217,7 @@ pub fn create(
         mounts,
         layers,
         net,
+        host_config: options.spec.host_config(),
     };
 
     let init_layer = ensure_init_layer(images)?;

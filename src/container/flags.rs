@@ -8,8 +8,10 @@ use std::io;
 use std::path::PathBuf;
 
 use super::create::CreateOptions;
+use super::devices;
 use super::spec::{SpecOptions, Ulimit};
 use crate::network::{DnsOptions, NetworkError, NetworkOptions, dns, ports};
+use crate::runtime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
@@ -37,6 +39,12 @@ pub enum FlagError {
     AddHost { value: String, ip: String },
     #[error("invalid argument \"{0}\" for \"--dns\" flag: {0} is not an ip address")]
     Dns(String),
+    /// What Docker's client refuses before asking the daemon (`--device`, `--cgroupns`).
+    #[error("{0}")]
+    Client(String),
+    /// What Docker's daemon refuses at create (cpuset and blkio checks against the host).
+    #[error("Error response from daemon: {0}")]
+    Daemon(String),
 }
 
 /// Docker's wording, which differs by why the file could not be read.
@@ -86,6 +94,12 @@ pub struct Flags {
     pub dns_search: Vec<String>,
     pub dns_option: Vec<String>,
     pub label: Vec<String>,
+    pub cpu_shares: Option<String>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<String>,
+    pub device: Vec<String>,
+    pub cgroupns: Option<String>,
     pub args: Vec<String>,
 }
 
@@ -99,7 +113,8 @@ pub fn create_options(
 ) -> Result<CreateOptions, FlagError> {
     let mut env = read_env_files(&flags.env_file)?;
     env.extend(flags.env.iter().cloned());
-    let spec = spec_options(&flags)?;
+    let mut spec = spec_options(&flags)?;
+    resource_options(&flags, &mut spec, &runtime::cgroups::host_support(), &warn)?;
     let network = match flags.network.as_str() {
         "none" | "host" | "bridge" => flags.network.clone(),
         "default" => "bridge".to_string(),
@@ -231,6 +246,142 @@ fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
         }
     }
     Ok(spec)
+}
+
+/// `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems`, `--blkio-weight`, `--device` and
+/// `--cgroupns`, checked as Docker's client and then its daemon check them: values the host
+/// cannot honour (no such controller) are discarded with Docker's warning, values outside
+/// what it has are refused with Docker's words.
+fn resource_options(
+    flags: &Flags,
+    spec: &mut SpecOptions,
+    host: &runtime::cgroups::HostSupport,
+    warn: &impl Fn(&str),
+) -> Result<(), FlagError> {
+    // Client side first: the values' syntax.
+    for d in &flags.device {
+        spec.devices
+            .push(devices::parse(d).map_err(FlagError::Client)?);
+    }
+    spec.cgroupns_host = match flags.cgroupns.as_deref() {
+        Some("host") => true,
+        Some("private") => false,
+        // Docker's daemon default: private where the host has cgroup v2 only.
+        None | Some("") => !runtime::cgroups::is_v2(),
+        Some(_) => {
+            return Err(FlagError::Client(
+                "--cgroupns: invalid CGROUP mode".to_string(),
+            ));
+        }
+    };
+    let shares = flags
+        .cpu_shares
+        .as_deref()
+        .map(|v| go_parse_int(v).map_err(|e| invalid("-c, --cpu-shares", v, e)))
+        .transpose()?
+        .unwrap_or(0);
+    let weight = flags
+        .blkio_weight
+        .as_deref()
+        .map(|v| go_parse_u16(v).map_err(|e| invalid("--blkio-weight", v, e)))
+        .transpose()?
+        .unwrap_or(0);
+
+    // The daemon's checks against the host.
+    if shares < 0 {
+        return Err(FlagError::Daemon("shares: invalid argument".into()));
+    }
+    if shares > 0 && !host.cpu_shares {
+        warn(
+            "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+        );
+    } else {
+        spec.cpu_shares = shares as u64;
+    }
+    let cpus = flags.cpuset_cpus.clone().filter(|c| !c.is_empty());
+    let mems = flags.cpuset_mems.clone().filter(|m| !m.is_empty());
+    if cpus.is_some() || mems.is_some() {
+        match &host.cpuset {
+            None => warn(
+                "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+            ),
+            Some((host_cpus, host_mems)) => {
+                for (value, available, what, unavailable) in [
+                    (&cpus, host_cpus, "cpus", "CPUs"),
+                    (&mems, host_mems, "mems", "memory nodes"),
+                ] {
+                    let Some(value) = value else {
+                        continue;
+                    };
+                    let asked = parse_uint_list(value).ok_or_else(|| {
+                        FlagError::Daemon(format!(
+                            "Invalid value {value} for cpuset {what}: invalid format: {value}"
+                        ))
+                    })?;
+                    let have = parse_uint_list(available).unwrap_or_default();
+                    if !asked.iter().all(|n| have.contains(n)) {
+                        return Err(FlagError::Daemon(format!(
+                            "Requested {unavailable} are not available - requested {value}, available: {available}"
+                        )));
+                    }
+                }
+                spec.cpuset_cpus = cpus;
+                spec.cpuset_mems = mems;
+            }
+        }
+    }
+    if weight > 0 && !host.blkio_weight {
+        warn(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+        );
+    } else if weight > 0 && !(10..=1000).contains(&weight) {
+        return Err(FlagError::Daemon(
+            "Range of blkio weight is from 10 to 1000".into(),
+        ));
+    } else {
+        spec.blkio_weight = weight;
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseInt(v, 10, 64)`, with its error text (Docker's client quotes it).
+fn go_parse_int(v: &str) -> Result<i64, String> {
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseInt: parsing {v:?}: invalid syntax"));
+    }
+    v.parse()
+        .map_err(|_| format!("strconv.ParseInt: parsing {v:?}: value out of range"))
+}
+
+/// Go's `strconv.ParseUint(v, 10, 16)`, with its error text.
+fn go_parse_u16(v: &str) -> Result<u16, String> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseUint: parsing {v:?}: invalid syntax"));
+    }
+    v.parse()
+        .map_err(|_| format!("strconv.ParseUint: parsing {v:?}: value out of range"))
+}
+
+/// A cpuset list (`0-2,5`) as Docker parses it; `None` for a malformed one.
+fn parse_uint_list(v: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    if v.is_empty() {
+        return Some(out);
+    }
+    for part in v.split(',') {
+        match part.split_once('-') {
+            None => out.push(part.parse().ok()?),
+            Some((lo, hi)) => {
+                let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
+                if hi < lo {
+                    return None;
+                }
+                out.extend(lo..=hi);
+            }
+        }
+    }
+    Some(out)
 }
 
 /// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
@@ -374,5 +525,172 @@ mod tests {
         );
         assert!(parse_ulimit("bogus=1").is_err());
         assert!(parse_ulimit("nofile=2:1").is_err());
+    }
+
+    fn flags() -> Flags {
+        Flags {
+            interactive: false,
+            tty: false,
+            rm: false,
+            name: None,
+            env: vec![],
+            env_file: vec![],
+            workdir: None,
+            user: None,
+            entrypoint: None,
+            hostname: None,
+            volume: vec![],
+            read_only: false,
+            tmpfs: vec![],
+            cap_add: vec![],
+            cap_drop: vec![],
+            privileged: false,
+            security_opt: vec![],
+            memory: None,
+            memory_swap: None,
+            cpus: None,
+            pids_limit: None,
+            ulimit: vec![],
+            init: false,
+            network: "none".into(),
+            publish: vec![],
+            publish_all: false,
+            expose: vec![],
+            add_host: vec![],
+            dns: vec![],
+            dns_search: vec![],
+            dns_option: vec![],
+            label: vec![],
+            cpu_shares: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            blkio_weight: None,
+            device: vec![],
+            cgroupns: None,
+            args: vec!["busybox".into()],
+        }
+    }
+
+    /// Docker's checks and words, against a made-up host: two cpus, one memory node.
+    #[test]
+    fn resource_flags_are_checked_as_docker_checks_them() {
+        let host = runtime::cgroups::HostSupport {
+            cpu_shares: true,
+            cpuset: Some(("0-1".into(), "0".into())),
+            blkio_weight: true,
+        };
+        let check = |f: Flags, host: &runtime::cgroups::HostSupport| {
+            let warnings = std::cell::RefCell::new(Vec::new());
+            let mut spec = SpecOptions::default();
+            resource_options(&f, &mut spec, host, &|w: &str| {
+                warnings.borrow_mut().push(w.to_string())
+            })
+            .map(|()| (spec, warnings.into_inner()))
+            .map_err(|e| e.to_string())
+        };
+        let (spec, warnings) = check(
+            Flags {
+                cpu_shares: Some("512".into()),
+                cpuset_cpus: Some("0,1".into()),
+                cpuset_mems: Some("0".into()),
+                blkio_weight: Some("300".into()),
+                device: vec!["/dev/null:/dev/n:r".into()],
+                cgroupns: Some("private".into()),
+                ..flags()
+            },
+            &host,
+        )
+        .unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(spec.cpu_shares, 512);
+        assert_eq!(spec.cpuset_cpus.as_deref(), Some("0,1"));
+        assert_eq!(spec.blkio_weight, 300);
+        assert_eq!(spec.devices[0].path_in_container, "/dev/n");
+        assert!(!spec.cgroupns_host);
+        let err = |f: Flags| check(f, &host).unwrap_err();
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("5".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Requested CPUs are not available - requested 5, available: 0-1"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("abc".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value abc for cpuset cpus: invalid format: abc"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_mems: Some("1".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Requested memory nodes are not available - requested 1, available: 0"
+        );
+        assert_eq!(
+            err(Flags {
+                blkio_weight: Some("5".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Range of blkio weight is from 10 to 1000"
+        );
+        assert_eq!(
+            err(Flags {
+                blkio_weight: Some("abc".into()),
+                ..flags()
+            }),
+            "invalid argument \"abc\" for \"--blkio-weight\" flag: strconv.ParseUint: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            err(Flags {
+                cpu_shares: Some("abc".into()),
+                ..flags()
+            }),
+            "invalid argument \"abc\" for \"-c, --cpu-shares\" flag: strconv.ParseInt: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            err(Flags {
+                cpu_shares: Some("-5".into()),
+                ..flags()
+            }),
+            "Error response from daemon: shares: invalid argument"
+        );
+        assert_eq!(
+            err(Flags {
+                cgroupns: Some("foo".into()),
+                ..flags()
+            }),
+            "--cgroupns: invalid CGROUP mode"
+        );
+        assert_eq!(
+            err(Flags {
+                device: vec!["/dev/null:/x:rwx".into()],
+                ..flags()
+            }),
+            "bad mode specified: rwx"
+        );
+        // A host without the controllers: the values go, with Docker's warnings.
+        let (spec, warnings) = check(
+            Flags {
+                cpu_shares: Some("512".into()),
+                cpuset_cpus: Some("7".into()),
+                blkio_weight: Some("5".into()),
+                ..flags()
+            },
+            &runtime::cgroups::HostSupport::default(),
+        )
+        .unwrap();
+        assert_eq!((spec.cpu_shares, spec.blkio_weight), (0, 0));
+        assert_eq!(spec.cpuset_cpus, None);
+        assert_eq!(
+            warnings,
+            [
+                "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+                "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+            ]
+        );
     }
 }

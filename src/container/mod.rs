@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod commit;
 pub mod create;
+pub mod devices;
 pub mod exec;
 pub mod export;
 pub mod filter;
@@ -85,6 +86,9 @@ pub enum ContainerError {
     Tty(#[from] tty::TtyError),
     #[error(transparent)]
     Image(#[from] StoreError),
+    /// A `--device` that names no device.
+    #[error(transparent)]
+    Device(#[from] devices::DeviceError),
 }
 
 impl ContainerError {
@@ -93,6 +97,8 @@ impl ContainerError {
         match self {
             ContainerError::Start { code, .. } => *code,
             ContainerError::Runtime(e) => e.exit_code(),
+            // Docker's client reads "no such file or directory" as a missing command.
+            ContainerError::Device(e) if e.not_found => 127,
             _ => 125,
         }
     }

@@ -47,6 +47,34 @@ pub struct ContainerRecord {
     /// Published ports, exposed ports and DNS flags (`network/`).
     #[serde(default)]
     pub net: crate::network::NetworkOptions,
+    /// Resource, device and privilege flags, as inspect's HostConfig shows them.
+    #[serde(default)]
+    pub host_config: HostConfig,
+}
+
+/// The flags of `create`/`run` that shape the container's cgroup, devices and privileges,
+/// under Docker's HostConfig names (kept for `inspect`; the spec holds what is applied).
+/// Records from before it read as all unset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HostConfig {
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    /// Bytes; 0 for no limit.
+    pub memory: i64,
+    /// Memory plus swap in bytes (-1 unlimited, 0 unset).
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: Option<i64>,
+    pub cpu_shares: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub blkio_weight: u16,
+    pub devices: Vec<super::devices::DeviceMapping>,
+    /// `host` or `private`.
+    pub cgroupns_mode: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

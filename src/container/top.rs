@@ -215,8 +215,7 @@ fn columns(ps_args: &[String]) -> Result<Vec<(Field, String)>, TopError> {
                 _ => return Err(TopError::UnsupportedOption(word.to_string())),
             }
         } else if let Some(unix) = word.strip_prefix('-') {
-            let mut chars = unix.char_indices();
-            while let Some((i, c)) = chars.next() {
+            for (i, c) in unix.char_indices() {
                 match c {
                     // Selections: the container's processes are shown whatever they say.
                     'e' | 'A' | 'a' | 'd' | 'x' => {}
@@ -236,8 +235,7 @@ fn columns(ps_args: &[String]) -> Result<Vec<(Field, String)>, TopError> {
                 }
             }
         } else {
-            let mut chars = word.char_indices();
-            while let Some((i, c)) = chars.next() {
+            for (i, c) in word.char_indices() {
                 match c {
                     'a' | 'x' | 'w' | 'g' => bsd = true,
                     'u' => bsd_user = true,
@@ -515,12 +513,9 @@ impl Host {
             Field::Args if p.cmdline.is_empty() => format!("[{}]", p.comm),
             Field::Args => p.cmdline.join(" "),
             Field::Pcpu => {
-                let elapsed = self.elapsed(p);
-                let tenths = if elapsed > 0 {
-                    p.cpu_ticks * 1000 / self.hertz / elapsed
-                } else {
-                    0
-                };
+                let tenths = (p.cpu_ticks * 1000 / self.hertz)
+                    .checked_div(self.elapsed(p))
+                    .unwrap_or(0);
                 if tenths > 999 {
                     (tenths / 10).to_string()
                 } else {
@@ -528,12 +523,9 @@ impl Host {
                 }
             }
             Field::C => {
-                let elapsed = self.elapsed(p);
-                let pct = if elapsed > 0 {
-                    p.cpu_ticks * 100 / self.hertz / elapsed
-                } else {
-                    0
-                };
+                let pct = (p.cpu_ticks * 100 / self.hertz)
+                    .checked_div(self.elapsed(p))
+                    .unwrap_or(0);
                 pct.min(99).to_string()
             }
             Field::Pmem => {
