@@ -857,6 +857,93 @@ fn top_lists_the_container_processes() {
     assert!(err.contains("is not running"), "{err}");
 }
 
+/// `update`: new limits reach a running container's cgroup at once, are kept for its next
+/// start and shown by inspect; Docker's refusals in Docker's words, leaving things as they
+/// were.
+#[test]
+fn update_changes_a_containers_limits_and_keeps_them() {
+    let lab = Lab::new("update");
+    let id = lab.run_d(&["--name", "ct", "-m", "16m", BUSYBOX, "sleep", "1000"]);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let files = if v2 {
+        "cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    } else {
+        "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+    };
+    let inside = || lab.ok(&["exec", "ct", "sh", "-c", files]);
+    let host_config = || {
+        lab.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}",
+            "ct",
+        ])
+    };
+    assert_eq!(
+        lab.ok(&[
+            "update",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "-m",
+            "24m",
+            "--memory-swap",
+            "48m",
+            "--pids-limit",
+            "50",
+            "ct",
+        ]),
+        "ct\n"
+    );
+    // v2: the shares as cpu.weight (runc's conversion).
+    let weight = if v2 { "20" } else { "512" };
+    assert_eq!(inside(), format!("{weight}\n0\n25165824\n50\n"));
+    assert_eq!(host_config(), "512 0 25165824 50331648 50\n");
+
+    let err = lab.fails(&["update", "-m", "100m", "ct"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "Error response from daemon: Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time\n"
+        )
+    );
+    let err = lab.fails(&["update", "-c", "1", "ct"], 1);
+    assert!(
+        err.starts_with(&format!(
+            "Error response from daemon: Cannot update container {id}: "
+        )) && err.contains("the minimum allowed cpu-shares is 2"),
+        "{err}"
+    );
+    let err = lab.fails(&["update", "--cpuset-cpus", "4096", "ct"], 1);
+    assert!(
+        err.starts_with(
+            "Error response from daemon: Requested CPUs are not available - requested 4096, available: "
+        ),
+        "{err}"
+    );
+    let err = lab.fails(&["update", "ct"], 1);
+    assert_eq!(
+        err,
+        "you must provide one or more flags when using this command\n"
+    );
+    let err = lab.fails(&["update", "-c", "5", "nosuch"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such container: nosuch\n"
+    );
+    // Nothing of the refused updates stuck.
+    assert_eq!(inside(), format!("{weight}\n0\n25165824\n50\n"));
+    assert_eq!(host_config(), "512 0 25165824 50331648 50\n");
+
+    // A stopped container keeps the new values for its next start.
+    lab.ok_within(&["stop", "-t", "1", "ct"], Duration::from_secs(15));
+    assert_eq!(lab.ok(&["update", "--cpu-shares", "256", "ct"]), "ct\n");
+    lab.ok(&["start", "ct"]);
+    let weight = if v2 { "10" } else { "256" };
+    assert_eq!(inside(), format!("{weight}\n0\n25165824\n50\n"));
+}
+
 /// A container with a terminal: its processes' TTY is the pty's (pts/N), as ps names it.
 #[test]
 fn top_names_the_terminal_of_a_tty_container() {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::create::CreateOptions;
 use super::devices;
 use super::spec::{SpecOptions, Ulimit};
+use super::update::UpdateOptions;
 use crate::network::{DnsOptions, NetworkError, NetworkOptions, dns, ports};
 use crate::runtime;
 
@@ -196,17 +197,7 @@ fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
                 }
             })
             .transpose()?,
-        nano_cpus: flags
-            .cpus
-            .as_deref()
-            .map(|c| {
-                c.parse::<f64>()
-                    .ok()
-                    .filter(|v| *v > 0.0 && v.is_finite())
-                    .map(|v| (v * 1e9) as i64)
-                    .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
-            })
-            .transpose()?,
+        nano_cpus: parse_cpus(flags.cpus.as_deref())?,
         pids_limit: flags.pids_limit.filter(|p| *p > 0),
         cap_add: flags.cap_add.clone(),
         cap_drop: flags.cap_drop.clone(),
@@ -274,20 +265,50 @@ fn resource_options(
             ));
         }
     };
-    let shares = flags
-        .cpu_shares
-        .as_deref()
+    let cpu = cpu_io_flags(
+        flags.cpu_shares.as_deref(),
+        flags.cpuset_cpus.as_deref(),
+        flags.cpuset_mems.as_deref(),
+        flags.blkio_weight.as_deref(),
+        host,
+        warn,
+    )?;
+    spec.cpu_shares = cpu.shares;
+    spec.cpuset_cpus = cpu.cpus;
+    spec.cpuset_mems = cpu.mems;
+    spec.blkio_weight = cpu.blkio_weight;
+    Ok(())
+}
+
+/// `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems` and `--blkio-weight` as checked (0 and
+/// `None` for unset or discarded).
+#[derive(Debug, Default)]
+struct CpuIo {
+    shares: u64,
+    cpus: Option<String>,
+    mems: Option<String>,
+    blkio_weight: u16,
+}
+
+/// The checks `run`, `create` and `update` share: the values' syntax as Docker's client
+/// parses them, then its daemon's checks against the host.
+fn cpu_io_flags(
+    shares: Option<&str>,
+    cpus: Option<&str>,
+    mems: Option<&str>,
+    weight: Option<&str>,
+    host: &runtime::cgroups::HostSupport,
+    warn: &impl Fn(&str),
+) -> Result<CpuIo, FlagError> {
+    let mut out = CpuIo::default();
+    let shares = shares
         .map(|v| go_parse_int(v).map_err(|e| invalid("-c, --cpu-shares", v, e)))
         .transpose()?
         .unwrap_or(0);
-    let weight = flags
-        .blkio_weight
-        .as_deref()
+    let weight = weight
         .map(|v| go_parse_u16(v).map_err(|e| invalid("--blkio-weight", v, e)))
         .transpose()?
         .unwrap_or(0);
-
-    // The daemon's checks against the host.
     if shares < 0 {
         return Err(FlagError::Daemon("shares: invalid argument".into()));
     }
@@ -296,10 +317,10 @@ fn resource_options(
             "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
         );
     } else {
-        spec.cpu_shares = shares as u64;
+        out.shares = shares as u64;
     }
-    let cpus = flags.cpuset_cpus.clone().filter(|c| !c.is_empty());
-    let mems = flags.cpuset_mems.clone().filter(|m| !m.is_empty());
+    let cpus = cpus.filter(|c| !c.is_empty()).map(str::to_string);
+    let mems = mems.filter(|m| !m.is_empty()).map(str::to_string);
     if cpus.is_some() || mems.is_some() {
         match &host.cpuset {
             None => warn(
@@ -325,8 +346,8 @@ fn resource_options(
                         )));
                     }
                 }
-                spec.cpuset_cpus = cpus;
-                spec.cpuset_mems = mems;
+                out.cpus = cpus;
+                out.mems = mems;
             }
         }
     }
@@ -339,9 +360,73 @@ fn resource_options(
             "Range of blkio weight is from 10 to 1000".into(),
         ));
     } else {
-        spec.blkio_weight = weight;
+        out.blkio_weight = weight;
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The values of `update`'s flags, as typed.
+#[derive(Debug, Default)]
+pub struct UpdateFlags {
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<String>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<String>,
+    pub pids_limit: Option<i64>,
+}
+
+/// `update`'s flags, checked as `run`'s are; `warn` gets Docker's warnings. As in Docker,
+/// a zero or empty value leaves the setting as it is.
+pub fn update_options(
+    flags: &UpdateFlags,
+    warn: impl Fn(&str),
+) -> Result<UpdateOptions, FlagError> {
+    let cpu = cpu_io_flags(
+        flags.cpu_shares.as_deref(),
+        flags.cpuset_cpus.as_deref(),
+        flags.cpuset_mems.as_deref(),
+        flags.blkio_weight.as_deref(),
+        &runtime::cgroups::host_support(),
+        &warn,
+    )?;
+    let bytes = |flag: &'static str, v: &Option<String>| {
+        v.as_deref()
+            .map(|m| {
+                if m == "-1" {
+                    Ok(-1)
+                } else {
+                    parse_bytes(m).map_err(|e| invalid(flag, m, e))
+                }
+            })
+            .transpose()
+    };
+    let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    Ok(UpdateOptions {
+        memory: nonzero(bytes("-m, --memory", &flags.memory)?),
+        memory_swap: nonzero(bytes("--memory-swap", &flags.memory_swap)?),
+        nano_cpus: nonzero(parse_cpus(flags.cpus.as_deref())?),
+        cpu_shares: (cpu.shares != 0).then_some(cpu.shares),
+        cpuset_cpus: cpu.cpus,
+        cpuset_mems: cpu.mems,
+        blkio_weight: (cpu.blkio_weight != 0).then_some(cpu.blkio_weight),
+        pids_limit: flags.pids_limit,
+    })
+}
+
+/// `--cpus`: a positive number of CPUs, in billionths.
+fn parse_cpus(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    value
+        .map(|c| {
+            c.parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0 && v.is_finite())
+                .map(|v| (v * 1e9) as i64)
+                .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
+        })
+        .transpose()
 }
 
 /// Go's `strconv.ParseInt(v, 10, 64)`, with its error text (Docker's client quotes it).

@@ -25,6 +25,7 @@ pub mod spec;
 pub mod store;
 pub mod top;
 pub mod tty;
+pub mod update;
 pub mod user;
 
 use std::io;
@@ -86,6 +87,9 @@ pub enum ContainerError {
     Tty(#[from] tty::TtyError),
     #[error(transparent)]
     Image(#[from] StoreError),
+    /// `update` could not apply a value (Docker's words).
+    #[error("Cannot update container {id}: {message}")]
+    CannotUpdate { id: String, message: String },
     /// A `--device` that names no device.
     #[error(transparent)]
     Device(#[from] devices::DeviceError),

@@ -148,13 +148,25 @@ impl Cgroup for V1 {
     fn apply(&self, r: &LinuxResources) -> Result<(), RuntimeError> {
         super::check_resources(r)?;
         if let (Some(m), Some(dir)) = (r.memory(), self.controller("memory")) {
+            // memsw exists only with swap accounting; without it there is no swap to limit.
+            let swap = m
+                .swap()
+                .filter(|_| dir.join("memory.memsw.limit_in_bytes").exists());
+            // The kernel keeps memory+swap at or above the limit at every step: when the
+            // new memory+swap is above the current limit (or unlimited), it goes first
+            // (runc's order), else the limit does. Only an update can find either set.
+            let current_limit = fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            let swap_first = swap.is_some_and(|s| s == -1 || (s as u64) > current_limit);
+            if swap_first && let Some(swap) = swap {
+                write(&dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+            }
             if let Some(limit) = m.limit() {
                 write(&dir, "memory.limit_in_bytes", &limit.to_string())?;
             }
-            // memsw exists only with swap accounting; without it there is no swap to limit.
-            if let Some(swap) = m.swap()
-                && dir.join("memory.memsw.limit_in_bytes").exists()
-            {
+            if !swap_first && let Some(swap) = swap {
                 write(&dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
             }
             if let Some(res) = m.reservation() {
