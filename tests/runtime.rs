@@ -1209,6 +1209,50 @@ fn cgroup_v2_manager_lifecycle() {
     let _ = fs::remove_dir(root.join("berth-test-v2"));
 }
 
+/// The v2 files berth's resources become, written into a plain directory standing in for
+/// a cgroup (this host may have no v2 controllers): shares as cpu.weight and a blkio weight
+/// as io.weight (runc's conversions) or BFQ's io.bfq.weight where it exists, the cpuset,
+/// and the OOM-kill counter read back from memory.events.
+#[test]
+fn cgroup_v2_resource_files_and_oom_counter() {
+    use oci_spec::runtime::{LinuxBlockIo, LinuxCpuBuilder, LinuxResources};
+    use runtime::cgroups::{Cgroup, V2};
+    let root = scratch().join(format!("fake-v2-{}", std::process::id()));
+    let dir = root.join("berth/c1");
+    fs::create_dir_all(&dir).unwrap();
+    let cg = V2::with_root(&root, "/berth/c1");
+    let mut r = LinuxResources::default();
+    r.set_cpu(Some(
+        LinuxCpuBuilder::default()
+            .shares(512u64)
+            .cpus("0")
+            .mems("0")
+            .build()
+            .unwrap(),
+    ));
+    let mut blkio = LinuxBlockIo::default();
+    blkio.set_weight(Some(300));
+    r.set_block_io(Some(blkio));
+    cg.apply(&r).unwrap();
+    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(read("cpu.weight"), "20");
+    assert_eq!(read("cpuset.cpus"), "0");
+    assert_eq!(read("cpuset.mems"), "0");
+    assert_eq!(read("io.weight"), "2930");
+    // With BFQ the weight keeps v1's scale.
+    fs::write(dir.join("io.bfq.weight"), "default 100\n").unwrap();
+    cg.apply(&r).unwrap();
+    assert_eq!(read("io.bfq.weight"), "300");
+    assert_eq!(cg.oom_kills(), 0, "no memory.events: no kills known");
+    fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n",
+    )
+    .unwrap();
+    assert_eq!(cg.oom_kills(), 1);
+    fs::remove_dir_all(&root).unwrap();
+}
+
 /// glibc programs (bash, procps, apt, python, perl) under the default seccomp profile and
 /// capabilities. The image is the host's merged /usr as a lower layer (Debian 12 keeps
 /// /bin, /lib, /lib64 in it) plus a small layer with `usr -> /` and /etc files.
