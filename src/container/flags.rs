@@ -115,7 +115,18 @@ pub fn create_options(
     let mut env = read_env_files(&flags.env_file)?;
     env.extend(flags.env.iter().cloned());
     let mut spec = spec_options(&flags)?;
-    resource_options(&flags, &mut spec, &runtime::cgroups::host_support(), &warn)?;
+    // The host's controllers are read only when a flag needs them (a run without them
+    // should not pay for the reads).
+    let host = if flags.cpu_shares.is_some()
+        || flags.cpuset_cpus.is_some()
+        || flags.cpuset_mems.is_some()
+        || flags.blkio_weight.is_some()
+    {
+        runtime::cgroups::host_support()
+    } else {
+        runtime::cgroups::HostSupport::default()
+    };
+    resource_options(&flags, &mut spec, &host, &warn)?;
     let network = match flags.network.as_str() {
         "none" | "host" | "bridge" => flags.network.clone(),
         "default" => "bridge".to_string(),
