@@ -638,6 +638,60 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_and_device_flags_shape_resources_and_namespaces() {
+        let options = SpecOptions {
+            cpu_shares: 512,
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
+            blkio_weight: 300,
+            nano_cpus: Some(500_000_000),
+            devices: vec![DeviceMapping {
+                path_on_host: "/dev/null".into(),
+                path_in_container: "/dev/mynull".into(),
+                cgroup_permissions: "r".into(),
+            }],
+            cgroupns_host: true,
+            ..Default::default()
+        };
+        let spec = build_with("none", &options);
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(
+            linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|n| n.typ() != LinuxNamespaceType::Cgroup)
+        );
+        let resources = linux.resources().as_ref().unwrap();
+        let cpu = resources.cpu().as_ref().unwrap();
+        assert_eq!(cpu.shares(), Some(512));
+        assert_eq!(cpu.quota(), Some(50_000));
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(cpu.mems().as_deref(), Some("0"));
+        assert_eq!(resources.block_io().as_ref().unwrap().weight(), Some(300));
+        let node = linux
+            .devices()
+            .iter()
+            .flatten()
+            .find(|d| d.path() == Path::new("/dev/mynull"))
+            .unwrap();
+        assert_eq!((node.major(), node.minor()), (1, 3));
+        // After the default rules, so it wins; only read.
+        let last = resources.devices().as_ref().unwrap().last().unwrap();
+        assert!(last.allow() && last.access().as_deref() == Some("r"));
+        assert_eq!((last.major(), last.minor()), (Some(1), Some(3)));
+        // The default: a cgroup namespace of its own.
+        let spec = build_with("none", &SpecOptions::default());
+        let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(
+            namespaces
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Cgroup)
+        );
+    }
+
+    #[test]
     fn host_capabilities_are_the_bounding_set() {
         let mut from_status = host_capabilities();
         from_status.sort();
