@@ -888,6 +888,32 @@ fn oom_killed_is_measured_from_the_cgroup() {
     assert_eq!(inspect("killed"), "false 137\n");
 }
 
+/// `-1` values (unlimited) are values, not flags: `--memory-swap -1`, `--pids-limit -1`.
+#[test]
+fn minus_one_means_unlimited() {
+    let root = root_with("minusone", BUSYBOX);
+    let (swap, pids) = if cgroup_v2() {
+        ("/sys/fs/cgroup/memory.swap.max", "/sys/fs/cgroup/pids.max")
+    } else {
+        (
+            "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+            "/sys/fs/cgroup/pids/pids.max",
+        )
+    };
+    let out = sh_ok(
+        &root,
+        &["-m", "16m", "--memory-swap", "-1", "--pids-limit", "-1"],
+        &format!("cat {pids}; cat {swap} 2>/dev/null || echo no-swap-accounting"),
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("max"), "{out}");
+    let swap = lines.next().unwrap();
+    assert!(
+        ["max", "9223372036854771712", "no-swap-accounting"].contains(&swap),
+        "{out}"
+    );
+}
+
 /// True on a host with the unified (v2-only) cgroup layout.
 fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()

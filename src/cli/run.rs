@@ -77,7 +77,7 @@ pub struct CreateFlags {
     #[arg(short, long)]
     pub memory: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
@@ -101,7 +101,7 @@ pub struct CreateFlags {
     #[arg(long)]
     pub cgroupns: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// Ulimit options
     #[arg(long)]
