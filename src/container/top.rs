@@ -294,6 +294,12 @@ fn parse_format(list: &str) -> Result<Vec<(Field, String)>, TopError> {
 /// The header and one row per process of the container (ascending pid, as `ps` lists
 /// /proc), each cell one column; no options means Docker's `-ef`.
 pub fn top(dir: &ContainerDir, ps_args: &[String]) -> Result<Vec<Vec<String>>, TopError> {
+    // As Docker: a container that is not running is refused whatever the options.
+    let pids = ops::pids(dir)?;
+    rows(&pids, ps_args)
+}
+
+fn parse_args(ps_args: &[String]) -> Result<Vec<(Field, String)>, TopError> {
     let columns = if ps_args.is_empty() {
         columns(&["-ef".to_string()])?
     } else {
@@ -305,7 +311,14 @@ pub fn top(dir: &ContainerDir, ps_args: &[String]) -> Result<Vec<Vec<String>>, T
     {
         return Err(TopError::NoPidColumn);
     }
-    let mut pids = ops::pids(dir)?;
+    Ok(columns)
+}
+
+/// The header and the rows of `pids` (any processes; berth-runc's `ps` gives its
+/// container's), laid out as `top` lays them out.
+pub fn rows(pids: &[i32], ps_args: &[String]) -> Result<Vec<Vec<String>>, TopError> {
+    let columns = parse_args(ps_args)?;
+    let mut pids = pids.to_vec();
     pids.sort_unstable();
     let host = Host::read()?;
     let mut rows = vec![columns.iter().map(|(_, h)| h.clone()).collect()];
