@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, u8)] = &[
     ("cli", 5),
     ("runc", 5),
+    // The fuzz targets' entry points into the parsers (fuzz/), an outside caller like the CLI.
+    ("fuzzing", 5),
     ("build", 4),
     ("container", 4),
     ("image", 3),
