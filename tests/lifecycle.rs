@@ -24,9 +24,27 @@ use common::{BUSYBOX, DEBIAN};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
+/// `berth top ARGS…` with a PATH that has no `ps` in it: berth reads /proc itself (a
+/// minimal host has no procps). Its output, and the exit code.
+fn top_without_ps(lab: &Lab, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["top"];
+    all.extend_from_slice(args);
+    let out = lab
+        .berth(&all)
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run berth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Host pids of the container's processes, from `berth top`'s PID column.
 fn top_pids(lab: &Lab, name: &str) -> Vec<i32> {
-    let out = lab.ok(&["top", name]);
+    let (code, out, err) = top_without_ps(lab, &[name]);
+    assert_eq!(code, 0, "top {name}: {err}");
     let mut lines = out.lines();
     let header = lines.next().expect("top prints a header");
     let col = header
@@ -697,10 +715,20 @@ fn pause_freezes_the_container_and_unpause_thaws_it() {
     assert_eq!(counter(), frozen, "the counter advanced while paused");
     let err = lab.fails(&["pause", "ct"], 1);
     assert!(err.contains("is already paused"), "{err}");
+    // Docker's words, with the container as it was named (exit 1, as a daemon error).
     let err = lab.fails(&["exec", "ct", "true"], 1);
-    assert!(
-        err.contains("paused") || err.contains("not running"),
-        "{err}"
+    assert_eq!(
+        err,
+        "Error response from daemon: Container ct is paused, unpause the container before exec\n"
+    );
+    let id = lab.inspect("ct")["Id"].as_str().unwrap().to_string();
+    let err = lab.fails(&["exec", "-d", &id[..7], "true"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "Error response from daemon: Container {} is paused, unpause the container before exec\n",
+            &id[..7]
+        )
     );
 
     assert_eq!(lab.ok(&["unpause", "ct"]), "ct\n");
@@ -722,10 +750,20 @@ fn top_lists_the_container_processes() {
     let lab = Lab::new("top");
     let id = lab.run_d_sh("ct", "sleep 999 & sleep 1000");
     std::thread::sleep(Duration::from_millis(300));
-    let out = lab.ok(&["top", "ct"]);
+    let (code, out, err) = top_without_ps(&lab, &["ct"]);
+    assert_eq!(code, 0, "{err}");
     let (columns, rows) = parse_table(&out);
-    assert!(columns.contains(&"PID".to_string()), "{out}");
-    assert!(columns.contains(&"CMD".to_string()), "{out}");
+    // Docker's default: ps -ef.
+    assert_eq!(
+        columns,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{out}"
+    );
+    // Docker's client: columns at least 20 wide.
+    assert!(
+        out.starts_with(&format!("{:<20}{:<20}PPID", "UID", "PID")),
+        "{out}"
+    );
     let cmds: Vec<&str> = rows.iter().map(|r| r["CMD"].as_str()).collect();
     assert!(cmds.contains(&"sleep 999"), "{out}");
     assert!(cmds.contains(&"sleep 1000"), "{out}");
@@ -743,9 +781,180 @@ fn top_lists_the_container_processes() {
         got.sort();
         assert_eq!(procs, got);
     }
+    let init = lab.state_pid(&id, "pid");
+    let init_row = rows.iter().find(|r| r["PID"] == init.to_string()).unwrap();
+    assert_eq!(init_row["UID"], "root");
+    assert_eq!(init_row["TTY"], "?");
+    assert_eq!(init_row["TIME"], "00:00:00");
+    let child_row = rows.iter().find(|r| r["CMD"] == "sleep 999").unwrap();
+    assert_eq!(child_row["PPID"], init.to_string(), "{out}");
+
+    // ps's options, as Docker passes them through.
+    let (code, out, err) = top_without_ps(&lab, &["ct", "-o", "pid,ppid,comm,args,stat,uid"]);
+    assert_eq!(code, 0, "{err}");
+    let (columns, rows) = parse_table(&out);
+    assert_eq!(
+        columns,
+        ["PID", "PPID", "COMMAND", "COMMAND", "STAT", "UID"],
+        "{out}"
+    );
+    assert_eq!(rows.len(), 2, "{out}");
+    let first = out.lines().nth(1).unwrap();
+    let cells: Vec<&str> = first.split_whitespace().collect();
+    // The init leads its session (s); the child does not.
+    assert_eq!(
+        cells,
+        [
+            init.to_string().as_str(),
+            cells[1],
+            "sleep",
+            "sleep",
+            "1000",
+            "Ss",
+            "0"
+        ],
+        "{out}"
+    );
+    let (code, out, err) = top_without_ps(&lab, &["ct", "aux"]);
+    assert_eq!(code, 0, "{err}");
+    let (columns, rows) = parse_table(&out);
+    assert_eq!(
+        columns,
+        [
+            "USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND"
+        ],
+        "{out}"
+    );
+    let vsz: u64 = rows[0]["VSZ"].parse().unwrap();
+    let rss: u64 = rows[0]["RSS"].parse().unwrap();
+    assert!(vsz >= rss && rss > 0, "{out}");
+    assert_eq!(rows[0]["TIME"], "0:00", "{out}");
+    // Unknown columns and options are refused by name, a format without PID as Docker
+    // refuses it; all as daemon errors (exit 1).
+    let (code, _, err) = top_without_ps(&lab, &["ct", "-o", "pid,bogus"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: ps: error: unknown user-defined format specifier \"bogus\"\n"
+    );
+    let (code, _, err) = top_without_ps(&lab, &["ct", "-o", "comm"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: Couldn't find PID field in ps output\n"
+    );
+    let (code, _, err) = top_without_ps(&lab, &["ct", "-L"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unsupported option \"-L\""), "{err}");
+
+    // Paused, the processes are still listed (as in Docker).
+    lab.ok(&["pause", "ct"]);
+    assert_eq!(top_pids(&lab, "ct").len(), 2);
+    lab.ok(&["unpause", "ct"]);
+
     lab.ok_within(&["stop", "-t", "1", "ct"], Duration::from_secs(15));
     let err = lab.fails(&["top", "ct"], 1);
     assert!(err.contains("is not running"), "{err}");
+}
+
+/// `update`: new limits reach a running container's cgroup at once, are kept for its next
+/// start and shown by inspect; Docker's refusals in Docker's words, leaving things as they
+/// were.
+#[test]
+fn update_changes_a_containers_limits_and_keeps_them() {
+    let lab = Lab::new("update");
+    let id = lab.run_d(&["--name", "ct", "-m", "16m", BUSYBOX, "sleep", "1000"]);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let files = if v2 {
+        "cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    } else {
+        "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+    };
+    let inside = || lab.ok(&["exec", "ct", "sh", "-c", files]);
+    let host_config = || {
+        lab.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}",
+            "ct",
+        ])
+    };
+    assert_eq!(
+        lab.ok(&[
+            "update",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "-m",
+            "24m",
+            "--memory-swap",
+            "48m",
+            "--pids-limit",
+            "50",
+            "ct",
+        ]),
+        "ct\n"
+    );
+    // v2: the shares as cpu.weight (runc's conversion).
+    let weight = if v2 { "20" } else { "512" };
+    assert_eq!(inside(), format!("{weight}\n0\n25165824\n50\n"));
+    assert_eq!(host_config(), "512 0 25165824 50331648 50\n");
+
+    let err = lab.fails(&["update", "-m", "100m", "ct"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "Error response from daemon: Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time\n"
+        )
+    );
+    let err = lab.fails(&["update", "-c", "1", "ct"], 1);
+    assert!(
+        err.starts_with(&format!(
+            "Error response from daemon: Cannot update container {id}: "
+        )) && err.contains("the minimum allowed cpu-shares is 2"),
+        "{err}"
+    );
+    let err = lab.fails(&["update", "--cpuset-cpus", "4096", "ct"], 1);
+    assert!(
+        err.starts_with(
+            "Error response from daemon: Requested CPUs are not available - requested 4096, available: "
+        ),
+        "{err}"
+    );
+    let err = lab.fails(&["update", "ct"], 1);
+    assert_eq!(
+        err,
+        "you must provide one or more flags when using this command\n"
+    );
+    let err = lab.fails(&["update", "-c", "5", "nosuch"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: No such container: nosuch\n"
+    );
+    // Nothing of the refused updates stuck.
+    assert_eq!(inside(), format!("{weight}\n0\n25165824\n50\n"));
+    assert_eq!(host_config(), "512 0 25165824 50331648 50\n");
+
+    // A stopped container keeps the new values for its next start.
+    lab.ok_within(&["stop", "-t", "1", "ct"], Duration::from_secs(15));
+    assert_eq!(lab.ok(&["update", "--cpu-shares", "256", "ct"]), "ct\n");
+    lab.ok(&["start", "ct"]);
+    let weight = if v2 { "10" } else { "256" };
+    assert_eq!(inside(), format!("{weight}\n0\n25165824\n50\n"));
+}
+
+/// A container with a terminal: its processes' TTY is the pty's (pts/N), as ps names it.
+#[test]
+fn top_names_the_terminal_of_a_tty_container() {
+    let lab = Lab::new("top-tty");
+    lab.run_d(&["-t", "--name", "ct", BUSYBOX, "sleep", "1000"]);
+    let (code, out, err) = top_without_ps(&lab, &["ct", "-o", "pid,tty,args"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, rows) = parse_table(&out);
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0]["TT"].starts_with("pts/"), "{out}");
+    assert_eq!(rows[0]["COMMAND"], "sleep 1000");
 }
 
 #[test]
@@ -783,6 +992,27 @@ fn inspect_has_dockers_fields_and_the_real_pid() {
     assert_eq!(v["Name"], "/ct");
     assert_eq!(v["Path"], "sh");
     assert_eq!(v["Args"], serde_json::json!(["-c", "sleep 1000"]));
+    // Config keeps the command as it was given (busybox has no entrypoint), as in Docker.
+    assert_eq!(
+        v["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "sleep 1000"])
+    );
+    assert_eq!(v["Config"]["Entrypoint"], serde_json::Value::Null);
+    lab.ok(&[
+        "create",
+        "--name",
+        "ep",
+        "--entrypoint",
+        "echo",
+        BUSYBOX,
+        "a",
+        "b",
+    ]);
+    let ep = lab.inspect("ep");
+    assert_eq!(ep["Config"]["Entrypoint"], serde_json::json!(["echo"]));
+    assert_eq!(ep["Config"]["Cmd"], serde_json::json!(["a", "b"]));
+    assert_eq!(ep["Path"], "echo");
+    assert_eq!(ep["Args"], serde_json::json!(["a", "b"]));
     assert_eq!(v["State"]["Status"], "running");
     assert_eq!(v["State"]["Running"], true);
     assert_eq!(v["State"]["Paused"], false);

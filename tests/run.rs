@@ -878,6 +878,412 @@ fn memory_limit_kills_pid1_with_137() {
     assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
 }
 
+/// `State.OOMKilled` is the memory cgroup's `oom_kill` counter (memory.oom_control on v1,
+/// memory.events on v2), read by the monitor before the cgroup goes; not a guess from 137.
+#[test]
+fn oom_killed_is_measured_from_the_cgroup() {
+    let root = root_with("oomkilled", BUSYBOX);
+    let inspect = |name: &str| {
+        root.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            name,
+        ])
+    };
+    // PID 1 killed by the OOM killer; the second start finds its marker and exits 0, and
+    // the flag is reset as Docker resets it at every start.
+    let out = root.run(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "6m",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "test -f /done && exit 0; touch /done; exec tail < /dev/zero",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    assert_eq!(inspect("oom"), "true 137\n");
+    root.ok(&["start", "-a", "oom"]);
+    assert_eq!(inspect("oom"), "false 0\n");
+    // A child killed while the container goes on to exit 0: still OOMKilled, as in Docker.
+    let out = root.run(&[
+        "run",
+        "--name",
+        "child",
+        "-m",
+        "6m",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "head -c 100m /dev/zero | tail; exit 0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(inspect("child"), "true 0\n");
+    // A normal exit, and a SIGKILL that is not the OOM killer's: false.
+    root.ok(&["run", "--name", "fine", "-m", "6m", BUSYBOX, "true"]);
+    assert_eq!(inspect("fine"), "false 0\n");
+    root.ok(&[
+        "run", "-d", "--name", "killed", "-m", "6m", BUSYBOX, "sleep", "100",
+    ]);
+    root.ok(&["kill", "killed"]);
+    assert_eq!(root.ok(&["wait", "killed"]), "137\n");
+    assert_eq!(inspect("killed"), "false 137\n");
+}
+
+/// `-1` values (unlimited) are values, not flags: `--memory-swap -1`, `--pids-limit -1`.
+#[test]
+fn minus_one_means_unlimited() {
+    let root = root_with("minusone", BUSYBOX);
+    let (swap, pids) = if cgroup_v2() {
+        ("/sys/fs/cgroup/memory.swap.max", "/sys/fs/cgroup/pids.max")
+    } else {
+        (
+            "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+            "/sys/fs/cgroup/pids/pids.max",
+        )
+    };
+    let out = sh_ok(
+        &root,
+        &["-m", "16m", "--memory-swap", "-1", "--pids-limit", "-1"],
+        &format!("cat {pids}; cat {swap} 2>/dev/null || echo no-swap-accounting"),
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("max"), "{out}");
+    let swap = lines.next().unwrap();
+    assert!(
+        ["max", "9223372036854771712", "no-swap-accounting"].contains(&swap),
+        "{out}"
+    );
+}
+
+/// True on a host with the unified (v2-only) cgroup layout.
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// `--device HOST:CONTAINER:PERMS`: a node with the host's type and numbers at the
+/// container path, and a device-cgroup rule with exactly those permissions. /dev/kmsg
+/// (1:11) is none of the devices every container may open, and opening it write-only needs
+/// no capability.
+#[test]
+fn device_flag_adds_the_host_node_with_its_permissions() {
+    let root = root_with("device", BUSYBOX);
+    let kmsg_writable = std::fs::read_to_string("/proc/sys/kernel/printk_devkmsg")
+        .map_or(true, |v| v.trim() != "off");
+    // (`true`, not `:`: a failed redirection of a special builtin ends the shell.)
+    let script = "stat -c '%F %t:%T' /dev/k; true > /dev/k && echo opened || echo refused";
+    let out = sh_ok(&root, &["--device", "/dev/kmsg:/dev/k:r"], script);
+    assert_eq!(out, "character special file 1:b\nrefused\n");
+    if kmsg_writable {
+        let out = sh_ok(&root, &["--device", "/dev/kmsg:/dev/k:rw"], script);
+        assert_eq!(out, "character special file 1:b\nopened\n");
+        // HOST alone: same path, rwm.
+        let out = sh_ok(
+            &root,
+            &["--device", "/dev/kmsg"],
+            "true > /dev/kmsg && echo opened",
+        );
+        assert_eq!(out, "opened\n");
+    }
+    // Without the flag the same numbers are refused, even on a node made inside.
+    let out = sh_ok(
+        &root,
+        &[],
+        "test -e /dev/kmsg && echo present; mknod /tmp/k c 1 11; true > /tmp/k || echo refused",
+    );
+    assert_eq!(out, "refused\n");
+
+    // inspect shows the mapping as Docker's HostConfig.Devices.
+    root.ok(&[
+        "create",
+        "--name",
+        "dev",
+        "--device",
+        "/dev/kmsg:/dev/k:r",
+        BUSYBOX,
+        "true",
+    ]);
+    let devices = root.ok(&["inspect", "-f", "{{json .HostConfig.Devices}}", "dev"]);
+    assert_eq!(
+        devices,
+        "[{\"CgroupPermissions\":\"r\",\"PathInContainer\":\"/dev/k\",\"PathOnHost\":\"/dev/kmsg\"}]\n"
+    );
+
+    // Docker's errors: a missing device exits 127 (its client reads "no such file or
+    // directory" as a missing command), a file that is no device 125, a bad value 125.
+    let err = root.fails(
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/berth-nonexistent",
+            BUSYBOX,
+            "true",
+        ],
+        127,
+    );
+    assert_eq!(
+        err,
+        "berth: Error response from daemon: error gathering device information while adding custom device \"/dev/berth-nonexistent\": no such file or directory\n"
+    );
+    let err = root.fails(
+        &["run", "--rm", "--device", "/etc/hostname", BUSYBOX, "true"],
+        125,
+    );
+    assert!(err.ends_with(": not a device node\n"), "{err}");
+    let err = root.fails(
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/kmsg:/dev/k:rwx",
+            BUSYBOX,
+            "true",
+        ],
+        125,
+    );
+    assert_eq!(err, "berth: bad mode specified: rwx\n");
+    let err = root.fails(
+        &["run", "--rm", "--device", "/dev/kmsg:k", BUSYBOX, "true"],
+        125,
+    );
+    assert_eq!(err, "berth: k is not an absolute path\n");
+}
+
+/// `--privileged` gets every device node of the host's /dev (as Docker: not the pty,
+/// shm, fd or mqueue directories, not the console, and /dev/ptmx stays the link into the
+/// container's own devpts), with the host's numbers.
+#[test]
+fn privileged_containers_see_the_hosts_devices() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let root = root_with("privdev", BUSYBOX);
+    let mut host = BTreeSet::new();
+    for e in std::fs::read_dir("/dev").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ft = e.file_type().unwrap();
+        if (ft.is_char_device() || ft.is_block_device()) && name != "console" && name != "ptmx" {
+            let rdev = e.metadata().unwrap().rdev();
+            host.insert(format!(
+                "{name} {:x}:{:x}",
+                libc::major(rdev),
+                libc::minor(rdev)
+            ));
+        }
+    }
+    let listing = "cd /dev; for f in *; do if [ ! -L $f ] && { [ -c $f ] || [ -b $f ]; }; then stat -c '%n %t:%T' $f; fi; done; readlink /dev/ptmx";
+    let out = sh_ok(&root, &["--privileged"], listing);
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.pop(), Some("pts/ptmx"), "{out}");
+    let inside: BTreeSet<String> = lines.iter().map(|l| l.to_string()).collect();
+    let missing: Vec<_> = host.difference(&inside).collect();
+    assert!(
+        missing.is_empty(),
+        "host devices missing: {missing:?}\n{out}"
+    );
+    // Unprivileged: the standard nodes only.
+    let out = sh_ok(&root, &[], listing);
+    let names: BTreeSet<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        names,
+        [
+            "full", "null", "pts/ptmx", "random", "tty", "urandom", "zero"
+        ]
+        .into_iter()
+        .collect(),
+        "{out}"
+    );
+}
+
+/// `--cgroupns`: Docker's default is private on cgroup v2 and host on v1. Without a
+/// namespace of its own the container sees its cgroup's full path in /proc/self/cgroup, and
+/// /sys/fs/cgroup still shows its own cgroup's files (bind-mounted, as runc does), never the
+/// host's tree.
+#[test]
+fn cgroupns_host_and_private() {
+    let root = root_with("cgroupns", BUSYBOX);
+    let (line, limit) = if cgroup_v2() {
+        ("cat /proc/self/cgroup", "cat /sys/fs/cgroup/memory.max")
+    } else {
+        (
+            "grep :memory: /proc/self/cgroup",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        )
+    };
+    let script = format!(
+        "{line}; {limit}; ls /sys/fs/cgroup/{} | grep -c berth || true",
+        if cgroup_v2() { "" } else { "memory" }
+    );
+    let run = |mode: Option<&str>| {
+        let mut args = vec!["run", "-d", "-m", "16m"];
+        if let Some(m) = mode {
+            args.extend(["--cgroupns", m]);
+        }
+        args.extend([BUSYBOX, "sh", "-c", &script]);
+        let id = root.ok(&args).trim().to_string();
+        assert_eq!(root.ok(&["wait", &id]), "0\n");
+        let out = root.ok(&["logs", &id]);
+        let mode = root.ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", &id]);
+        (id, out, mode)
+    };
+    let default_mode = if cgroup_v2() { "private" } else { "host" };
+    for mode in [None, Some("host"), Some("private")] {
+        let (id, out, shown) = run(mode);
+        let mode = mode.unwrap_or(default_mode);
+        assert_eq!(shown, format!("{mode}\n"));
+        let mut lines = out.lines();
+        let cgroup = lines.next().unwrap();
+        if mode == "host" {
+            assert!(cgroup.ends_with(&id), "{out}");
+        } else {
+            assert!(cgroup.ends_with(":/"), "{out}");
+        }
+        assert_eq!(lines.next(), Some("16777216"), "{out}");
+        // The container's own cgroup as the root: no berth directory under it.
+        assert_eq!(lines.next(), Some("0"), "{out}");
+    }
+    let err = root.fails(&["run", "--rm", "--cgroupns", "foo", BUSYBOX, "true"], 125);
+    assert_eq!(err, "berth: --cgroupns: invalid CGROUP mode\n");
+}
+
+/// `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems` reach the container's cgroup (v2: the
+/// shares as cpu.weight with runc's conversion), and inspect shows them; values the host
+/// cannot take are refused with Docker's words.
+#[test]
+fn cpu_shares_and_cpuset() {
+    let root = root_with("cpushares", BUSYBOX);
+    let script = if cgroup_v2() {
+        "cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/cpuset.mems; grep Cpus_allowed_list /proc/self/status"
+    } else {
+        "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset/cpuset.mems; grep Cpus_allowed_list /proc/self/status"
+    };
+    let out = sh_ok(
+        &root,
+        &["-c", "512", "--cpuset-cpus", "0", "--cpuset-mems", "0"],
+        script,
+    );
+    let shares = if cgroup_v2() { "20" } else { "512" };
+    assert_eq!(out, format!("{shares}\n0\n0\nCpus_allowed_list:\t0\n"));
+    root.ok(&[
+        "create",
+        "--name",
+        "cpu",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        BUSYBOX,
+        "true",
+    ]);
+    assert_eq!(
+        root.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.CpusetMems}}",
+            "cpu"
+        ]),
+        "512 0 0\n"
+    );
+
+    // The host's cpus, as Docker reports them.
+    let cpus = if cgroup_v2() {
+        std::fs::read_to_string("/sys/fs/cgroup/cpuset.cpus.effective").unwrap()
+    } else {
+        std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.cpus").unwrap()
+    };
+    let err = root.fails(
+        &["run", "--rm", "--cpuset-cpus", "4096", BUSYBOX, "true"],
+        125,
+    );
+    assert_eq!(
+        err,
+        format!(
+            "berth: Error response from daemon: Requested CPUs are not available - requested 4096, available: {}\n",
+            cpus.trim()
+        )
+    );
+    let err = root.fails(&["run", "--rm", "--cpuset-mems", "x", BUSYBOX, "true"], 125);
+    assert_eq!(
+        err,
+        "berth: Error response from daemon: Invalid value x for cpuset mems: invalid format: x\n"
+    );
+    let err = root.fails(&["run", "--rm", "-c", "1", BUSYBOX, "true"], 125);
+    assert!(err.contains("the minimum allowed cpu-shares is 2"), "{err}");
+    let err = root.fails(&["run", "--rm", "-c", "-5", BUSYBOX, "true"], 125);
+    assert_eq!(
+        err,
+        "berth: Error response from daemon: shares: invalid argument\n"
+    );
+}
+
+/// `--blkio-weight`: where the host has a weight (v1 blkio.weight or blkio.bfq.weight, v2
+/// the io controller) it is applied and checked against 10–1000; where it has none, Docker
+/// discards it with a warning, and so does berth.
+#[test]
+fn blkio_weight_is_applied_or_discarded_as_docker_does() {
+    let root = root_with("blkio", BUSYBOX);
+    let supported = if cgroup_v2() {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .split_whitespace()
+            .any(|c| c == "io")
+    } else {
+        Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+            || Path::new("/sys/fs/cgroup/blkio/blkio.bfq.weight").exists()
+    };
+    let out = root.run(&["run", "--rm", "--blkio-weight", "300", BUSYBOX, "sh", "-c",
+        "cat /sys/fs/cgroup/blkio/blkio.weight /sys/fs/cgroup/blkio/blkio.bfq.weight /sys/fs/cgroup/io.bfq.weight /sys/fs/cgroup/io.weight 2>/dev/null; true"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let inspect_weight = |flag: &str| {
+        let name = format!("w{flag}");
+        root.ok(&[
+            "create",
+            "--name",
+            &name,
+            "--blkio-weight",
+            flag,
+            BUSYBOX,
+            "true",
+        ]);
+        root.ok(&["inspect", "-f", "{{.HostConfig.BlkioWeight}}", &name])
+    };
+    if supported {
+        let values = text(&out.stdout);
+        // v1 and BFQ keep the value; v2's io.weight gets runc's conversion (2930).
+        assert!(
+            values.lines().any(|l| l == "300" || l == "default 2930"),
+            "{values}"
+        );
+        assert_eq!(inspect_weight("300"), "300\n");
+        let err = root.fails(
+            &["run", "--rm", "--blkio-weight", "5", BUSYBOX, "true"],
+            125,
+        );
+        assert_eq!(
+            err,
+            "berth: Error response from daemon: Range of blkio weight is from 10 to 1000\n"
+        );
+    } else {
+        assert_eq!(
+            text(&out.stderr),
+            "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.\n"
+        );
+        assert_eq!(inspect_weight("300"), "0\n");
+    }
+    let err = root.fails(
+        &["run", "--rm", "--blkio-weight", "abc", BUSYBOX, "true"],
+        125,
+    );
+    assert!(
+        err.starts_with("invalid argument \"abc\" for \"--blkio-weight\" flag: strconv.ParseUint: parsing \"abc\": invalid syntax"),
+        "{err}"
+    );
+}
+
 #[test]
 fn pids_limit_contains_fork_bomb() {
     let root = root_with("pids", BUSYBOX);

@@ -201,7 +201,19 @@ fn create_start_state_list_ps_pause_kill_delete() {
 
     let pids: Vec<i32> = serde_json::from_str(&r.ok(&["ps", "--format", "json", "c1"])).unwrap();
     assert_eq!(pids, [pid]);
-    let table = r.ok(&["ps", "c1"]);
+    // Without a `ps` on the host: read from /proc.
+    let out = r
+        .cmd(&["ps", "c1"])
+        .env("PATH", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.lines().next().unwrap().contains("PID"));
     assert!(
         table.lines().skip(1).any(|l| l.contains("sleep 1000")),

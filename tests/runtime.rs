@@ -670,6 +670,74 @@ fn cgroup_namespace_and_mounts() {
     assert_eq!(out, format!("/\n50331648\nRO\n/ overlay\n{dir} {fs}\n"));
 }
 
+/// Without a cgroup namespace (Docker's `--cgroupns host`, its default on v1) the container
+/// sees its cgroup's full path, and /sys/fs/cgroup holds its own cgroup's directories
+/// bind-mounted read-only (as runc does), not the host's whole tree.
+#[test]
+fn without_a_cgroup_namespace_the_containers_own_cgroup_is_bound() {
+    let mut b = Bundle::new("cghost");
+    let path = b.linux().cgroups_path().clone().unwrap();
+    b.linux()
+        .namespaces_mut()
+        .as_mut()
+        .unwrap()
+        .retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup);
+    b.resources().set_memory(Some(
+        LinuxMemoryBuilder::default()
+            .limit(48 * 1024 * 1024i64)
+            .build()
+            .unwrap(),
+    ));
+    let (cgroup, limit, dir) = if runtime::cgroups::is_v2() {
+        (
+            "cat /proc/self/cgroup",
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup",
+        )
+    } else {
+        (
+            "grep :memory: /proc/self/cgroup",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory",
+        )
+    };
+    let script = format!(
+        "{cgroup}; cat {limit}; touch {dir}/x 2>/dev/null || echo RO; ls {dir} | grep -c berth-test || true"
+    );
+    b.args(&["sh", "-c", &script]);
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert!(
+        lines.next().unwrap().ends_with(&path.display().to_string()),
+        "{out}"
+    );
+    assert_eq!(lines.next(), Some("50331648"), "{out}");
+    assert_eq!(lines.next(), Some("RO"), "{out}");
+    assert_eq!(lines.next(), Some("0"), "{out}");
+}
+
+/// cpu shares outside 2..262144 are refused, as runc refuses them (the v1 kernel would
+/// clamp them silently, and v2's conversion would be meaningless).
+#[test]
+fn cpu_shares_outside_the_kernels_range_are_refused() {
+    for (shares, word) in [(1, "minimum allowed cpu-shares is 2"), (300_000, "maximum")] {
+        let mut b = Bundle::new("shares");
+        b.resources().set_cpu(Some(
+            oci_spec::runtime::LinuxCpuBuilder::default()
+                .shares(shares as u64)
+                .build()
+                .unwrap(),
+        ));
+        b.args(&["true"]);
+        let err = b.run_with(false).unwrap_err();
+        assert!(matches!(err, RuntimeError::CgroupConfig(_)), "{err}");
+        assert!(err.to_string().contains(word), "{err}");
+        assert_eq!(err.exit_code(), 125);
+        let _ = b.cleanup();
+    }
+}
+
 /// A v1 cpuset cgroup accepts tasks only with cpus and mems set. berth sets
 /// `cgroup.clone_children` on the levels it creates so that the kernel fills a container's
 /// cpuset in; under a parent made without the flag, or one another berth has made but not
@@ -1208,6 +1276,50 @@ fn cgroup_v2_manager_lifecycle() {
     assert!(!dir.exists());
     cg.destroy().unwrap();
     let _ = fs::remove_dir(root.join("berth-test-v2"));
+}
+
+/// The v2 files berth's resources become, written into a plain directory standing in for
+/// a cgroup (this host may have no v2 controllers): shares as cpu.weight and a blkio weight
+/// as io.weight (runc's conversions) or BFQ's io.bfq.weight where it exists, the cpuset,
+/// and the OOM-kill counter read back from memory.events.
+#[test]
+fn cgroup_v2_resource_files_and_oom_counter() {
+    use oci_spec::runtime::{LinuxBlockIo, LinuxCpuBuilder, LinuxResources};
+    use runtime::cgroups::{Cgroup, V2};
+    let root = scratch().join(format!("fake-v2-{}", std::process::id()));
+    let dir = root.join("berth/c1");
+    fs::create_dir_all(&dir).unwrap();
+    let cg = V2::with_root(&root, "/berth/c1");
+    let mut r = LinuxResources::default();
+    r.set_cpu(Some(
+        LinuxCpuBuilder::default()
+            .shares(512u64)
+            .cpus("0")
+            .mems("0")
+            .build()
+            .unwrap(),
+    ));
+    let mut blkio = LinuxBlockIo::default();
+    blkio.set_weight(Some(300));
+    r.set_block_io(Some(blkio));
+    cg.apply(&r).unwrap();
+    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(read("cpu.weight"), "20");
+    assert_eq!(read("cpuset.cpus"), "0");
+    assert_eq!(read("cpuset.mems"), "0");
+    assert_eq!(read("io.weight"), "2930");
+    // With BFQ the weight keeps v1's scale.
+    fs::write(dir.join("io.bfq.weight"), "default 100\n").unwrap();
+    cg.apply(&r).unwrap();
+    assert_eq!(read("io.bfq.weight"), "300");
+    assert_eq!(cg.oom_kills(), 0, "no memory.events: no kills known");
+    fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n",
+    )
+    .unwrap();
+    assert_eq!(cg.oom_kills(), 1);
+    fs::remove_dir_all(&root).unwrap();
 }
 
 /// glibc programs (bash, procps, apt, python, perl) under the default seccomp profile and

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::format::{ellipsis, human_duration, human_size, seconds_since, table};
+use super::format::{ellipsis, human_duration, human_size, seconds_since, table, table_min_width};
 use super::template::{self, Format};
 use super::{CliResult, Context, Failure, Verb};
 use crate::container::ContainerError;
 use crate::container::attach::{self, PumpOptions};
 use crate::container::exec::{self, ExecOptions};
 use crate::container::filter::PruneFilters;
+use crate::container::flags::{FlagError, UpdateFlags, update_options};
 use crate::container::lifecycle::{self, current_state};
 use crate::container::list::{self, Listed, Pruned, Selection};
 use crate::container::logs::{self, LogOptions};
@@ -20,6 +21,7 @@ use crate::container::ops;
 use crate::container::record::{ContainerRecord, State, Status};
 use crate::container::store::{ContainerDir, ContainerStore};
 use crate::container::top;
+use crate::container::update;
 
 /// Runs `op` on every named container, printing each name on success (Docker's way), each
 /// error on stderr, and failing with exit 1 if any failed.
@@ -529,8 +531,81 @@ impl Verb for TopArgs {
         let store = context.containers()?;
         let dir = store.find(&self.container).map_err(Failure::daemon)?;
         let rows = top::top(&dir, &self.ps_args).map_err(Failure::daemon)?;
-        print!("{}", table(&rows));
+        // Docker's client lays `top` out with a minimum column width of 20.
+        print!("{}", table_min_width(&rows, 20));
         Ok(0)
+    }
+}
+
+// ---- update ----
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    pub blkio_weight: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+impl Verb for UpdateArgs {
+    fn run(self, context: &Context) -> CliResult {
+        let flags = UpdateFlags {
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus,
+            cpuset_mems: self.cpuset_mems,
+            blkio_weight: self.blkio_weight,
+            pids_limit: self.pids_limit,
+        };
+        let given = flags.memory.is_some()
+            || flags.memory_swap.is_some()
+            || flags.cpus.is_some()
+            || flags.cpu_shares.is_some()
+            || flags.cpuset_cpus.is_some()
+            || flags.cpuset_mems.is_some()
+            || flags.blkio_weight.is_some()
+            || flags.pids_limit.is_some();
+        if !given {
+            return Err(Failure::client(
+                "you must provide one or more flags when using this command",
+            ));
+        }
+        // Docker's client prints the daemon's warnings on stderr as they are.
+        let options = update_options(&flags, |w| eprintln!("{w}")).map_err(|e| match e {
+            FlagError::Invalid { .. } => Failure::berth(e),
+            _ => Failure::daemon(
+                e.to_string()
+                    .trim_start_matches("Error response from daemon: "),
+            ),
+        })?;
+        let store = context.containers()?;
+        each(&store, &self.containers, |dir| {
+            update::update(dir, &options).map(|_| None)
+        })
     }
 }
 
@@ -628,9 +703,11 @@ impl Verb for ExecArgs {
             privileged: self.privileged,
             detach: self.detach,
         };
-        match exec::exec(&context.root, &dir, &options) {
+        match exec::exec(&context.root, &dir, &self.container, &options) {
             Ok(code) => Ok(code),
-            Err(e @ ContainerError::NotRunning(_)) => Err(Failure::daemon(e)),
+            Err(e @ (ContainerError::NotRunning(_) | ContainerError::ExecPaused(_))) => {
+                Err(Failure::daemon(e))
+            }
             // Docker: a user exec cannot run as is the runtime's refusal to invoke, 126.
             Err(e @ ContainerError::User(_)) => Err(Failure {
                 code: 126,

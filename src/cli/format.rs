@@ -111,6 +111,11 @@ pub fn time_ago(then_secs: i64, now_secs: i64) -> String {
 
 /// Columns separated by at least three spaces, like Docker's tabwriter tables.
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_min_width(rows, 10)
+}
+
+/// `table` with another minimum cell width (Docker's `top` uses 20).
+pub fn table_min_width(rows: &[Vec<String>], min_width: usize) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
     for row in rows {
@@ -124,8 +129,8 @@ pub fn table(rows: &[Vec<String>]) -> String {
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                // Docker's tabwriter: padding 3, minimum cell width 10.
-                let pad = (widths[i] + 3).max(10) - cell.chars().count();
+                // Docker's tabwriter: padding 3, a minimum cell width.
+                let pad = (widths[i] + 3).max(min_width) - cell.chars().count();
                 line.push_str(&" ".repeat(pad));
             }
         }

@@ -44,7 +44,15 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             })
         })
         .collect();
-    Ok(json!({
+    // Records from before entrypoint/cmd were kept: the command as it runs, all of it Cmd.
+    let (config_entrypoint, config_cmd) = if record.entrypoint.is_none() && record.cmd.is_none() {
+        let mut all = vec![record.path.clone()];
+        all.extend(record.args.iter().cloned());
+        (None, Some(all))
+    } else {
+        (record.entrypoint.clone(), record.cmd.clone())
+    };
+    let mut doc = json!({
         "Id": record.id,
         "Created": record.created,
         "Path": record.path,
@@ -54,7 +62,7 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "Running": running,
             "Paused": state.status == Status::Paused,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": state.oom_killed,
             "Dead": false,
             "Pid": if running { state.pid } else { 0 },
             "ExitCode": state.exit_code.unwrap_or(0),
@@ -97,16 +105,24 @@ fn container_json(dir: &ContainerDir) -> Result<serde_json::Value, ContainerErro
             "Tty": record.tty,
             "OpenStdin": record.open_stdin,
             "Env": record.env,
-            "Cmd": record.args,
+            "Cmd": config_cmd,
             "Image": record.image,
             "WorkingDir": record.working_dir,
-            "Entrypoint": [record.path.clone()],
+            "Entrypoint": config_entrypoint,
             "Labels": record.labels,
             "StopSignal": record.stop_signal,
             "ExposedPorts": record.net.exposed.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
         },
         "NetworkSettings": network::inspect_settings(&record, running),
-    }))
+    });
+    // The resource, device and privilege flags, under Docker's names.
+    if let (Some(host), Ok(serde_json::Value::Object(fields))) = (
+        doc["HostConfig"].as_object_mut(),
+        serde_json::to_value(&record.host_config),
+    ) {
+        host.extend(fields);
+    }
+    Ok(doc)
 }
 
 impl Verb for ContainerInspectArgs {

@@ -179,6 +179,8 @@ verbs! {
         Rename(containers::RenameArgs),
         /// Display the running processes of a container
         Top(containers::TopArgs),
+        /// Update configuration of one or more containers
+        Update(containers::UpdateArgs),
         /// Attach local standard input, output, and error streams to a running container
         Attach(containers::AttachArgs),
         /// Execute a command in a running container

@@ -85,6 +85,24 @@ pub struct CreateFlags {
     /// Number of CPUs
     #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
+    pub blkio_weight: Option<String>,
+    /// Add a host device to the container
+    #[arg(long, value_name = "HOST[:CONTAINER][:PERMISSIONS]")]
+    pub device: Vec<String>,
+    /// Cgroup namespace to use (host|private); default: private on cgroup v2, host on v1
+    #[arg(long)]
+    pub cgroupns: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
@@ -180,6 +198,12 @@ impl CreateFlags {
             label: self.label.clone(),
             log_driver: self.log_driver.clone(),
             log_opt: self.log_opt.clone(),
+            cpu_shares: self.cpu_shares.clone(),
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            blkio_weight: self.blkio_weight.clone(),
+            device: self.device.clone(),
+            cgroupns: self.cgroupns.clone(),
             args: self.args.clone(),
         }
     }
@@ -368,9 +392,11 @@ fn create_options(
         FlagError::NetworkNotFound(_) | FlagError::Refused(_) => {
             Failure::berth(format!("berth: Error response from daemon: {e}"))
         }
-        FlagError::Port(_) | FlagError::AddHost { .. } | FlagError::Dns(_) => {
-            Failure::berth(format!("berth: {e}"))
-        }
+        FlagError::Port(_)
+        | FlagError::AddHost { .. }
+        | FlagError::Dns(_)
+        | FlagError::Client(_)
+        | FlagError::Daemon(_) => Failure::berth(format!("berth: {e}")),
         FlagError::EnvFile { .. }
         | FlagError::SeccompProfile { .. }
         | FlagError::Invalid { .. }

@@ -92,6 +92,8 @@ pub fn create(
     } else {
         image_config.cmd.clone().unwrap_or_default()
     };
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let (config_entrypoint, config_cmd) = (non_empty(&entrypoint), non_empty(&cmd));
     let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
         return Err(ContainerError::NoCommand);
@@ -206,6 +208,8 @@ pub fn create(
         image_id,
         path,
         args: argv,
+        entrypoint: config_entrypoint,
+        cmd: config_cmd,
         hostname: hostname.clone(),
         user,
         env,
@@ -221,6 +225,7 @@ pub fn create(
         layers,
         net,
         log_config: options.log_config.clone(),
+        host_config: options.spec.host_config(),
     };
 
     let init_layer = ensure_init_layer(images)?;

@@ -28,15 +28,21 @@ pub struct ExecOptions {
     pub detach: bool,
 }
 
-/// Runs the command; returns its exit code (0 at once with `detach`).
+/// Runs the command; returns its exit code (0 at once with `detach`). `name` is the
+/// container as the user gave it (Docker's message for a paused container repeats it).
 pub fn exec(
     store_root: &Path,
     dir: &ContainerDir,
+    name: &str,
     options: &ExecOptions,
 ) -> Result<i32, ContainerError> {
     let state = current_state(dir)?;
-    if state.status != Status::Running {
-        return Err(ContainerError::NotRunning(dir.id.clone()));
+    match state.status {
+        Status::Running => {}
+        Status::Paused => return Err(ContainerError::ExecPaused(name.to_string())),
+        Status::Created | Status::Exited => {
+            return Err(ContainerError::NotRunning(dir.id.clone()));
+        }
     }
     let spec = load_spec(dir)?;
     let record = dir.record()?;

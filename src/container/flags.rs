@@ -8,9 +8,12 @@ use std::io;
 use std::path::PathBuf;
 
 use super::create::CreateOptions;
+use super::devices;
 use super::log_opts::{self, LogConfig, LogOptsError};
 use super::spec::{SpecOptions, Ulimit};
+use super::update::UpdateOptions;
 use crate::network::{DnsOptions, NetworkError, NetworkOptions, dns, ports};
+use crate::runtime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
@@ -45,6 +48,12 @@ pub enum FlagError {
     /// CPUs than the host has, …), in its words.
     #[error("{0}")]
     Refused(String),
+    /// What Docker's client refuses before asking the daemon (`--device`, `--cgroupns`).
+    #[error("{0}")]
+    Client(String),
+    /// What Docker's daemon refuses at create (cpuset and blkio checks against the host).
+    #[error("Error response from daemon: {0}")]
+    Daemon(String),
 }
 
 /// Docker's wording, which differs by why the file could not be read.
@@ -96,6 +105,12 @@ pub struct Flags {
     pub label: Vec<String>,
     pub log_driver: Option<String>,
     pub log_opt: Vec<String>,
+    pub cpu_shares: Option<String>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<String>,
+    pub device: Vec<String>,
+    pub cgroupns: Option<String>,
     pub args: Vec<String>,
 }
 
@@ -112,7 +127,19 @@ pub fn create_options(
     let log_config = log_opts::resolve(flags.log_driver.as_deref(), &flags.log_opt, log_default)?;
     let mut env = read_env_files(&flags.env_file)?;
     env.extend(flags.env.iter().cloned());
-    let spec = spec_options(&flags)?;
+    let mut spec = spec_options(&flags)?;
+    // The host's controllers are read only when a flag needs them (a run without them
+    // should not pay for the reads).
+    let host = if flags.cpu_shares.is_some()
+        || flags.cpuset_cpus.is_some()
+        || flags.cpuset_mems.is_some()
+        || flags.blkio_weight.is_some()
+    {
+        runtime::cgroups::host_support()
+    } else {
+        runtime::cgroups::HostSupport::default()
+    };
+    resource_options(&flags, &mut spec, &host, &warn)?;
     let network = match flags.network.as_str() {
         "none" | "host" | "bridge" => flags.network.clone(),
         "default" => "bridge".to_string(),
@@ -427,6 +454,236 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
     })
 }
 
+/// `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems`, `--blkio-weight`, `--device` and
+/// `--cgroupns`, checked as Docker's client and then its daemon check them: values the host
+/// cannot honour (no such controller) are discarded with Docker's warning, values outside
+/// what it has are refused with Docker's words.
+fn resource_options(
+    flags: &Flags,
+    spec: &mut SpecOptions,
+    host: &runtime::cgroups::HostSupport,
+    warn: &impl Fn(&str),
+) -> Result<(), FlagError> {
+    // Client side first: the values' syntax.
+    for d in &flags.device {
+        spec.devices
+            .push(devices::parse(d).map_err(FlagError::Client)?);
+    }
+    spec.cgroupns_host = match flags.cgroupns.as_deref() {
+        Some("host") => true,
+        Some("private") => false,
+        // Docker's daemon default: private where the host has cgroup v2 only.
+        None | Some("") => !runtime::cgroups::is_v2(),
+        Some(_) => {
+            return Err(FlagError::Client(
+                "--cgroupns: invalid CGROUP mode".to_string(),
+            ));
+        }
+    };
+    let cpu = cpu_io_flags(
+        flags.cpu_shares.as_deref(),
+        flags.cpuset_cpus.as_deref(),
+        flags.cpuset_mems.as_deref(),
+        flags.blkio_weight.as_deref(),
+        host,
+        warn,
+    )?;
+    spec.cpu_shares = cpu.shares;
+    spec.cpuset_cpus = cpu.cpus;
+    spec.cpuset_mems = cpu.mems;
+    spec.blkio_weight = cpu.blkio_weight;
+    Ok(())
+}
+
+/// `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems` and `--blkio-weight` as checked (0 and
+/// `None` for unset or discarded).
+#[derive(Debug, Default)]
+struct CpuIo {
+    shares: u64,
+    cpus: Option<String>,
+    mems: Option<String>,
+    blkio_weight: u16,
+}
+
+/// The checks `run`, `create` and `update` share: the values' syntax as Docker's client
+/// parses them, then its daemon's checks against the host.
+fn cpu_io_flags(
+    shares: Option<&str>,
+    cpus: Option<&str>,
+    mems: Option<&str>,
+    weight: Option<&str>,
+    host: &runtime::cgroups::HostSupport,
+    warn: &impl Fn(&str),
+) -> Result<CpuIo, FlagError> {
+    let mut out = CpuIo::default();
+    let shares = shares
+        .map(|v| go_parse_int(v).map_err(|e| invalid("-c, --cpu-shares", v, e)))
+        .transpose()?
+        .unwrap_or(0);
+    let weight = weight
+        .map(|v| go_parse_u16(v).map_err(|e| invalid("--blkio-weight", v, e)))
+        .transpose()?
+        .unwrap_or(0);
+    if shares < 0 {
+        return Err(FlagError::Daemon("shares: invalid argument".into()));
+    }
+    if shares > 0 && !host.cpu_shares {
+        warn(
+            "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+        );
+    } else {
+        out.shares = shares as u64;
+    }
+    let cpus = cpus.filter(|c| !c.is_empty()).map(str::to_string);
+    let mems = mems.filter(|m| !m.is_empty()).map(str::to_string);
+    if cpus.is_some() || mems.is_some() {
+        match &host.cpuset {
+            None => warn(
+                "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+            ),
+            Some((host_cpus, host_mems)) => {
+                for (value, available, what, unavailable) in [
+                    (&cpus, host_cpus, "cpus", "CPUs"),
+                    (&mems, host_mems, "mems", "memory nodes"),
+                ] {
+                    let Some(value) = value else {
+                        continue;
+                    };
+                    let asked = parse_uint_list(value).ok_or_else(|| {
+                        FlagError::Daemon(format!(
+                            "Invalid value {value} for cpuset {what}: invalid format: {value}"
+                        ))
+                    })?;
+                    let have = parse_uint_list(available).unwrap_or_default();
+                    if !asked.iter().all(|n| have.contains(n)) {
+                        return Err(FlagError::Daemon(format!(
+                            "Requested {unavailable} are not available - requested {value}, available: {available}"
+                        )));
+                    }
+                }
+                out.cpus = cpus;
+                out.mems = mems;
+            }
+        }
+    }
+    if weight > 0 && !host.blkio_weight {
+        warn(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+        );
+    } else if weight > 0 && !(10..=1000).contains(&weight) {
+        return Err(FlagError::Daemon(
+            "Range of blkio weight is from 10 to 1000".into(),
+        ));
+    } else {
+        out.blkio_weight = weight;
+    }
+    Ok(out)
+}
+
+/// The values of `update`'s flags, as typed.
+#[derive(Debug, Default)]
+pub struct UpdateFlags {
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<String>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: Option<String>,
+    pub pids_limit: Option<i64>,
+}
+
+/// `update`'s flags, checked as `run`'s are; `warn` gets Docker's warnings. As in Docker,
+/// a zero or empty value leaves the setting as it is.
+pub fn update_options(
+    flags: &UpdateFlags,
+    warn: impl Fn(&str),
+) -> Result<UpdateOptions, FlagError> {
+    let cpu = cpu_io_flags(
+        flags.cpu_shares.as_deref(),
+        flags.cpuset_cpus.as_deref(),
+        flags.cpuset_mems.as_deref(),
+        flags.blkio_weight.as_deref(),
+        &runtime::cgroups::host_support(),
+        &warn,
+    )?;
+    let bytes = |flag: &'static str, v: &Option<String>| {
+        v.as_deref()
+            .map(|m| {
+                if m == "-1" {
+                    Ok(-1)
+                } else {
+                    parse_bytes(m).map_err(|e| invalid(flag, m, e))
+                }
+            })
+            .transpose()
+    };
+    let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    Ok(UpdateOptions {
+        memory: nonzero(bytes("-m, --memory", &flags.memory)?),
+        memory_swap: nonzero(bytes("--memory-swap", &flags.memory_swap)?),
+        nano_cpus: nonzero(parse_cpus(flags.cpus.as_deref())?),
+        cpu_shares: (cpu.shares != 0).then_some(cpu.shares),
+        cpuset_cpus: cpu.cpus,
+        cpuset_mems: cpu.mems,
+        blkio_weight: (cpu.blkio_weight != 0).then_some(cpu.blkio_weight),
+        pids_limit: flags.pids_limit,
+    })
+}
+
+/// `--cpus`: a positive number of CPUs, in billionths.
+fn parse_cpus(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    value
+        .map(|c| {
+            c.parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0 && v.is_finite())
+                .map(|v| (v * 1e9) as i64)
+                .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
+        })
+        .transpose()
+}
+
+/// Go's `strconv.ParseInt(v, 10, 64)`, with its error text (Docker's client quotes it).
+fn go_parse_int(v: &str) -> Result<i64, String> {
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseInt: parsing {v:?}: invalid syntax"));
+    }
+    v.parse()
+        .map_err(|_| format!("strconv.ParseInt: parsing {v:?}: value out of range"))
+}
+
+/// Go's `strconv.ParseUint(v, 10, 16)`, with its error text.
+fn go_parse_u16(v: &str) -> Result<u16, String> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseUint: parsing {v:?}: invalid syntax"));
+    }
+    v.parse()
+        .map_err(|_| format!("strconv.ParseUint: parsing {v:?}: value out of range"))
+}
+
+/// A cpuset list (`0-2,5`) as Docker parses it; `None` for a malformed one.
+fn parse_uint_list(v: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    if v.is_empty() {
+        return Some(out);
+    }
+    for part in v.split(',') {
+        match part.split_once('-') {
+            None => out.push(part.parse().ok()?),
+            Some((lo, hi)) => {
+                let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
+                if hi < lo {
+                    return None;
+                }
+                out.extend(lo..=hi);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
 fn network_options(
     flags: &Flags,
@@ -652,5 +909,174 @@ mod tests {
         assert_eq!(refused(nano(cpus * 1_000_000_000 + 1)), range);
         assert_eq!(refused(nano(-1)), range);
         assert_eq!(refused(nano(i64::MAX)), range);
+    }
+
+    fn flags() -> Flags {
+        Flags {
+            interactive: false,
+            tty: false,
+            rm: false,
+            name: None,
+            env: vec![],
+            env_file: vec![],
+            workdir: None,
+            user: None,
+            entrypoint: None,
+            hostname: None,
+            volume: vec![],
+            read_only: false,
+            tmpfs: vec![],
+            cap_add: vec![],
+            cap_drop: vec![],
+            privileged: false,
+            security_opt: vec![],
+            memory: None,
+            memory_swap: None,
+            cpus: None,
+            pids_limit: None,
+            ulimit: vec![],
+            init: false,
+            network: "none".into(),
+            publish: vec![],
+            publish_all: false,
+            expose: vec![],
+            add_host: vec![],
+            dns: vec![],
+            dns_search: vec![],
+            dns_option: vec![],
+            label: vec![],
+            log_driver: None,
+            log_opt: vec![],
+            cpu_shares: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            blkio_weight: None,
+            device: vec![],
+            cgroupns: None,
+            args: vec!["busybox".into()],
+        }
+    }
+
+    /// Docker's checks and words, against a made-up host: two cpus, one memory node.
+    #[test]
+    fn resource_flags_are_checked_as_docker_checks_them() {
+        let host = runtime::cgroups::HostSupport {
+            cpu_shares: true,
+            cpuset: Some(("0-1".into(), "0".into())),
+            blkio_weight: true,
+        };
+        let check = |f: Flags, host: &runtime::cgroups::HostSupport| {
+            let warnings = std::cell::RefCell::new(Vec::new());
+            let mut spec = SpecOptions::default();
+            resource_options(&f, &mut spec, host, &|w: &str| {
+                warnings.borrow_mut().push(w.to_string())
+            })
+            .map(|()| (spec, warnings.into_inner()))
+            .map_err(|e| e.to_string())
+        };
+        let (spec, warnings) = check(
+            Flags {
+                cpu_shares: Some("512".into()),
+                cpuset_cpus: Some("0,1".into()),
+                cpuset_mems: Some("0".into()),
+                blkio_weight: Some("300".into()),
+                device: vec!["/dev/null:/dev/n:r".into()],
+                cgroupns: Some("private".into()),
+                ..flags()
+            },
+            &host,
+        )
+        .unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(spec.cpu_shares, 512);
+        assert_eq!(spec.cpuset_cpus.as_deref(), Some("0,1"));
+        assert_eq!(spec.blkio_weight, 300);
+        assert_eq!(spec.devices[0].path_in_container, "/dev/n");
+        assert!(!spec.cgroupns_host);
+        let err = |f: Flags| check(f, &host).unwrap_err();
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("5".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Requested CPUs are not available - requested 5, available: 0-1"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("abc".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value abc for cpuset cpus: invalid format: abc"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_mems: Some("1".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Requested memory nodes are not available - requested 1, available: 0"
+        );
+        assert_eq!(
+            err(Flags {
+                blkio_weight: Some("5".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Range of blkio weight is from 10 to 1000"
+        );
+        assert_eq!(
+            err(Flags {
+                blkio_weight: Some("abc".into()),
+                ..flags()
+            }),
+            "invalid argument \"abc\" for \"--blkio-weight\" flag: strconv.ParseUint: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            err(Flags {
+                cpu_shares: Some("abc".into()),
+                ..flags()
+            }),
+            "invalid argument \"abc\" for \"-c, --cpu-shares\" flag: strconv.ParseInt: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            err(Flags {
+                cpu_shares: Some("-5".into()),
+                ..flags()
+            }),
+            "Error response from daemon: shares: invalid argument"
+        );
+        assert_eq!(
+            err(Flags {
+                cgroupns: Some("foo".into()),
+                ..flags()
+            }),
+            "--cgroupns: invalid CGROUP mode"
+        );
+        assert_eq!(
+            err(Flags {
+                device: vec!["/dev/null:/x:rwx".into()],
+                ..flags()
+            }),
+            "bad mode specified: rwx"
+        );
+        // A host without the controllers: the values go, with Docker's warnings.
+        let (spec, warnings) = check(
+            Flags {
+                cpu_shares: Some("512".into()),
+                cpuset_cpus: Some("7".into()),
+                blkio_weight: Some("5".into()),
+                ..flags()
+            },
+            &runtime::cgroups::HostSupport::default(),
+        )
+        .unwrap();
+        assert_eq!((spec.cpu_shares, spec.blkio_weight), (0, 0));
+        assert_eq!(spec.cpuset_cpus, None);
+        assert_eq!(
+            warnings,
+            [
+                "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+                "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+            ]
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod attach;
 pub mod commit;
 pub mod create;
+pub mod devices;
 pub mod exec;
 pub mod export;
 pub mod filter;
@@ -26,6 +27,7 @@ pub mod spec;
 pub mod store;
 pub mod top;
 pub mod tty;
+pub mod update;
 pub mod user;
 
 use std::io;
@@ -85,6 +87,9 @@ pub enum ContainerError {
     AlreadyPaused(String),
     #[error("Container {0} is not paused")]
     NotPaused(String),
+    /// `exec` into a paused container; Docker names the container as it was given.
+    #[error("Container {0} is paused, unpause the container before exec")]
+    ExecPaused(String),
     /// The runtime could not start the container; `code` is Docker's 125/126/127.
     #[error("{message}")]
     Start { code: i32, message: String },
@@ -98,6 +103,12 @@ pub enum ContainerError {
     Tty(#[from] tty::TtyError),
     #[error(transparent)]
     Image(#[from] StoreError),
+    /// `update` could not apply a value (Docker's words).
+    #[error("Cannot update container {id}: {message}")]
+    CannotUpdate { id: String, message: String },
+    /// A `--device` that names no device.
+    #[error(transparent)]
+    Device(#[from] devices::DeviceError),
 }
 
 impl ContainerError {
@@ -106,6 +117,8 @@ impl ContainerError {
         match self {
             ContainerError::Start { code, .. } => *code,
             ContainerError::Runtime(e) => e.exit_code(),
+            // Docker's client reads "no such file or directory" as a missing command.
+            ContainerError::Device(e) if e.not_found => 127,
             _ => 125,
         }
     }

@@ -454,6 +454,7 @@ fn report_started(
         started_at: Some(crate::time::Timestamp::now().rfc3339_nano()),
         finished_at: None,
         error: None,
+        oom_killed: false,
     };
     setup.dir.write_state(&state)?;
     let started = attach::encode(STARTED, &pid.to_be_bytes());
@@ -742,6 +743,8 @@ fn report_exit(
     let code = serving.exit_code.unwrap_or(255);
     state.status = Status::Exited;
     state.exit_code = Some(code);
+    // Read now: the cleanup below removes the cgroup and its counters.
+    state.oom_killed = container.oom_killed();
     state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
     if let Some(mut log) = serving.log.take() {
         for o in serving.outputs.iter_mut() {

@@ -124,6 +124,12 @@ fn settle(dir: &ContainerDir, before: &State) -> Result<(), ContainerError> {
         return Ok(());
     }
     if let Ok(spec) = load_spec(dir) {
+        // What the monitor would have read before the cgroup goes.
+        state.oom_killed = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_deref())
+            .is_some_and(crate::runtime::cgroup_oom_killed);
         let _ = super::store::release_runtime(&dir.id, &spec);
     }
     let _ = crate::network::disconnect(&dir.id, Some(before.pid));

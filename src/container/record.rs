@@ -23,6 +23,13 @@ pub struct ContainerRecord {
     /// The command the container runs: entrypoint + cmd, resolved at create.
     pub path: String,
     pub args: Vec<String>,
+    /// The entrypoint and command that `path` and `args` were made of (Docker's
+    /// Config.Entrypoint and Config.Cmd: the flags', else the image's); `None` when empty.
+    /// Records from before these fields have neither.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
     pub hostname: String,
     pub user: String,
     pub env: Vec<String>,
@@ -44,6 +51,34 @@ pub struct ContainerRecord {
     /// (`log_opts.rs`); json-file without options for a record from before them.
     #[serde(default)]
     pub log_config: super::log_opts::LogConfig,
+    /// Resource, device and privilege flags, as inspect's HostConfig shows them.
+    #[serde(default)]
+    pub host_config: HostConfig,
+}
+
+/// The flags of `create`/`run` that shape the container's cgroup, devices and privileges,
+/// under Docker's HostConfig names (kept for `inspect`; the spec holds what is applied).
+/// Records from before it read as all unset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HostConfig {
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    /// Bytes; 0 for no limit.
+    pub memory: i64,
+    /// Memory plus swap in bytes (-1 unlimited, 0 unset).
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: Option<i64>,
+    pub cpu_shares: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub blkio_weight: u16,
+    pub devices: Vec<super::devices::DeviceMapping>,
+    /// `host` or `private`.
+    pub cgroupns_mode: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -106,4 +141,8 @@ pub struct State {
     pub finished_at: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container during its last run (its
+    /// memory cgroup's `oom_kill` counter, read by the monitor before the cgroup went).
+    #[serde(default)]
+    pub oom_killed: bool,
 }

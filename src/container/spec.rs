@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespaceType,
-    LinuxPids, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Root, Spec, User,
+    Capabilities, Capability, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxMemory,
+    LinuxNamespaceType, LinuxPids, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Root,
+    Spec, User,
 };
 use serde_json::Value;
 
 use super::ContainerError;
-use super::record::ContainerRecord;
+use super::devices::{self, DeviceMapping};
+use super::record::{ContainerRecord, HostConfig};
 use super::store::ContainerDir;
 use super::user::ResolvedUser;
 use crate::runtime;
@@ -34,6 +36,64 @@ pub struct SpecOptions {
     pub seccomp: Option<Option<String>>,
     pub read_only: bool,
     pub tmpfs: Vec<(String, String)>,
+    /// `--cpu-shares` (0: unset).
+    pub cpu_shares: u64,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// `--blkio-weight` (0: unset).
+    pub blkio_weight: u16,
+    pub devices: Vec<DeviceMapping>,
+    /// `--cgroupns host`: no cgroup namespace (the flags decide the default by the host's
+    /// cgroup version, as Docker: host on v1, private on v2).
+    pub cgroupns_host: bool,
+}
+
+impl SpecOptions {
+    /// What inspect's HostConfig shows of these options.
+    pub fn host_config(&self) -> HostConfig {
+        // Docker's daemon keeps capabilities normalised: CAP_SYS_ADMIN for sys_admin.
+        let listed = |v: &Vec<String>| {
+            (!v.is_empty()).then(|| {
+                v.iter()
+                    .map(|c| {
+                        let upper = c.to_ascii_uppercase();
+                        if upper == "ALL" || upper.starts_with("CAP_") {
+                            upper
+                        } else {
+                            format!("CAP_{upper}")
+                        }
+                    })
+                    .collect()
+            })
+        };
+        let memory = self.memory.unwrap_or(0);
+        HostConfig {
+            privileged: self.privileged,
+            readonly_rootfs: self.read_only,
+            cap_add: listed(&self.cap_add),
+            cap_drop: listed(&self.cap_drop),
+            memory,
+            // As the spec gets it: twice the memory unless --memory-swap says otherwise.
+            memory_swap: match (self.memory, self.memory_swap) {
+                (Some(_), Some(swap)) => swap,
+                (Some(m), None) => m * 2,
+                (None, swap) => swap.unwrap_or(0),
+            },
+            nano_cpus: self.nano_cpus.unwrap_or(0),
+            pids_limit: self.pids_limit,
+            cpu_shares: self.cpu_shares as i64,
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
+            blkio_weight: self.blkio_weight,
+            devices: self.devices.clone(),
+            cgroupns_mode: if self.cgroupns_host {
+                "host"
+            } else {
+                "private"
+            }
+            .to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -275,6 +335,12 @@ pub fn build(
         .ok_or_else(|| invalid("linux", &"missing from the template"))?;
     linux.set_seccomp(seccomp);
     linux.set_cgroups_path(Some(cgroup_path(&record.id)));
+    if options.cgroupns_host
+        && let Some(namespaces) = linux.namespaces_mut()
+    {
+        // The runtime then binds the container's own cgroup directories at /sys/fs/cgroup.
+        namespaces.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
+    }
     if !has_own_network(&record.network_mode)
         && let Some(namespaces) = linux.namespaces_mut()
     {
@@ -299,24 +365,62 @@ pub fn build(
         limits.set_swap(Some(swap));
         resources.set_memory(Some(limits));
     }
+    let mut cpu = resources.cpu().clone().unwrap_or_default();
     if let Some(nano) = options.nano_cpus {
         let period: i64 = 100_000;
-        let mut cpu = LinuxCpu::default();
         cpu.set_quota(Some(nano * period / 1_000_000_000));
         cpu.set_period(Some(period as u64));
+    }
+    if options.cpu_shares != 0 {
+        cpu.set_shares(Some(options.cpu_shares));
+    }
+    if options.cpuset_cpus.is_some() {
+        cpu.set_cpus(options.cpuset_cpus.clone());
+    }
+    if options.cpuset_mems.is_some() {
+        cpu.set_mems(options.cpuset_mems.clone());
+    }
+    if cpu != LinuxCpu::default() {
         resources.set_cpu(Some(cpu));
+    }
+    if options.blkio_weight != 0 {
+        let mut blkio = resources.block_io().clone().unwrap_or_default();
+        blkio.set_weight(Some(options.blkio_weight));
+        resources.set_block_io(Some(blkio));
     }
     if let Some(limit) = options.pids_limit {
         let mut pids = LinuxPids::default();
         pids.set_limit(limit);
         resources.set_pids(Some(pids));
     }
+    // Devices: with --privileged every host device and a rule that allows all (Docker's),
+    // then each --device with a rule for its permissions. A node listed twice keeps the
+    // later entry.
+    let mut nodes: Vec<LinuxDevice> = linux.devices().clone().unwrap_or_default();
+    let add_node = |nodes: &mut Vec<LinuxDevice>, d: LinuxDevice| {
+        nodes.retain(|n| n.path() != d.path());
+        nodes.push(d);
+    };
     if options.privileged {
+        for d in devices::host_devices() {
+            add_node(&mut nodes, d);
+        }
         let mut all = LinuxDeviceCgroup::default();
         all.set_allow(true);
         all.set_access(Some("rwm".into()));
         resources.set_devices(Some(vec![all]));
     }
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    for mapping in &options.devices {
+        for (d, rule) in devices::resolve(mapping)? {
+            add_node(&mut nodes, d);
+            rules.extend(rule);
+        }
+    }
+    if !rules.is_empty() || resources.devices().is_some() {
+        resources.set_devices(Some(rules));
+    }
+    linux.set_devices(Some(nodes));
     linux.set_resources(Some(resources));
     Ok(spec)
 }
@@ -551,6 +655,60 @@ mod tests {
             .collect();
         assert!(names.iter().any(|n| *n == "mount"));
         assert_eq!(linux.namespaces().as_ref().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn cgroup_and_device_flags_shape_resources_and_namespaces() {
+        let options = SpecOptions {
+            cpu_shares: 512,
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
+            blkio_weight: 300,
+            nano_cpus: Some(500_000_000),
+            devices: vec![DeviceMapping {
+                path_on_host: "/dev/null".into(),
+                path_in_container: "/dev/mynull".into(),
+                cgroup_permissions: "r".into(),
+            }],
+            cgroupns_host: true,
+            ..Default::default()
+        };
+        let spec = build_with("none", &options);
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(
+            linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|n| n.typ() != LinuxNamespaceType::Cgroup)
+        );
+        let resources = linux.resources().as_ref().unwrap();
+        let cpu = resources.cpu().as_ref().unwrap();
+        assert_eq!(cpu.shares(), Some(512));
+        assert_eq!(cpu.quota(), Some(50_000));
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(cpu.mems().as_deref(), Some("0"));
+        assert_eq!(resources.block_io().as_ref().unwrap().weight(), Some(300));
+        let node = linux
+            .devices()
+            .iter()
+            .flatten()
+            .find(|d| d.path() == Path::new("/dev/mynull"))
+            .unwrap();
+        assert_eq!((node.major(), node.minor()), (1, 3));
+        // After the default rules, so it wins; only read.
+        let last = resources.devices().as_ref().unwrap().last().unwrap();
+        assert!(last.allow() && last.access().as_deref() == Some("r"));
+        assert_eq!((last.major(), last.minor()), (Some(1), Some(3)));
+        // The default: a cgroup namespace of its own.
+        let spec = build_with("none", &SpecOptions::default());
+        let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(
+            namespaces
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Cgroup)
+        );
     }
 
     #[test]

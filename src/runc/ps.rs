@@ -1,7 +1,5 @@
-//! `ps ID [PS ARGS]`: the host's `ps` (default `-ef`) cut to the container's processes, or
-//! with `--format json` the array of their pids.
-
-use std::process::Command;
+//! `ps ID [PS ARGS]`: the container's processes with `ps`'s columns (default `-ef`), read
+//! from /proc as berth's `top` reads them, or with `--format json` the array of their pids.
 
 use super::{Context, RuncError};
 
@@ -34,39 +32,23 @@ pub fn ps(context: &Context, args: PsArgs) -> Result<i32, RuncError> {
         "table" => {}
         other => return Err(RuncError::Usage(format!("invalid format option {other:?}"))),
     }
-    let ps_args = if args.ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        args.ps_args
-    };
-    let out = Command::new("ps")
-        .args(&ps_args)
-        .output()
-        .map_err(|e| RuncError::io("run", "ps", e))?;
-    if !out.status.success() {
-        return Err(RuncError::Usage(format!(
-            "ps {}: {}",
-            ps_args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let Some(column) = header.split_whitespace().position(|h| h == "PID") else {
-        return Err(RuncError::Usage(
-            "couldn't find PID field in ps output".into(),
-        ));
-    };
-    println!("{header}");
-    for line in lines {
-        let pid = line
-            .split_whitespace()
-            .nth(column)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
+    // As berth's `top`: read from /proc, no `ps` needed on the host.
+    let rows = crate::container::top::rows(&pids, &args.ps_args)
+        .map_err(|e| RuncError::Usage(e.to_string()))?;
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            } else {
+                line.push_str(cell);
+            }
         }
+        println!("{}", line.trim_end());
     }
     Ok(0)
 }

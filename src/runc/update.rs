@@ -40,6 +40,9 @@ pub struct UpdateArgs {
     /// Maximum number of processes
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    /// Block IO weight (relative), 10 to 1000
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
     id: String,
 }
 
@@ -86,6 +89,11 @@ fn from_flags(args: &UpdateArgs) -> LinuxResources {
         c.set_cpus(args.cpuset_cpus.clone());
         c.set_mems(args.cpuset_mems.clone());
         r.set_cpu(Some(c));
+    }
+    if let Some(weight) = args.blkio_weight {
+        let mut b = oci_spec::runtime::LinuxBlockIo::default();
+        b.set_weight(Some(weight));
+        r.set_block_io(Some(b));
     }
     if let Some(limit) = args.pids_limit {
         let mut p = LinuxPids::default();

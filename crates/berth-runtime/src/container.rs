@@ -485,6 +485,15 @@ impl Container {
         }
     }
 
+    /// Whether the kernel's OOM killer killed any process of the container (its cgroup's
+    /// `oom_kill` counter). Asked before `delete`, which removes the cgroup and its counters.
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup()
+            .ok()
+            .flatten()
+            .is_some_and(|cg| cg.oom_kills() > 0)
+    }
+
     /// The pids in the container's cgroup.
     pub fn processes(&self) -> Result<Vec<Pid>, RuntimeError> {
         match self.cgroup()? {

@@ -45,6 +45,11 @@ pub enum RuntimeError {
         source: io::Error,
     },
 
+    /// A resource value the cgroup cannot take (runc's words, e.g. "the minimum allowed
+    /// cpu-shares is 2").
+    #[error("error setting cgroup config: {0}")]
+    CgroupConfig(String),
+
     /// The seccomp profile cannot be turned into a filter.
     #[error("seccomp: {0}")]
     Seccomp(String),

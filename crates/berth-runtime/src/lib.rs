@@ -170,6 +170,13 @@ pub fn remove_cgroup(cgroups_path: &Path) -> Result<(), RuntimeError> {
     cgroups::for_path(cgroups_path)?.destroy()
 }
 
+/// Whether the kernel's OOM killer has killed a process in the cgroup a spec's
+/// `linux.cgroupsPath` names (for a caller that has no state record to load, as
+/// [`remove_cgroup`]); false when the cgroup is gone.
+pub fn cgroup_oom_killed(cgroups_path: &Path) -> bool {
+    cgroups::for_path(cgroups_path).is_ok_and(|cg| cg.oom_kills() > 0)
+}
+
 /// A started container process (or exec'd process).
 #[derive(Debug)]
 pub struct Spawned {

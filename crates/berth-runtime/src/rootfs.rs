@@ -34,13 +34,24 @@ pub(crate) enum MountKind {
     /// A bind mount of a host path; `file` when the source is not a directory.
     Bind { file: bool },
     /// `type: cgroup` on a v1 host: a tmpfs with one v1 hierarchy per sub-directory.
-    /// (directory, mount options, symlinks to the directory): a combined hierarchy such
-    /// as `cpu,cpuacct` also appears as `cpu` and `cpuacct`, as on the host.
-    CgroupV1 {
-        subs: Vec<(CString, CString, Vec<CString>)>,
-    },
-    /// `type: cgroup` on a v2 host.
-    Cgroup2,
+    /// A combined hierarchy such as `cpu,cpuacct` also appears as `cpu` and `cpuacct`, as
+    /// on the host.
+    CgroupV1 { subs: Vec<CgroupV1Sub> },
+    /// `type: cgroup` on a v2 host; `bind` as for a v1 hierarchy.
+    Cgroup2 { bind: Option<CString> },
+}
+
+pub(crate) struct CgroupV1Sub {
+    /// The directory under the mount point, named as the host's.
+    name: CString,
+    /// The hierarchy's mount options (its controllers).
+    options: CString,
+    /// Symlinks to the directory.
+    aliases: Vec<CString>,
+    /// Without a cgroup namespace, the host directory of the container's own cgroup in
+    /// this hierarchy, bind-mounted instead of the whole hierarchy (as runc does), so the
+    /// container sees its limits at the usual paths and nothing of the host's tree.
+    bind: Option<CString>,
 }
 
 pub(crate) struct MountOp {
@@ -269,8 +280,30 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
                 file: !meta.is_dir(),
             }
         } else if typ == "cgroup" {
+            // The container's cgroup relative to the hierarchies' roots, when it has no
+            // cgroup namespace of its own (Docker's --cgroupns host).
+            let own_ns = linux
+                .namespaces()
+                .iter()
+                .flatten()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup);
+            let host_rel = match linux.cgroups_path() {
+                Some(p) if !own_ns => {
+                    let cg = super::cgroups::for_path(p)?;
+                    let rel = cg.path();
+                    Some(rel.strip_prefix("/").unwrap_or(rel).to_path_buf())
+                }
+                _ => None,
+            };
             if super::cgroups::is_v2() {
-                MountKind::Cgroup2
+                MountKind::Cgroup2 {
+                    bind: host_rel
+                        .map(|rel| {
+                            let dir = Path::new(super::cgroups::v2::ROOT).join(rel);
+                            cstr(dir.as_os_str().as_bytes(), "cgroup directory")
+                        })
+                        .transpose()?,
+                }
             } else {
                 let mut subs = Vec::new();
                 for (ctrls, mnt) in super::cgroups::v1::hierarchies()? {
@@ -289,11 +322,19 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
                         })
                         .map(|c| cstr(c.as_bytes(), "cgroup controller"))
                         .collect::<Result<Vec<_>, _>>()?;
-                    subs.push((
-                        cstr(name.as_bytes(), "cgroup name")?,
-                        cstr(o, "cgroup options")?,
+                    let bind = host_rel
+                        .as_ref()
+                        .map(|rel| {
+                            let dir = mnt.join(rel);
+                            cstr(dir.as_os_str().as_bytes(), "cgroup directory")
+                        })
+                        .transpose()?;
+                    subs.push(CgroupV1Sub {
+                        name: cstr(name.as_bytes(), "cgroup name")?,
+                        options: cstr(o, "cgroup options")?,
                         aliases,
-                    ));
+                        bind,
+                    });
                 }
                 MountKind::CgroupV1 { subs }
             }
@@ -335,6 +376,11 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
         .chain(&default_devices(linux))
     {
         let path = d.path();
+        // /dev/ptmx is a link into the container's own devpts (made below, as runc replaces
+        // a listed ptmx with it): the host's node would hand out the host's ptys.
+        if path == Path::new("/dev/ptmx") {
+            continue;
+        }
         let rel = rel_dest(path)?;
         let rel_path = Path::new(std::ffi::OsStr::from_bytes(rel.as_bytes()));
         let parent = rel_path.parent().unwrap_or(Path::new(""));
@@ -821,19 +867,34 @@ fn mount_one(root: &OwnedFd, m: &MountOp) -> Result<(), Errno> {
                 remount_bind(FdPath::new(now.as_raw_fd()).as_cstr(), m.flags)?;
             }
         }
-        MountKind::Cgroup2 => {
+        MountKind::Cgroup2 { bind } => {
             let ro = m.flags & MsFlags::MS_RDONLY;
-            mount_raw(Some(c"cgroup2"), t, Some(c"cgroup2"), m.flags & !ro, None)?;
-            if !ro.is_empty() {
-                let now = openat2_in_root(root, &m.dest, libc::O_PATH)?;
-                remount_bind(FdPath::new(now.as_raw_fd()).as_cstr(), m.flags)?;
+            match bind {
+                Some(dir) => {
+                    mount_raw(Some(dir), t, None, MsFlags::MS_BIND, None)?;
+                    let now = openat2_in_root(root, &m.dest, libc::O_PATH)?;
+                    remount_bind(FdPath::new(now.as_raw_fd()).as_cstr(), m.flags)?;
+                }
+                None => {
+                    mount_raw(Some(c"cgroup2"), t, Some(c"cgroup2"), m.flags & !ro, None)?;
+                    if !ro.is_empty() {
+                        let now = openat2_in_root(root, &m.dest, libc::O_PATH)?;
+                        remount_bind(FdPath::new(now.as_raw_fd()).as_cstr(), m.flags)?;
+                    }
+                }
             }
         }
         MountKind::CgroupV1 { subs } => {
             let base = m.flags & !MsFlags::MS_RDONLY;
             mount_raw(Some(c"tmpfs"), t, Some(c"tmpfs"), base, Some(c"mode=755"))?;
             let now = openat2_in_root(root, &m.dest, libc::O_PATH)?;
-            for (name, opts, aliases) in subs {
+            for CgroupV1Sub {
+                name,
+                options,
+                aliases,
+                bind,
+            } in subs
+            {
                 for alias in aliases {
                     // SAFETY: valid fd and names.
                     let r =
@@ -849,16 +910,23 @@ fn mount_one(root: &OwnedFd, m: &MountOp) -> Result<(), Errno> {
                 }
                 let sub = openat2_raw(now.as_raw_fd(), name, libc::O_PATH)?;
                 let sp = FdPath::new(sub.as_raw_fd());
-                // A v1 hierarchy's superblock is shared with the host's mount: MS_RDONLY
-                // here only makes this mount read-only (the super options stay rw), so
-                // no separate remount is needed.
-                mount_raw(
-                    Some(c"cgroup"),
-                    sp.as_cstr(),
-                    Some(c"cgroup"),
-                    m.flags,
-                    Some(opts),
-                )?;
+                match bind {
+                    Some(dir) => {
+                        mount_raw(Some(dir), sp.as_cstr(), None, MsFlags::MS_BIND, None)?;
+                        let mounted = openat2_raw(now.as_raw_fd(), name, libc::O_PATH)?;
+                        remount_bind(FdPath::new(mounted.as_raw_fd()).as_cstr(), m.flags)?;
+                    }
+                    // A v1 hierarchy's superblock is shared with the host's mount:
+                    // MS_RDONLY here only makes this mount read-only (the super options
+                    // stay rw), so no separate remount is needed.
+                    None => mount_raw(
+                        Some(c"cgroup"),
+                        sp.as_cstr(),
+                        Some(c"cgroup"),
+                        m.flags,
+                        Some(options),
+                    )?,
+                }
             }
             if m.flags.contains(MsFlags::MS_RDONLY) {
                 let fp = FdPath::new(now.as_raw_fd());

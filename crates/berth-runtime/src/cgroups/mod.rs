@@ -3,7 +3,7 @@
 
 pub mod devices_bpf;
 pub(crate) mod v1;
-mod v2;
+pub(crate) mod v2;
 
 use std::fs;
 use std::io;
@@ -41,6 +41,10 @@ pub trait Cgroup: Send {
     fn frozen(&self) -> bool;
     /// The pids currently in the cgroup.
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError>;
+    /// How many processes of the cgroup (and its descendants) the kernel's OOM killer has
+    /// killed since it was made: the `oom_kill` counter of `memory.events` (v2) or
+    /// `memory.oom_control` (v1, kernel 4.13+). 0 without a memory controller or counter.
+    fn oom_kills(&self) -> u64;
     /// Kills what is left and removes the directories; a missing cgroup is not an error.
     fn destroy(&self) -> Result<(), RuntimeError>;
 }
@@ -90,6 +94,118 @@ pub fn with_default_devices(resources: &LinuxResources) -> std::borrow::Cow<'_, 
     all.extend(missing);
     r.set_devices(Some(all));
     std::borrow::Cow::Owned(r)
+}
+
+/// The range of v1 `cpu.shares` the kernel keeps as written (it clamps anything else
+/// silently); runc refuses values outside it, and so does the v2 conversion.
+const MIN_SHARES: u64 = 2;
+const MAX_SHARES: u64 = 262_144;
+
+/// Refuses what the cgroup files would not take as given, before anything is written.
+pub(crate) fn check_resources(r: &LinuxResources) -> Result<(), RuntimeError> {
+    if let Some(shares) = r
+        .cpu()
+        .as_ref()
+        .and_then(|c| c.shares())
+        .filter(|s| *s != 0)
+    {
+        if shares < MIN_SHARES {
+            return Err(RuntimeError::CgroupConfig(format!(
+                "the minimum allowed cpu-shares is {MIN_SHARES}"
+            )));
+        }
+        if shares > MAX_SHARES {
+            return Err(RuntimeError::CgroupConfig(format!(
+                "the maximum allowed cpu-shares is {MAX_SHARES}"
+            )));
+        }
+    }
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+        && !(10..=1000).contains(&w)
+    {
+        return Err(RuntimeError::CgroupConfig(format!(
+            "blkio weight {w} is out of range (10-1000)"
+        )));
+    }
+    Ok(())
+}
+
+/// runc's conversion of v1 cpu shares (2..262144) to a v2 cpu.weight (1..10000).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    1 + ((shares.clamp(MIN_SHARES, MAX_SHARES) - MIN_SHARES) * 9999) / (MAX_SHARES - MIN_SHARES)
+}
+
+/// runc's conversion of a blkio weight (10..1000) to a v2 io.weight (1..10000).
+pub fn blkio_to_io_weight(weight: u16) -> u64 {
+    1 + (u64::from(weight.clamp(10, 1000)) - 10) * 9999 / 990
+}
+
+/// What the host's cgroups can do with the resource flags Docker checks before it creates a
+/// container (its `sysinfo`): a flag the host cannot honour is discarded with a warning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostSupport {
+    /// `cpu.shares` (v1) or the cpu controller (v2).
+    pub cpu_shares: bool,
+    /// The cpus and memory nodes a cpuset may use (`0-3`, `0`), when there is a cpuset
+    /// controller.
+    pub cpuset: Option<(String, String)>,
+    /// `blkio.weight`/`blkio.bfq.weight` (v1) or the io controller (v2).
+    pub blkio_weight: bool,
+}
+
+/// Measured from the hierarchies' roots (v1) or the unified root's controllers (v2).
+pub fn host_support() -> HostSupport {
+    let read = |p: &Path| {
+        fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let online =
+        |file: &str, default: &str| read(Path::new(file)).unwrap_or_else(|| default.to_string());
+    if is_v2() {
+        let root = Path::new(v2::ROOT);
+        let ctrls = read(&root.join("cgroup.controllers")).unwrap_or_default();
+        let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
+        HostSupport {
+            cpu_shares: has("cpu"),
+            cpuset: has("cpuset").then(|| {
+                (
+                    read(&root.join("cpuset.cpus.effective"))
+                        .unwrap_or_else(|| online("/sys/devices/system/cpu/online", "0")),
+                    read(&root.join("cpuset.mems.effective"))
+                        .unwrap_or_else(|| online("/sys/devices/system/node/online", "0")),
+                )
+            }),
+            blkio_weight: has("io"),
+        }
+    } else {
+        let hierarchies = v1::hierarchies().unwrap_or_default();
+        let mount = |name: &str| {
+            hierarchies
+                .iter()
+                .find(|(c, _)| c.iter().any(|x| x == name))
+                .map(|(_, m)| m.clone())
+        };
+        HostSupport {
+            cpu_shares: mount("cpu").is_some_and(|m| m.join("cpu.shares").exists()),
+            cpuset: mount("cpuset").map(|m| {
+                (
+                    read(&m.join("cpuset.cpus"))
+                        .unwrap_or_else(|| online("/sys/devices/system/cpu/online", "0")),
+                    read(&m.join("cpuset.mems"))
+                        .unwrap_or_else(|| online("/sys/devices/system/node/online", "0")),
+                )
+            }),
+            blkio_weight: mount("blkio").is_some_and(|m| {
+                m.join("blkio.weight").exists() || m.join("blkio.bfq.weight").exists()
+            }),
+        }
+    }
 }
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -149,6 +265,16 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), RuntimeEr
         op: "write",
         path: p,
         source: e,
+    })
+}
+
+/// The value of the line `key N` in a cgroup's flat-keyed file (`memory.events`,
+/// `memory.oom_control`); `None` when the file or the key is missing.
+pub(crate) fn read_key(file: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
     })
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
 
-use super::{Cgroup, read_pids, remove_dir, write};
+use super::{Cgroup, read_key, read_pids, remove_dir, write};
 use crate::RuntimeError;
 
 pub struct V1 {
@@ -158,14 +158,27 @@ impl Cgroup for V1 {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), RuntimeError> {
+        super::check_resources(r)?;
         if let (Some(m), Some(dir)) = (r.memory(), self.controller("memory")) {
+            // memsw exists only with swap accounting; without it there is no swap to limit.
+            let swap = m
+                .swap()
+                .filter(|_| dir.join("memory.memsw.limit_in_bytes").exists());
+            // The kernel keeps memory+swap at or above the limit at every step: when the
+            // new memory+swap is above the current limit (or unlimited), it goes first
+            // (runc's order), else the limit does. Only an update can find either set.
+            let current_limit = fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            let swap_first = swap.is_some_and(|s| s == -1 || (s as u64) > current_limit);
+            if swap_first && let Some(swap) = swap {
+                write(&dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+            }
             if let Some(limit) = m.limit() {
                 write(&dir, "memory.limit_in_bytes", &limit.to_string())?;
             }
-            // memsw exists only with swap accounting; without it there is no swap to limit.
-            if let Some(swap) = m.swap()
-                && dir.join("memory.memsw.limit_in_bytes").exists()
-            {
+            if !swap_first && let Some(swap) = swap {
                 write(&dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
             }
             if let Some(res) = m.reservation() {
@@ -179,7 +192,7 @@ impl Cgroup for V1 {
             }
         }
         if let (Some(c), Some(dir)) = (r.cpu(), self.controller("cpu")) {
-            if let Some(shares) = c.shares() {
+            if let Some(shares) = c.shares().filter(|s| *s != 0) {
                 write(&dir, "cpu.shares", &shares.to_string())?;
             }
             if let Some(period) = c.period() {
@@ -196,6 +209,21 @@ impl Cgroup for V1 {
             if let Some(mems) = c.mems() {
                 write(&dir, "cpuset.mems", mems)?;
             }
+        }
+        if let (Some(w), Some(dir)) = (
+            r.block_io()
+                .as_ref()
+                .and_then(|b| b.weight())
+                .filter(|w| *w != 0),
+            self.controller("blkio"),
+        ) {
+            // CFQ's blkio.weight where the kernel has it, else BFQ's (as runc chooses).
+            let file = if dir.join("blkio.weight").exists() {
+                "blkio.weight"
+            } else {
+                "blkio.bfq.weight"
+            };
+            write(&dir, file, &w.to_string())?;
         }
         if let (Some(p), Some(dir)) = (r.pids(), self.controller("pids")) {
             let v = if p.limit() > 0 {
@@ -300,6 +328,12 @@ impl Cgroup for V1 {
             Some(dir) => read_pids(&dir.join("cgroup.procs")),
             None => Ok(Vec::new()),
         }
+    }
+
+    fn oom_kills(&self) -> u64 {
+        self.controller("memory")
+            .and_then(|dir| read_key(&dir.join("memory.oom_control"), "oom_kill"))
+            .unwrap_or(0)
     }
 
     fn destroy(&self) -> Result<(), RuntimeError> {

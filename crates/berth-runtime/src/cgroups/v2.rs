@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use super::{Cgroup, read_pids, remove_dir, write};
+use super::{Cgroup, read_key, read_pids, remove_dir, write};
 use crate::RuntimeError;
 
-const ROOT: &str = "/sys/fs/cgroup";
+pub(crate) const ROOT: &str = "/sys/fs/cgroup";
 
 pub struct V2 {
     root: PathBuf,
@@ -132,6 +132,7 @@ impl Cgroup for V2 {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), RuntimeError> {
+        super::check_resources(r)?;
         let dir = self.dir();
         if let Some(m) = r.memory() {
             if let Some(limit) = m.limit() {
@@ -166,16 +167,33 @@ impl Cgroup for V2 {
                 let period = c.period().unwrap_or(100_000);
                 write(&dir, "cpu.max", &format!("{quota} {period}"))?;
             }
-            if let Some(shares) = c.shares() {
-                // The conversion runc and crun use (cgroup v1 shares 2..262144 → weight 1..10000).
-                let w = 1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
-                write(&dir, "cpu.weight", &w.to_string())?;
+            if let Some(shares) = c.shares().filter(|s| *s != 0) {
+                write(
+                    &dir,
+                    "cpu.weight",
+                    &super::shares_to_weight(shares).to_string(),
+                )?;
             }
             if let Some(cpus) = c.cpus() {
                 write(&dir, "cpuset.cpus", cpus)?;
             }
             if let Some(mems) = c.mems() {
                 write(&dir, "cpuset.mems", mems)?;
+            }
+        }
+        if let Some(w) = r
+            .block_io()
+            .as_ref()
+            .and_then(|b| b.weight())
+            .filter(|w| *w != 0)
+        {
+            // BFQ's weight (same scale as v1's) where the scheduler has it, else the io
+            // controller's io.weight on its 1..10000 scale (runc's choice and conversion).
+            if dir.join("io.bfq.weight").exists() {
+                write(&dir, "io.bfq.weight", &w.to_string())?;
+            } else {
+                let v = super::blkio_to_io_weight(w);
+                write(&dir, "io.weight", &v.to_string())?;
             }
         }
         if let Some(p) = r.pids() {
@@ -217,6 +235,10 @@ impl Cgroup for V2 {
 
     fn pids(&self) -> Result<Vec<Pid>, RuntimeError> {
         read_pids(&self.dir().join("cgroup.procs"))
+    }
+
+    fn oom_kills(&self) -> u64 {
+        read_key(&self.dir().join("memory.events"), "oom_kill").unwrap_or(0)
     }
 
     fn destroy(&self) -> Result<(), RuntimeError> {
