@@ -578,7 +578,7 @@ impl Host {
             }
             Field::Start => {
                 let t = self.started_at(p);
-                let tm = local_time(t);
+                let tm = berth_sys::local_time(t);
                 if t + 24 * 3600 > self.now {
                     format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
                 } else {
@@ -586,8 +586,8 @@ impl Host {
                 }
             }
             Field::Stime => {
-                let tm = local_time(self.started_at(p));
-                let today = local_time(self.now);
+                let tm = berth_sys::local_time(self.started_at(p));
+                let today = berth_sys::local_time(self.now);
                 if tm.tm_year != today.tm_year {
                     (tm.tm_year + 1900).to_string()
                 } else if tm.tm_yday != today.tm_yday {
@@ -597,7 +597,7 @@ impl Host {
                 }
             }
             Field::Lstart => {
-                let tm = local_time(self.started_at(p));
+                let tm = berth_sys::local_time(self.started_at(p));
                 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
                 format!(
                     "{} {} {:>2} {:02}:{:02}:{:02} {}",
@@ -645,16 +645,6 @@ fn month(tm: &libc::tm) -> &'static str {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     MONTHS[tm.tm_mon.clamp(0, 11) as usize]
-}
-
-/// `t` in the host's local time zone, as `ps` shows times.
-fn local_time(t: i64) -> libc::tm {
-    // SAFETY: an all-zero tm is a valid value (its zone pointer is null until filled in).
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let t = t as libc::time_t;
-    // SAFETY: localtime_r writes into the tm we own and reads only `t` and the zone data.
-    unsafe { libc::localtime_r(&t, &mut tm) };
-    tm
 }
 
 /// The terminal of a `tty_nr` from /proc/PID/stat: `?` for none; the pty slaves, virtual

@@ -316,6 +316,17 @@ pub fn trace(step: &str) {
     }
 }
 
+/// The seconds since the epoch `t` in the host's local time zone (what `ps` shows).
+pub fn local_time(t: i64) -> libc::tm {
+    // SAFETY: an all-zero tm is a valid value (its zone pointer is null until filled in).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // `t` is passed as an i64, not cast to libc::time_t: the libc crate marks musl's time_t
+    // deprecated (its width is to change), and on the 64-bit targets berth builds for it is i64.
+    // SAFETY: localtime_r writes into the tm we own and reads only `t` and the zone data.
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    tm
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
