@@ -2472,3 +2472,33 @@ fn cgroup_hierarchies_mounted_twice_on_the_host() {
         "mounts of /sys/fs/cgroup/cpu in the container"
     );
 }
+
+/// `run` keeps its start-up short: it does not sweep the image store (neither `tmp/` nor the
+/// blob directory's temp files); the next command that writes the store does.
+#[test]
+fn run_leaves_the_store_sweep_to_other_commands() {
+    let root = root_with("no-sweep", BUSYBOX);
+    // Named like `temp_name`'s entries, by a process (pid 1, start time 0) that is not their
+    // creator: abandoned.
+    let work = root.path.join("tmp/.tmp-1-0-0-killed-commit");
+    let blob = root.path.join("blobs/sha256/.tmp-1-0-0-killed-pull");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(&blob, b"partial").unwrap();
+    run_ok(&root, &[BUSYBOX, "true"]);
+    assert!(work.exists(), "run swept tmp/");
+    assert!(blob.exists(), "run swept the blob directory");
+    root.ok(&["tag", BUSYBOX, "swept:latest"]);
+    assert!(!work.exists(), "tag left the abandoned work in tmp/");
+    assert!(!blob.exists(), "tag left the abandoned temp blob");
+    // `rmi` moves the layers into tmp/ under the store lock and deletes them after it.
+    root.ok(&["rmi", BUSYBOX, "swept:latest"]);
+    let left = |dir: &str| -> Vec<_> {
+        std::fs::read_dir(root.path.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    };
+    assert_eq!(left("tmp"), Vec::<std::ffi::OsString>::new());
+    assert_eq!(left("layers"), Vec::<std::ffi::OsString>::new());
+}
