@@ -549,13 +549,18 @@ fn cpu_io_flags(
                     let Some(value) = value else {
                         continue;
                     };
-                    let asked = parse_uint_list(value).ok_or_else(|| {
-                        FlagError::Daemon(format!(
-                            "Invalid value {value} for cpuset {what}: invalid format: {value}"
-                        ))
+                    let have = parse_uint_list(available, None).unwrap_or_default();
+                    // Docker's bound (CVE-2018-20699): the normal maximum number of CPUs on
+                    // Linux, or the host's highest if it has more.
+                    let maximum = have
+                        .iter()
+                        .map(|&(_, hi)| hi)
+                        .fold(DEFAULT_MAX_CPUS, i64::max);
+                    let asked = parse_uint_list(value, Some(maximum)).map_err(|e| {
+                        FlagError::Daemon(format!("Invalid value {value} for cpuset {what}: {e}"))
                     })?;
-                    let have = parse_uint_list(available).unwrap_or_default();
-                    if !asked.iter().all(|n| have.contains(n)) {
+                    let available_has = |n: i64| have.iter().any(|&(lo, hi)| lo <= n && n <= hi);
+                    if !asked.iter().all(|&(lo, hi)| (lo..=hi).all(available_has)) {
                         return Err(FlagError::Daemon(format!(
                             "Requested {unavailable} are not available - requested {value}, available: {available}"
                         )));
@@ -663,25 +668,41 @@ fn go_parse_u16(v: &str) -> Result<u16, String> {
         .map_err(|_| format!("strconv.ParseUint: parsing {v:?}: value out of range"))
 }
 
-/// A cpuset list (`0-2,5`) as Docker parses it; `None` for a malformed one.
-fn parse_uint_list(v: &str) -> Option<Vec<u32>> {
+/// Docker's `defaultMaxCPUs`: the normal maximum number of CPUs on Linux.
+const DEFAULT_MAX_CPUS: i64 = 8192;
+
+/// A cpuset list (`0-2,5`) as Docker's `parseUintList` reads it, as inclusive ranges: never
+/// expanded, so `0-4000000000` costs two numbers, not 16 GB. A number above `maximum` is
+/// refused with Docker's words (sic: "of out range").
+fn parse_uint_list(v: &str, maximum: Option<i64>) -> Result<Vec<(i64, i64)>, String> {
     let mut out = Vec::new();
     if v.is_empty() {
-        return Some(out);
+        return Ok(out);
     }
+    let invalid = || format!("invalid format: {v}");
+    let number = |s: &str| s.parse::<i64>().map_err(|_| invalid());
     for part in v.split(',') {
-        match part.split_once('-') {
-            None => out.push(part.parse().ok()?),
-            Some((lo, hi)) => {
-                let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
-                if hi < lo {
-                    return None;
-                }
-                out.extend(lo..=hi);
+        let (lo, hi) = match part.split_once('-') {
+            None => {
+                let n = number(part)?;
+                (n, n)
             }
+            Some((lo, hi)) => {
+                let (lo, hi) = (number(lo)?, number(hi)?);
+                if hi < lo {
+                    return Err(invalid());
+                }
+                (lo, hi)
+            }
+        };
+        if let Some(maximum) = maximum
+            && hi > maximum
+        {
+            return Err(format!("value of out range, maximum is {maximum}"));
         }
+        out.push((lo, hi));
     }
-    Some(out)
+    Ok(out)
 }
 
 /// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
@@ -1007,6 +1028,29 @@ mod tests {
                 ..flags()
             }),
             "Error response from daemon: Invalid value abc for cpuset cpus: invalid format: abc"
+        );
+        // A huge range is refused against Docker's bound, not expanded (that aborted on a
+        // 16 GB allocation).
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("0-4000000000".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value 0-4000000000 for cpuset cpus: value of out range, maximum is 8192"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_mems: Some("0-9223372036854775807".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value 0-9223372036854775807 for cpuset mems: value of out range, maximum is 8192"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("1-8192".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Requested CPUs are not available - requested 1-8192, available: 0-1"
         );
         assert_eq!(
             err(Flags {
