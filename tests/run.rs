@@ -2502,3 +2502,50 @@ fn run_leaves_the_store_sweep_to_other_commands() {
     assert_eq!(left("tmp"), Vec::<std::ffi::OsString>::new());
     assert_eq!(left("layers"), Vec::<std::ffi::OsString>::new());
 }
+
+/// `rm -v` of a container whose anonymous volume cannot be taken away (here a mount point:
+/// rename gives EBUSY) removes the container all the same, as Docker's daemon does (it only
+/// logs the volume): exit 0, a warning, and the container's moved files deleted.
+#[test]
+fn rm_whose_volume_stays_removes_the_container_and_warns() {
+    let root = root_with("volstays", BUSYBOX);
+    root.ok(&["run", "--name", "vs", "-v", "/anon", BUSYBOX, "true"]);
+    let volume = std::fs::read_dir(root.path.join("volumes"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .expect("the anonymous volume");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&volume)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs on {volume:?}");
+    let _unmount = Unmount(volume.clone());
+    let out = root.run(&["rm", "-v", "vs"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "vs\n");
+    assert!(
+        stderr.starts_with("WARNING: unable to remove filesystem for ") && stderr.contains("busy"),
+        "{stderr}"
+    );
+    assert_eq!(container_dirs(&root), Vec::<String>::new());
+    let left: Vec<_> = std::fs::read_dir(root.path.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the container's moved files stayed: {left:?}"
+    );
+    assert!(volume.exists());
+}

@@ -164,13 +164,14 @@ pub fn wait(dir: &ContainerDir) -> Result<i32, ContainerError> {
     }
 }
 
-/// Removes a container; a running one only with `force` (killed first).
+/// Removes a container; a running one only with `force` (killed first). The anonymous
+/// volumes that could not be removed with it are returned, to warn about.
 pub fn remove(
     store_root: &Path,
     dir: &ContainerDir,
     force: bool,
     volumes: bool,
-) -> Result<(), ContainerError> {
+) -> Result<Vec<ContainerError>, ContainerError> {
     // The lock is held until the files are gone, so a concurrent start cannot slip in
     // between, nor a rename (the record is read under it, with the name that goes).
     let _lock = dir.lock()?;
