@@ -147,7 +147,7 @@ pub fn create_options(
     };
     let net = network_options(&flags, bip, &warn)?;
     // What Docker's daemon checks comes after everything its client checks.
-    check_limits(&spec)?;
+    check_limits(&spec, false)?;
     warn_clamped_ulimits(&spec.ulimits, &warn);
     let mut labels = BTreeMap::new();
     for l in &flags.label {
@@ -198,6 +198,37 @@ fn read_env_files(files: &[String]) -> Result<Vec<String>, FlagError> {
     Ok(env)
 }
 
+/// `-m, --memory` as Docker's client reads it (no -1: that is only swap's "unlimited"); 0
+/// is Docker's "no limit".
+fn memory_flag(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    Ok(value
+        .map(|m| parse_bytes(m).map_err(|e| invalid("-m, --memory", m, e)))
+        .transpose()?
+        .filter(|m| *m != 0))
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited; 0 is Docker's "no limit".
+fn memory_swap_flag(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    Ok(value
+        .map(|m| {
+            if m == "-1" {
+                Ok(-1)
+            } else {
+                parse_bytes(m).map_err(|e| invalid("--memory-swap", m, e))
+            }
+        })
+        .transpose()?
+        .filter(|m| *m != 0))
+}
+
+/// `--cpus`, in billionths; 0 is Docker's "no limit".
+fn cpus_flag(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    Ok(value
+        .map(|c| parse_nano_cpus(c).map_err(|e| invalid("--cpus", c, e)))
+        .transpose()?
+        .filter(|n| *n != 0))
+}
+
 fn invalid(flag: &'static str, value: &str, reason: impl std::fmt::Display) -> FlagError {
     FlagError::Invalid {
         flag,
@@ -210,30 +241,9 @@ fn invalid(flag: &'static str, value: &str, reason: impl std::fmt::Display) -> F
 fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
     let mut spec = SpecOptions {
         // 0 is Docker's "no limit", for memory and swap alike.
-        memory: flags
-            .memory
-            .as_deref()
-            .map(|m| parse_bytes(m).map_err(|e| invalid("-m, --memory", m, e)))
-            .transpose()?
-            .filter(|m| *m != 0),
-        memory_swap: flags
-            .memory_swap
-            .as_deref()
-            .map(|m| {
-                if m == "-1" {
-                    Ok(-1)
-                } else {
-                    parse_bytes(m).map_err(|e| invalid("--memory-swap", m, e))
-                }
-            })
-            .transpose()?
-            .filter(|m| *m != 0),
-        nano_cpus: flags
-            .cpus
-            .as_deref()
-            .map(|c| parse_nano_cpus(c).map_err(|e| invalid("--cpus", c, e)))
-            .transpose()?
-            .filter(|n| *n != 0),
+        memory: memory_flag(flags.memory.as_deref())?,
+        memory_swap: memory_swap_flag(flags.memory_swap.as_deref())?,
+        nano_cpus: cpus_flag(flags.cpus.as_deref())?,
         // 0 and negative values are Docker's "no limit".
         pids_limit: flags.pids_limit.filter(|p| *p > 0),
         cap_add: flags.cap_add.clone(),
@@ -280,8 +290,8 @@ fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
 const MIN_MEMORY: i64 = 6 << 20;
 
 /// The limits Docker's daemon refuses (`verifyPlatformContainerResources`), in its order and
-/// words.
-fn check_limits(spec: &SpecOptions) -> Result<(), FlagError> {
+/// words; `updating`: for `update`, which may change swap alone.
+fn check_limits(spec: &SpecOptions, updating: bool) -> Result<(), FlagError> {
     let refuse = |why: String| Err(FlagError::Refused(why));
     if spec.memory.is_some_and(|m| m < MIN_MEMORY) {
         return refuse("Minimum memory limit allowed is 6MB".into());
@@ -292,7 +302,7 @@ fn check_limits(spec: &SpecOptions) -> Result<(), FlagError> {
                 "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
             );
         }
-        (None, Some(swap)) if swap > 0 => {
+        (None, Some(swap)) if swap > 0 && !updating => {
             return refuse(
                 "You should always set the Memory limit when using Memoryswap limit, see usage"
                     .into(),
@@ -604,6 +614,10 @@ pub fn update_options(
     flags: &UpdateFlags,
     warn: impl Fn(&str),
 ) -> Result<UpdateOptions, FlagError> {
+    // The client's parsing first, as Docker's client does before asking its daemon.
+    let memory = memory_flag(flags.memory.as_deref())?;
+    let memory_swap = memory_swap_flag(flags.memory_swap.as_deref())?;
+    let nano_cpus = cpus_flag(flags.cpus.as_deref())?;
     let cpu = cpu_io_flags(
         flags.cpu_shares.as_deref(),
         flags.cpuset_cpus.as_deref(),
@@ -612,41 +626,26 @@ pub fn update_options(
         &runtime::cgroups::host_support(),
         &warn,
     )?;
-    let bytes = |flag: &'static str, v: &Option<String>| {
-        v.as_deref()
-            .map(|m| {
-                if m == "-1" {
-                    Ok(-1)
-                } else {
-                    parse_bytes(m).map_err(|e| invalid(flag, m, e))
-                }
-            })
-            .transpose()
-    };
-    let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    // Docker's daemon checks the new limits as it checks a new container's.
+    check_limits(
+        &SpecOptions {
+            memory,
+            memory_swap,
+            nano_cpus,
+            ..SpecOptions::default()
+        },
+        true,
+    )?;
     Ok(UpdateOptions {
-        memory: nonzero(bytes("-m, --memory", &flags.memory)?),
-        memory_swap: nonzero(bytes("--memory-swap", &flags.memory_swap)?),
-        nano_cpus: nonzero(parse_cpus(flags.cpus.as_deref())?),
+        memory,
+        memory_swap,
+        nano_cpus,
         cpu_shares: (cpu.shares != 0).then_some(cpu.shares),
         cpuset_cpus: cpu.cpus,
         cpuset_mems: cpu.mems,
         blkio_weight: (cpu.blkio_weight != 0).then_some(cpu.blkio_weight),
         pids_limit: flags.pids_limit,
     })
-}
-
-/// `--cpus`: a positive number of CPUs, in billionths.
-fn parse_cpus(value: Option<&str>) -> Result<Option<i64>, FlagError> {
-    value
-        .map(|c| {
-            c.parse::<f64>()
-                .ok()
-                .filter(|v| *v > 0.0 && v.is_finite())
-                .map(|v| (v * 1e9) as i64)
-                .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
-        })
-        .transpose()
 }
 
 /// Go's `strconv.ParseInt(v, 10, 64)`, with its error text (Docker's client quotes it).
@@ -891,7 +890,7 @@ mod tests {
 
     #[test]
     fn limits_refused_as_docker_refuses_them() {
-        let refused = |spec: SpecOptions| match check_limits(&spec) {
+        let refused = |spec: SpecOptions| match check_limits(&spec, false) {
             Err(FlagError::Refused(why)) => why,
             other => panic!("{other:?}"),
         };
@@ -904,9 +903,9 @@ mod tests {
             refused(memory(1024, None)),
             "Minimum memory limit allowed is 6MB"
         );
-        assert!(check_limits(&memory(6 << 20, None)).is_ok());
-        assert!(check_limits(&memory(10 << 20, Some(-1))).is_ok());
-        assert!(check_limits(&memory(10 << 20, Some(10 << 20))).is_ok());
+        assert!(check_limits(&memory(6 << 20, None), false).is_ok());
+        assert!(check_limits(&memory(10 << 20, Some(-1)), false).is_ok());
+        assert!(check_limits(&memory(10 << 20, Some(10 << 20)), false).is_ok());
         assert_eq!(
             refused(memory(10 << 20, Some(5 << 20))),
             "Minimum memoryswap limit should be larger than memory limit, see usage"
@@ -923,13 +922,79 @@ mod tests {
             nano_cpus: Some(n),
             ..SpecOptions::default()
         };
-        assert!(check_limits(&nano(cpus * 1_000_000_000)).is_ok());
+        assert!(check_limits(&nano(cpus * 1_000_000_000), false).is_ok());
         let range = format!(
             "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
         );
         assert_eq!(refused(nano(cpus * 1_000_000_000 + 1)), range);
         assert_eq!(refused(nano(-1)), range);
         assert_eq!(refused(nano(i64::MAX)), range);
+    }
+
+    /// `update` checks its new limits as `create` does (swap alone aside), with `--cpus`
+    /// read as `create` reads it, and -1 only for `--memory-swap`.
+    #[test]
+    fn update_limits_are_checked_as_create_checks_them() {
+        let update = |memory: Option<&str>, swap: Option<&str>, cpus: Option<&str>| {
+            update_options(
+                &UpdateFlags {
+                    memory: memory.map(str::to_string),
+                    memory_swap: swap.map(str::to_string),
+                    cpus: cpus.map(str::to_string),
+                    ..UpdateFlags::default()
+                },
+                |_| {},
+            )
+        };
+        let refused = |r: Result<UpdateOptions, FlagError>| match r {
+            Err(FlagError::Refused(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(update(Some("1k"), None, None)),
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert_eq!(
+            refused(update(Some("10m"), Some("5m"), None)),
+            "Minimum memoryswap limit should be larger than memory limit, see usage"
+        );
+        let cpus = host_cpus();
+        assert_eq!(
+            refused(update(None, None, Some(&(cpus + 1).to_string()))),
+            format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )
+        );
+        assert!(matches!(
+            update(Some("-1"), None, None),
+            Err(FlagError::Invalid {
+                flag: "-m, --memory",
+                ..
+            })
+        ));
+        // `--cpus` as create parses it: a fraction, and an exact decimal.
+        assert_eq!(
+            update(None, None, Some("1/2")).unwrap().nano_cpus,
+            Some(500_000_000)
+        );
+        assert!(matches!(
+            update(None, None, Some("0.0000000001")),
+            Err(FlagError::Invalid { flag: "--cpus", .. })
+        ));
+        // Swap alone may change, unlimited included; memory with enough swap.
+        assert_eq!(
+            update(None, Some("-1"), None).unwrap().memory_swap,
+            Some(-1)
+        );
+        assert_eq!(
+            update(None, Some("20m"), None).unwrap().memory_swap,
+            Some(20 << 20)
+        );
+        let both = update(Some("10m"), Some("20m"), None).unwrap();
+        assert_eq!(
+            (both.memory, both.memory_swap),
+            (Some(10 << 20), Some(20 << 20))
+        );
     }
 
     fn flags() -> Flags {
