@@ -416,7 +416,14 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
             let Some((negative, digits)) = integer(&format!("{whole}{fraction}")) else {
                 return Err(unparsable());
             };
-            (negative, digits, exponent - fraction.len() as i64, 1)
+            // Saturating: an exponent near i64's ends is a value far out of range (too
+            // large, or too precise), not an overflow.
+            (
+                negative,
+                digits,
+                exponent.saturating_sub(fraction.len() as i64),
+                1,
+            )
         }
     };
     let digits = digits.trim_start_matches('0');
@@ -425,9 +432,9 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
     }
     let saturated = if negative { i64::MIN } else { i64::MAX };
     // In billionths: × 10^(scale + 9).
-    let scale = scale + 9;
+    let scale = scale.saturating_add(9);
     let (mut numerator, divisor): (u128, u128) = if scale >= 0 {
-        if digits.len() as i64 + scale > 30 {
+        if (digits.len() as i64).saturating_add(scale) > 30 {
             return Ok(saturated);
         }
         (
@@ -438,13 +445,13 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
         // Dropping trailing zeros first keeps 1.5000000000 exact without huge powers.
         let trimmed = digits.trim_end_matches('0');
         let dropped = (digits.len() - trimmed.len()) as i64;
-        let scale = scale + dropped;
+        let scale = scale.saturating_add(dropped);
         if scale >= 0 {
             (
                 trimmed.parse::<u128>().map_err(|_| unparsable())? * 10u128.pow(scale as u32),
                 denominator,
             )
-        } else if -scale > 30 || trimmed.len() > 30 {
+        } else if scale < -30 || trimmed.len() > 30 {
             return Err("value is too precise".into());
         } else {
             (
@@ -869,10 +876,21 @@ mod tests {
             ("0.000000001", 1),
             ("1e30", i64::MAX),
             ("-1e30", i64::MIN),
+            // Exponents at i64's ends saturate rather than overflow.
+            ("1e9223372036854775807", i64::MAX),
+            ("-1.5e9223372036854775807", i64::MIN),
+            ("0e9223372036854775807", 0),
         ] {
             assert_eq!(parse_nano_cpus(value), Ok(nano), "{value}");
         }
-        for value in ["0.0000000001", "2.0000000001", "1/3", "1e-10"] {
+        for value in [
+            "0.0000000001",
+            "2.0000000001",
+            "1/3",
+            "1e-10",
+            "1e-9223372036854775808",
+            "1.5e-9223372036854775808",
+        ] {
             assert_eq!(
                 parse_nano_cpus(value),
                 Err("value is too precise".to_string()),
