@@ -2549,3 +2549,38 @@ fn rm_whose_volume_stays_removes_the_container_and_warns() {
     );
     assert!(volume.exists());
 }
+
+/// `create` reports its daemon's refusals as Docker's `create` does: the message as it is,
+/// exit 1; `run` keeps its 125/127 for the same refusals.
+#[test]
+fn create_reports_daemon_refusals_with_exit_1() {
+    let root = root_with("create-refused", BUSYBOX);
+    let err = root.fails(&["create", "--cpu-shares", "-1", BUSYBOX, "true"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: shares: invalid argument\n"
+    );
+    let err = root.fails(
+        &["create", "--device", "/dev/berth-nosuch", BUSYBOX, "true"],
+        1,
+    );
+    assert!(
+        err.starts_with(
+            "Error response from daemon: error gathering device information while adding custom device \"/dev/berth-nosuch\""
+        ),
+        "{err}"
+    );
+    root.fails(&["run", "--rm", "--cpu-shares", "-1", BUSYBOX, "true"], 125);
+    root.fails(
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/berth-nosuch",
+            BUSYBOX,
+            "true",
+        ],
+        127,
+    );
+    assert_eq!(container_dirs(&root), Vec::<String>::new());
+}
