@@ -610,7 +610,7 @@ impl Verb for UpdateArgs {
         })?;
         let store = context.containers()?;
         each(&store, &self.containers, |dir| {
-            update::update(dir, &options).map(|_| None)
+            update::update(&store, dir, &options).map(|_| None)
         })
     }
 }
