@@ -746,13 +746,15 @@ fn report_exit(
     // Read now: the cleanup below removes the cgroup and its counters.
     state.oom_killed = container.oom_killed();
     state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
+    let mut compressing = None;
     if let Some(mut log) = serving.log.take() {
         for o in serving.outputs.iter_mut() {
             if !o.partial.is_empty() {
                 log.write(o.stream, &std::mem::take(&mut o.partial));
             }
         }
-        log.finish();
+        // A rotated file's gzip still under way is waited for after the exit is reported.
+        compressing = log.close();
     }
     let mut recorded = if setup.record.auto_remove {
         Ok(())
@@ -797,6 +799,10 @@ fn report_exit(
     }
     drop(serving.clients);
     drop(mount_ns);
+    // Before the trash goes: with --rm the gzip writes into the container's moved directory.
+    if let Some(handle) = compressing {
+        let _ = handle.join();
+    }
     delete(trash);
     unrecorded.then_some(state)
 }
