@@ -455,8 +455,13 @@ impl Session<'_> {
                 continue;
             };
             // Only JSON documents (configs, manifests): a layer's blob never parses as one.
+            // Their first byte is `{` in practice (berth's and registries' alike; one that
+            // starts with blank space is merely kept); a layer's compressed blob never
+            // starts so (gzip 1f 8b, zstd 28 b5 2f fd): one byte read rules a layer out
+            // without reading megabytes of it under the store lock.
             let small = entry.metadata().is_ok_and(|m| m.len() <= 4 << 20);
             let is_json = small
+                && starts_with_brace(&entry.path())
                 && std::fs::read(entry.path()).is_ok_and(|bytes| {
                     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
                         .is_ok()
@@ -467,6 +472,14 @@ impl Session<'_> {
         }
         Ok(())
     }
+}
+
+/// True when the file's first byte is `{`.
+fn starts_with_brace(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut first).is_ok())
+        && first[0] == b'{'
 }
 
 /// Prune skips an image Docker would refuse to delete (in use, gone meanwhile); a store that
