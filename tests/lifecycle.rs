@@ -685,6 +685,41 @@ fn rename_changes_the_name_everywhere() {
     lab.run_d(&["--name", "old", BUSYBOX, "true"]);
 }
 
+/// `rename` does not wait for a `stop` that is waiting out its timeout (Docker's does not):
+/// it takes the store lock, not the container's.
+#[test]
+fn rename_does_not_wait_for_a_stop() {
+    let lab = Lab::new("rename-stop");
+    // `sleep` as the container's init ignores SIGTERM: the stop waits its whole timeout.
+    let id = lab.run_d(&["--name", "slow", BUSYBOX, "sleep", "1000"]);
+    let mut stop = lab
+        .berth(&["stop", "-t", "60", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = lab.container_dir(&id);
+    assert!(
+        wait_until(Duration::from_secs(20), || matches!(
+            berth_sys::FileLock::try_exclusive_dir(&dir),
+            Ok(None)
+        )),
+        "stop never took the container's lock"
+    );
+    let out = run_timeout(
+        lab.berth(&["rename", "slow", "renamed"]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stop.try_wait().unwrap().is_none(),
+        "the rename waited for the stop"
+    );
+    assert_eq!(lab.inspect(&id)["Name"], "/renamed");
+    let _ = stop.kill();
+    let _ = stop.wait();
+}
+
 #[test]
 fn pause_freezes_the_container_and_unpause_thaws_it() {
     let lab = Lab::new("pause");

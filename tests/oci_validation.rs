@@ -29,13 +29,20 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
 /// For these the program's exit status is compared instead.
 const JUDGED_BY_STATUS: &[&str] = &["process_capabilities_fail"];
 
-/// Builds the suite once per cache (a flock'd directory keyed by the tarball's name).
+/// Builds the suite once per cache (a directory keyed by the tarball's name, built under a flock
+/// beside it).
 fn build_suite() -> PathBuf {
     let cache = std::env::var_os("BERTH_FIXTURES_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/berth-fixtures"));
     let dir = cache.join("runtime-tools-260e151");
     let tools = dir.join("runtime-tools");
+    // Held until the suite is built: test binaries running at once (or two checkouts
+    // sharing the cache) build it once, and none sees another's half-extracted tree.
+    std::fs::create_dir_all(&cache).unwrap();
+    let lock_path = cache.join("runtime-tools-260e151.lock");
+    let _lock = berth_sys::FileLock::exclusive(&lock_path)
+        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
     if tools.join("validation/default/default.t").exists() && tools.join("runtimetest").exists() {
         return tools;
     }

@@ -2472,3 +2472,115 @@ fn cgroup_hierarchies_mounted_twice_on_the_host() {
         "mounts of /sys/fs/cgroup/cpu in the container"
     );
 }
+
+/// `run` keeps its start-up short: it does not sweep the image store (neither `tmp/` nor the
+/// blob directory's temp files); the next command that writes the store does.
+#[test]
+fn run_leaves_the_store_sweep_to_other_commands() {
+    let root = root_with("no-sweep", BUSYBOX);
+    // Named like `temp_name`'s entries, by a process (pid 1, start time 0) that is not their
+    // creator: abandoned.
+    let work = root.path.join("tmp/.tmp-1-0-0-killed-commit");
+    let blob = root.path.join("blobs/sha256/.tmp-1-0-0-killed-pull");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(&blob, b"partial").unwrap();
+    run_ok(&root, &[BUSYBOX, "true"]);
+    assert!(work.exists(), "run swept tmp/");
+    assert!(blob.exists(), "run swept the blob directory");
+    root.ok(&["tag", BUSYBOX, "swept:latest"]);
+    assert!(!work.exists(), "tag left the abandoned work in tmp/");
+    assert!(!blob.exists(), "tag left the abandoned temp blob");
+    // `rmi` moves the layers into tmp/ under the store lock and deletes them after it.
+    root.ok(&["rmi", BUSYBOX, "swept:latest"]);
+    let left = |dir: &str| -> Vec<_> {
+        std::fs::read_dir(root.path.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    };
+    assert_eq!(left("tmp"), Vec::<std::ffi::OsString>::new());
+    assert_eq!(left("layers"), Vec::<std::ffi::OsString>::new());
+}
+
+/// `rm -v` of a container whose anonymous volume cannot be taken away (here a mount point:
+/// rename gives EBUSY) removes the container all the same, as Docker's daemon does (it only
+/// logs the volume): exit 0, a warning, and the container's moved files deleted.
+#[test]
+fn rm_whose_volume_stays_removes_the_container_and_warns() {
+    let root = root_with("volstays", BUSYBOX);
+    root.ok(&["run", "--name", "vs", "-v", "/anon", BUSYBOX, "true"]);
+    let volume = std::fs::read_dir(root.path.join("volumes"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .expect("the anonymous volume");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&volume)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs on {volume:?}");
+    let _unmount = Unmount(volume.clone());
+    let out = root.run(&["rm", "-v", "vs"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "vs\n");
+    assert!(
+        stderr.starts_with("WARNING: unable to remove filesystem for ") && stderr.contains("busy"),
+        "{stderr}"
+    );
+    assert_eq!(container_dirs(&root), Vec::<String>::new());
+    let left: Vec<_> = std::fs::read_dir(root.path.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the container's moved files stayed: {left:?}"
+    );
+    assert!(volume.exists());
+}
+
+/// `create` reports its daemon's refusals as Docker's `create` does: the message as it is,
+/// exit 1; `run` keeps its 125/127 for the same refusals.
+#[test]
+fn create_reports_daemon_refusals_with_exit_1() {
+    let root = root_with("create-refused", BUSYBOX);
+    let err = root.fails(&["create", "--cpu-shares", "-1", BUSYBOX, "true"], 1);
+    assert_eq!(
+        err,
+        "Error response from daemon: shares: invalid argument\n"
+    );
+    let err = root.fails(
+        &["create", "--device", "/dev/berth-nosuch", BUSYBOX, "true"],
+        1,
+    );
+    assert!(
+        err.starts_with(
+            "Error response from daemon: error gathering device information while adding custom device \"/dev/berth-nosuch\""
+        ),
+        "{err}"
+    );
+    root.fails(&["run", "--rm", "--cpu-shares", "-1", BUSYBOX, "true"], 125);
+    root.fails(
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/berth-nosuch",
+            BUSYBOX,
+            "true",
+        ],
+        127,
+    );
+    assert_eq!(container_dirs(&root), Vec::<String>::new());
+}

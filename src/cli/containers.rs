@@ -462,7 +462,13 @@ impl Verb for RmArgs {
         }
         let store = context.containers()?;
         each(&store, &self.containers, |dir| {
-            ops::remove(&context.root, dir, self.force, self.volumes).map(|_| None)
+            let kept = ops::remove(&context.root, dir, self.force, self.volumes)?;
+            // The container is gone: a volume that stayed is a warning (Docker's daemon logs
+            // it), not a failed removal.
+            for e in kept {
+                eprintln!("WARNING: {e}");
+            }
+            Ok(None)
         })
     }
 }
@@ -604,7 +610,7 @@ impl Verb for UpdateArgs {
         })?;
         let store = context.containers()?;
         each(&store, &self.containers, |dir| {
-            update::update(dir, &options).map(|_| None)
+            update::update(&store, dir, &options).map(|_| None)
         })
     }
 }

@@ -312,7 +312,21 @@ pub fn run(cli: Cli) -> CliResult {
     // by whichever berth command runs next.
     crate::network::sweep();
     // So is the work in the store's tmp/ that killed commands left (a commit's layer, a
-    // load's archive): what a running command is writing there stays.
-    crate::image::store::sweep_work(&context.root);
+    // load's archive): what a running command is writing there stays. Not by `run` and
+    // `exec`, whose start-up is kept short: any other command sweeps it.
+    if !cli.command.is_run_or_exec() {
+        crate::image::store::sweep_work(&context.root);
+    }
     cli.command.run(&context)
+}
+
+impl Command {
+    fn is_run_or_exec(&self) -> bool {
+        let verb = match self {
+            Command::ContainerShortcuts(verb) => verb,
+            Command::Container(ContainerCommand::Shared(verb)) => verb,
+            _ => return false,
+        };
+        matches!(verb, ContainerVerbs::Run(_) | ContainerVerbs::Exec(_))
+    }
 }

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::progress::PullPrinter;
 use super::{CliResult, Context, Failure, Verb};
+use crate::container::ContainerError;
 use crate::container::attach::{self, PumpOptions};
 use crate::container::create::{self, CreateOptions};
 use crate::container::flags::{self, FlagError};
@@ -275,7 +276,14 @@ impl Verb for CreateFlags {
     fn run(self, context: &Context) -> CliResult {
         let (images, containers) = open_stores(context)?;
         let options = create_options(context, &images, &self, Creating::Create)?;
-        let created = create::create(&images, &containers, &options).map_err(run_failure)?;
+        let created = create::create(&images, &containers, &options).map_err(|e| match e {
+            // A daemon's refusal (its message says so): exit 1, as Docker's `create`.
+            ContainerError::Device(_) => Failure {
+                code: 1,
+                message: e.to_string(),
+            },
+            e => run_failure(e),
+        })?;
         println!("{}", created.record.id);
         Ok(0)
     }
@@ -387,8 +395,17 @@ fn create_options(
         warn,
     )
     .map_err(|e| match e {
-        FlagError::LogOpts(e) => log_opts_failure(context, flags, &e),
-        FlagError::Refused(_) if creating == Creating::Create => Failure::daemon(e),
+        FlagError::LogOpts(e) => log_opts_failure(context, flags, &e, creating),
+        // Docker's `create` prints its daemon's refusals as they are and exits 1; the
+        // 125/127 mapping is `run`'s alone.
+        FlagError::Refused(_) | FlagError::NetworkNotFound(_) if creating == Creating::Create => {
+            Failure::daemon(e)
+        }
+        // Its message says "Error response from daemon" already.
+        FlagError::Daemon(_) if creating == Creating::Create => Failure {
+            code: 1,
+            message: e.to_string(),
+        },
         FlagError::NetworkNotFound(_) | FlagError::Refused(_) => {
             Failure::berth(format!("berth: Error response from daemon: {e}"))
         }
@@ -421,11 +438,17 @@ fn log_default(context: &Context) -> LogConfig {
 
 /// Docker's words for a refused logging option; one that only the configuration's defaults
 /// bring in names the configuration file.
-fn log_opts_failure(context: &Context, flags: &CreateFlags, e: &LogOptsError) -> Failure {
-    let mut message = if e.from_daemon() {
-        format!("berth: Error response from daemon: {e}")
-    } else {
-        format!("berth: {e}")
+fn log_opts_failure(
+    context: &Context,
+    flags: &CreateFlags,
+    e: &LogOptsError,
+    creating: Creating,
+) -> Failure {
+    // `create` prints a daemon's refusal without `run`'s prefix, and exits 1.
+    let (mut message, code) = match (e.from_daemon(), creating) {
+        (true, Creating::Create) => (format!("Error response from daemon: {e}"), 1),
+        (true, Creating::Run) => (format!("berth: Error response from daemon: {e}"), 125),
+        (false, _) => (format!("berth: {e}"), 125),
     };
     let without_defaults = log_opts::resolve(
         flags.log_driver.as_deref(),
@@ -438,7 +461,7 @@ fn log_opts_failure(context: &Context, flags: &CreateFlags, e: &LogOptsError) ->
             context.config_path.display()
         );
     }
-    Failure::berth(message)
+    Failure { code, message }
 }
 
 /// The image's ID, found or pulled as `--pull` says; the pull reports on stderr, keeping

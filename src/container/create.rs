@@ -245,8 +245,8 @@ pub fn create(
     // listing the containers that use them. Without it an image removed since it was resolved
     // above took its layers from under this container, which then never started ("mount
     // overlay: No such file or directory"). Once named, the container is seen and its layers
-    // are kept.
-    let _images_lock = images.lock()?;
+    // are kept. Held without sweeping (`hold`): nothing on run's path scans the store.
+    let _images_lock = images.hold()?;
     if !crate::image::remove::layers_present(images, &image_record.layers) {
         let _ = sys::remove_tree(&work.path);
         return Err(ContainerError::NoSuchImage(options.image.clone()));

@@ -147,7 +147,7 @@ pub fn create_options(
     };
     let net = network_options(&flags, bip, &warn)?;
     // What Docker's daemon checks comes after everything its client checks.
-    check_limits(&spec)?;
+    check_limits(&spec, false)?;
     warn_clamped_ulimits(&spec.ulimits, &warn);
     let mut labels = BTreeMap::new();
     for l in &flags.label {
@@ -198,6 +198,37 @@ fn read_env_files(files: &[String]) -> Result<Vec<String>, FlagError> {
     Ok(env)
 }
 
+/// `-m, --memory` as Docker's client reads it (no -1: that is only swap's "unlimited"); 0
+/// is Docker's "no limit".
+fn memory_flag(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    Ok(value
+        .map(|m| parse_bytes(m).map_err(|e| invalid("-m, --memory", m, e)))
+        .transpose()?
+        .filter(|m| *m != 0))
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited; 0 is Docker's "no limit".
+fn memory_swap_flag(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    Ok(value
+        .map(|m| {
+            if m == "-1" {
+                Ok(-1)
+            } else {
+                parse_bytes(m).map_err(|e| invalid("--memory-swap", m, e))
+            }
+        })
+        .transpose()?
+        .filter(|m| *m != 0))
+}
+
+/// `--cpus`, in billionths; 0 is Docker's "no limit".
+fn cpus_flag(value: Option<&str>) -> Result<Option<i64>, FlagError> {
+    Ok(value
+        .map(|c| parse_nano_cpus(c).map_err(|e| invalid("--cpus", c, e)))
+        .transpose()?
+        .filter(|n| *n != 0))
+}
+
 fn invalid(flag: &'static str, value: &str, reason: impl std::fmt::Display) -> FlagError {
     FlagError::Invalid {
         flag,
@@ -210,30 +241,9 @@ fn invalid(flag: &'static str, value: &str, reason: impl std::fmt::Display) -> F
 fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
     let mut spec = SpecOptions {
         // 0 is Docker's "no limit", for memory and swap alike.
-        memory: flags
-            .memory
-            .as_deref()
-            .map(|m| parse_bytes(m).map_err(|e| invalid("-m, --memory", m, e)))
-            .transpose()?
-            .filter(|m| *m != 0),
-        memory_swap: flags
-            .memory_swap
-            .as_deref()
-            .map(|m| {
-                if m == "-1" {
-                    Ok(-1)
-                } else {
-                    parse_bytes(m).map_err(|e| invalid("--memory-swap", m, e))
-                }
-            })
-            .transpose()?
-            .filter(|m| *m != 0),
-        nano_cpus: flags
-            .cpus
-            .as_deref()
-            .map(|c| parse_nano_cpus(c).map_err(|e| invalid("--cpus", c, e)))
-            .transpose()?
-            .filter(|n| *n != 0),
+        memory: memory_flag(flags.memory.as_deref())?,
+        memory_swap: memory_swap_flag(flags.memory_swap.as_deref())?,
+        nano_cpus: cpus_flag(flags.cpus.as_deref())?,
         // 0 and negative values are Docker's "no limit".
         pids_limit: flags.pids_limit.filter(|p| *p > 0),
         cap_add: flags.cap_add.clone(),
@@ -280,8 +290,8 @@ fn spec_options(flags: &Flags) -> Result<SpecOptions, FlagError> {
 const MIN_MEMORY: i64 = 6 << 20;
 
 /// The limits Docker's daemon refuses (`verifyPlatformContainerResources`), in its order and
-/// words.
-fn check_limits(spec: &SpecOptions) -> Result<(), FlagError> {
+/// words; `updating`: for `update`, which may change swap alone.
+fn check_limits(spec: &SpecOptions, updating: bool) -> Result<(), FlagError> {
     let refuse = |why: String| Err(FlagError::Refused(why));
     if spec.memory.is_some_and(|m| m < MIN_MEMORY) {
         return refuse("Minimum memory limit allowed is 6MB".into());
@@ -292,7 +302,7 @@ fn check_limits(spec: &SpecOptions) -> Result<(), FlagError> {
                 "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
             );
         }
-        (None, Some(swap)) if swap > 0 => {
+        (None, Some(swap)) if swap > 0 && !updating => {
             return refuse(
                 "You should always set the Memory limit when using Memoryswap limit, see usage"
                     .into(),
@@ -406,7 +416,14 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
             let Some((negative, digits)) = integer(&format!("{whole}{fraction}")) else {
                 return Err(unparsable());
             };
-            (negative, digits, exponent - fraction.len() as i64, 1)
+            // Saturating: an exponent near i64's ends is a value far out of range (too
+            // large, or too precise), not an overflow.
+            (
+                negative,
+                digits,
+                exponent.saturating_sub(fraction.len() as i64),
+                1,
+            )
         }
     };
     let digits = digits.trim_start_matches('0');
@@ -415,9 +432,9 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
     }
     let saturated = if negative { i64::MIN } else { i64::MAX };
     // In billionths: × 10^(scale + 9).
-    let scale = scale + 9;
+    let scale = scale.saturating_add(9);
     let (mut numerator, divisor): (u128, u128) = if scale >= 0 {
-        if digits.len() as i64 + scale > 30 {
+        if (digits.len() as i64).saturating_add(scale) > 30 {
             return Ok(saturated);
         }
         (
@@ -428,13 +445,13 @@ fn parse_nano_cpus(s: &str) -> Result<i64, String> {
         // Dropping trailing zeros first keeps 1.5000000000 exact without huge powers.
         let trimmed = digits.trim_end_matches('0');
         let dropped = (digits.len() - trimmed.len()) as i64;
-        let scale = scale + dropped;
+        let scale = scale.saturating_add(dropped);
         if scale >= 0 {
             (
                 trimmed.parse::<u128>().map_err(|_| unparsable())? * 10u128.pow(scale as u32),
                 denominator,
             )
-        } else if -scale > 30 || trimmed.len() > 30 {
+        } else if scale < -30 || trimmed.len() > 30 {
             return Err("value is too precise".into());
         } else {
             (
@@ -549,13 +566,18 @@ fn cpu_io_flags(
                     let Some(value) = value else {
                         continue;
                     };
-                    let asked = parse_uint_list(value).ok_or_else(|| {
-                        FlagError::Daemon(format!(
-                            "Invalid value {value} for cpuset {what}: invalid format: {value}"
-                        ))
+                    let have = parse_uint_list(available, None).unwrap_or_default();
+                    // Docker's bound (CVE-2018-20699): the normal maximum number of CPUs on
+                    // Linux, or the host's highest if it has more.
+                    let maximum = have
+                        .iter()
+                        .map(|&(_, hi)| hi)
+                        .fold(DEFAULT_MAX_CPUS, i64::max);
+                    let asked = parse_uint_list(value, Some(maximum)).map_err(|e| {
+                        FlagError::Daemon(format!("Invalid value {value} for cpuset {what}: {e}"))
                     })?;
-                    let have = parse_uint_list(available).unwrap_or_default();
-                    if !asked.iter().all(|n| have.contains(n)) {
+                    let available_has = |n: i64| have.iter().any(|&(lo, hi)| lo <= n && n <= hi);
+                    if !asked.iter().all(|&(lo, hi)| (lo..=hi).all(available_has)) {
                         return Err(FlagError::Daemon(format!(
                             "Requested {unavailable} are not available - requested {value}, available: {available}"
                         )));
@@ -599,6 +621,10 @@ pub fn update_options(
     flags: &UpdateFlags,
     warn: impl Fn(&str),
 ) -> Result<UpdateOptions, FlagError> {
+    // The client's parsing first, as Docker's client does before asking its daemon.
+    let memory = memory_flag(flags.memory.as_deref())?;
+    let memory_swap = memory_swap_flag(flags.memory_swap.as_deref())?;
+    let nano_cpus = cpus_flag(flags.cpus.as_deref())?;
     let cpu = cpu_io_flags(
         flags.cpu_shares.as_deref(),
         flags.cpuset_cpus.as_deref(),
@@ -607,41 +633,26 @@ pub fn update_options(
         &runtime::cgroups::host_support(),
         &warn,
     )?;
-    let bytes = |flag: &'static str, v: &Option<String>| {
-        v.as_deref()
-            .map(|m| {
-                if m == "-1" {
-                    Ok(-1)
-                } else {
-                    parse_bytes(m).map_err(|e| invalid(flag, m, e))
-                }
-            })
-            .transpose()
-    };
-    let nonzero = |v: Option<i64>| v.filter(|v| *v != 0);
+    // Docker's daemon checks the new limits as it checks a new container's.
+    check_limits(
+        &SpecOptions {
+            memory,
+            memory_swap,
+            nano_cpus,
+            ..SpecOptions::default()
+        },
+        true,
+    )?;
     Ok(UpdateOptions {
-        memory: nonzero(bytes("-m, --memory", &flags.memory)?),
-        memory_swap: nonzero(bytes("--memory-swap", &flags.memory_swap)?),
-        nano_cpus: nonzero(parse_cpus(flags.cpus.as_deref())?),
+        memory,
+        memory_swap,
+        nano_cpus,
         cpu_shares: (cpu.shares != 0).then_some(cpu.shares),
         cpuset_cpus: cpu.cpus,
         cpuset_mems: cpu.mems,
         blkio_weight: (cpu.blkio_weight != 0).then_some(cpu.blkio_weight),
         pids_limit: flags.pids_limit,
     })
-}
-
-/// `--cpus`: a positive number of CPUs, in billionths.
-fn parse_cpus(value: Option<&str>) -> Result<Option<i64>, FlagError> {
-    value
-        .map(|c| {
-            c.parse::<f64>()
-                .ok()
-                .filter(|v| *v > 0.0 && v.is_finite())
-                .map(|v| (v * 1e9) as i64)
-                .ok_or_else(|| invalid("--cpus", c, "failed to parse as a rational number"))
-        })
-        .transpose()
 }
 
 /// Go's `strconv.ParseInt(v, 10, 64)`, with its error text (Docker's client quotes it).
@@ -663,25 +674,41 @@ fn go_parse_u16(v: &str) -> Result<u16, String> {
         .map_err(|_| format!("strconv.ParseUint: parsing {v:?}: value out of range"))
 }
 
-/// A cpuset list (`0-2,5`) as Docker parses it; `None` for a malformed one.
-fn parse_uint_list(v: &str) -> Option<Vec<u32>> {
+/// Docker's `defaultMaxCPUs`: the normal maximum number of CPUs on Linux.
+const DEFAULT_MAX_CPUS: i64 = 8192;
+
+/// A cpuset list (`0-2,5`) as Docker's `parseUintList` reads it, as inclusive ranges: never
+/// expanded, so `0-4000000000` costs two numbers, not 16 GB. A number above `maximum` is
+/// refused with Docker's words (sic: "of out range").
+fn parse_uint_list(v: &str, maximum: Option<i64>) -> Result<Vec<(i64, i64)>, String> {
     let mut out = Vec::new();
     if v.is_empty() {
-        return Some(out);
+        return Ok(out);
     }
+    let invalid = || format!("invalid format: {v}");
+    let number = |s: &str| s.parse::<i64>().map_err(|_| invalid());
     for part in v.split(',') {
-        match part.split_once('-') {
-            None => out.push(part.parse().ok()?),
-            Some((lo, hi)) => {
-                let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
-                if hi < lo {
-                    return None;
-                }
-                out.extend(lo..=hi);
+        let (lo, hi) = match part.split_once('-') {
+            None => {
+                let n = number(part)?;
+                (n, n)
             }
+            Some((lo, hi)) => {
+                let (lo, hi) = (number(lo)?, number(hi)?);
+                if hi < lo {
+                    return Err(invalid());
+                }
+                (lo, hi)
+            }
+        };
+        if let Some(maximum) = maximum
+            && hi > maximum
+        {
+            return Err(format!("value of out range, maximum is {maximum}"));
         }
+        out.push((lo, hi));
     }
-    Some(out)
+    Ok(out)
 }
 
 /// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
@@ -849,10 +876,21 @@ mod tests {
             ("0.000000001", 1),
             ("1e30", i64::MAX),
             ("-1e30", i64::MIN),
+            // Exponents at i64's ends saturate rather than overflow.
+            ("1e9223372036854775807", i64::MAX),
+            ("-1.5e9223372036854775807", i64::MIN),
+            ("0e9223372036854775807", 0),
         ] {
             assert_eq!(parse_nano_cpus(value), Ok(nano), "{value}");
         }
-        for value in ["0.0000000001", "2.0000000001", "1/3", "1e-10"] {
+        for value in [
+            "0.0000000001",
+            "2.0000000001",
+            "1/3",
+            "1e-10",
+            "1e-9223372036854775808",
+            "1.5e-9223372036854775808",
+        ] {
             assert_eq!(
                 parse_nano_cpus(value),
                 Err("value is too precise".to_string()),
@@ -870,7 +908,7 @@ mod tests {
 
     #[test]
     fn limits_refused_as_docker_refuses_them() {
-        let refused = |spec: SpecOptions| match check_limits(&spec) {
+        let refused = |spec: SpecOptions| match check_limits(&spec, false) {
             Err(FlagError::Refused(why)) => why,
             other => panic!("{other:?}"),
         };
@@ -883,9 +921,9 @@ mod tests {
             refused(memory(1024, None)),
             "Minimum memory limit allowed is 6MB"
         );
-        assert!(check_limits(&memory(6 << 20, None)).is_ok());
-        assert!(check_limits(&memory(10 << 20, Some(-1))).is_ok());
-        assert!(check_limits(&memory(10 << 20, Some(10 << 20))).is_ok());
+        assert!(check_limits(&memory(6 << 20, None), false).is_ok());
+        assert!(check_limits(&memory(10 << 20, Some(-1)), false).is_ok());
+        assert!(check_limits(&memory(10 << 20, Some(10 << 20)), false).is_ok());
         assert_eq!(
             refused(memory(10 << 20, Some(5 << 20))),
             "Minimum memoryswap limit should be larger than memory limit, see usage"
@@ -902,13 +940,79 @@ mod tests {
             nano_cpus: Some(n),
             ..SpecOptions::default()
         };
-        assert!(check_limits(&nano(cpus * 1_000_000_000)).is_ok());
+        assert!(check_limits(&nano(cpus * 1_000_000_000), false).is_ok());
         let range = format!(
             "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
         );
         assert_eq!(refused(nano(cpus * 1_000_000_000 + 1)), range);
         assert_eq!(refused(nano(-1)), range);
         assert_eq!(refused(nano(i64::MAX)), range);
+    }
+
+    /// `update` checks its new limits as `create` does (swap alone aside), with `--cpus`
+    /// read as `create` reads it, and -1 only for `--memory-swap`.
+    #[test]
+    fn update_limits_are_checked_as_create_checks_them() {
+        let update = |memory: Option<&str>, swap: Option<&str>, cpus: Option<&str>| {
+            update_options(
+                &UpdateFlags {
+                    memory: memory.map(str::to_string),
+                    memory_swap: swap.map(str::to_string),
+                    cpus: cpus.map(str::to_string),
+                    ..UpdateFlags::default()
+                },
+                |_| {},
+            )
+        };
+        let refused = |r: Result<UpdateOptions, FlagError>| match r {
+            Err(FlagError::Refused(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(update(Some("1k"), None, None)),
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert_eq!(
+            refused(update(Some("10m"), Some("5m"), None)),
+            "Minimum memoryswap limit should be larger than memory limit, see usage"
+        );
+        let cpus = host_cpus();
+        assert_eq!(
+            refused(update(None, None, Some(&(cpus + 1).to_string()))),
+            format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )
+        );
+        assert!(matches!(
+            update(Some("-1"), None, None),
+            Err(FlagError::Invalid {
+                flag: "-m, --memory",
+                ..
+            })
+        ));
+        // `--cpus` as create parses it: a fraction, and an exact decimal.
+        assert_eq!(
+            update(None, None, Some("1/2")).unwrap().nano_cpus,
+            Some(500_000_000)
+        );
+        assert!(matches!(
+            update(None, None, Some("0.0000000001")),
+            Err(FlagError::Invalid { flag: "--cpus", .. })
+        ));
+        // Swap alone may change, unlimited included; memory with enough swap.
+        assert_eq!(
+            update(None, Some("-1"), None).unwrap().memory_swap,
+            Some(-1)
+        );
+        assert_eq!(
+            update(None, Some("20m"), None).unwrap().memory_swap,
+            Some(20 << 20)
+        );
+        let both = update(Some("10m"), Some("20m"), None).unwrap();
+        assert_eq!(
+            (both.memory, both.memory_swap),
+            (Some(10 << 20), Some(20 << 20))
+        );
     }
 
     fn flags() -> Flags {
@@ -1007,6 +1111,29 @@ mod tests {
                 ..flags()
             }),
             "Error response from daemon: Invalid value abc for cpuset cpus: invalid format: abc"
+        );
+        // A huge range is refused against Docker's bound, not expanded (that aborted on a
+        // 16 GB allocation).
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("0-4000000000".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value 0-4000000000 for cpuset cpus: value of out range, maximum is 8192"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_mems: Some("0-9223372036854775807".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value 0-9223372036854775807 for cpuset mems: value of out range, maximum is 8192"
+        );
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("1-8192".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Requested CPUs are not available - requested 1-8192, available: 0-1"
         );
         assert_eq!(
             err(Flags {

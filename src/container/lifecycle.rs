@@ -42,7 +42,7 @@ pub fn start(
     options: StartOptions,
 ) -> Result<Started, ContainerError> {
     let _lock = dir.lock()?;
-    ensure_startable(dir)?;
+    ensure_startable(dir, false)?;
     let record = dir.record()?;
     let mut spec = load_spec(dir)?;
     apply_console_size(&mut spec, &record, options)?;
@@ -177,7 +177,7 @@ fn create_in_monitor(
         let ready = created.dir.lock().and_then(|lock| {
             // Between the creation and the lock, another command may have found the
             // container by its name: removed it, or started it.
-            ensure_startable(&created.dir)?;
+            ensure_startable(&created.dir, true)?;
             apply_console_size(&mut spec, &created.record, start)?;
             Ok((prepare(&created.dir, &created.record)?, lock))
         });
@@ -220,14 +220,17 @@ fn create_in_monitor(
 }
 
 /// Under the container's lock: the container still exists (it may have been removed while
-/// the caller waited for the lock) and is not running.
-fn ensure_startable(dir: &ContainerDir) -> Result<(), ContainerError> {
+/// the caller waited for the lock) and is not running. `fresh`: created by this very `run`,
+/// so it never ran and has no exit left aside to look for.
+fn ensure_startable(dir: &ContainerDir, fresh: bool) -> Result<(), ContainerError> {
     if !dir.record_path().exists() {
         return Err(ContainerError::NotFound(dir.id.clone()));
     }
     // The last run's exit, if it had to be left aside, is recorded before a new run
     // replaces the state: a failed start leaves the container as it was.
-    let _ = dir.record_pending_exit();
+    if !fresh {
+        let _ = dir.record_pending_exit();
+    }
     if current_state(dir)?.status.is_running() {
         return Err(ContainerError::AlreadyRunning(dir.id.clone()));
     }

@@ -100,7 +100,8 @@ pub fn prune(
         }
         let size = listed.size();
         match ops::remove(root, &listed.dir, false, false) {
-            Ok(()) => {
+            // No volumes asked: none kept.
+            Ok(_) => {
                 pruned.reclaimed += size;
                 pruned.deleted.push(listed.record.id);
             }

@@ -107,12 +107,20 @@ impl LogWriter {
         }
     }
 
-    /// Flushes, and waits for a compression under way (the container's log is complete
-    /// when its exit is reported).
-    pub fn finish(mut self) {
+    /// Flushes, and waits for a compression under way.
+    pub fn finish(self) {
+        if let Some(handle) = self.close() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Flushes and closes the current file (the container's log is complete when its exit
+    /// is reported) and hands back a compression of a rotated file still under way, which
+    /// the caller joins once the exit is reported: nobody waits on a gzip for it.
+    pub fn close(mut self) -> Option<std::thread::JoinHandle<()>> {
         self.flush();
         self.file = None;
-        self.wait_for_compression();
+        self.compressing.take()
     }
 
     fn open(&mut self) {

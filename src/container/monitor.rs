@@ -427,7 +427,7 @@ fn report_start_failure(
     let _ = setup.dir.write_state(&state);
     // The start's failure is what is reported: a --rm container that cannot be removed
     // either stays listed, stopped.
-    let (trash, _) = finish_cleanup(setup, None, None);
+    let (trash, _, _) = finish_cleanup(setup, None, None);
     let failure = attach::start_failure(code, &message);
     for c in &mut clients {
         let _ = c.stream.set_nonblocking(false);
@@ -746,13 +746,15 @@ fn report_exit(
     // Read now: the cleanup below removes the cgroup and its counters.
     state.oom_killed = container.oom_killed();
     state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
+    let mut compressing = None;
     if let Some(mut log) = serving.log.take() {
         for o in serving.outputs.iter_mut() {
             if !o.partial.is_empty() {
                 log.write(o.stream, &std::mem::take(&mut o.partial));
             }
         }
-        log.finish();
+        // A rotated file's gzip still under way is waited for after the exit is reported.
+        compressing = log.close();
     }
     let mut recorded = if setup.record.auto_remove {
         Ok(())
@@ -760,9 +762,17 @@ fn report_exit(
         setup.dir.write_state(&state)
     };
     sys::trace("monitor-outputs-closed");
-    let (trash, kept) = finish_cleanup(setup, Some(serving.pid), Some(container));
+    let (trash, kept, volumes_kept) = finish_cleanup(setup, Some(serving.pid), Some(container));
     drop(reservations);
     sys::trace("monitor-cleaned");
+    // Docker's daemon only logs a volume it could not remove; berth has no daemon log, so
+    // the clients hear of it, as a warning: the container is gone and its exit stands.
+    for e in &volumes_kept {
+        let line = format!("WARNING: {e}\n");
+        for c in serving.clients.iter_mut() {
+            c.queue(&attach::encode(STDERR, line.as_bytes()));
+        }
+    }
     if let Some(why) = &kept {
         recorded = setup.dir.write_state(&state);
         let line = format!("Error response from daemon: {why}\n");
@@ -789,6 +799,10 @@ fn report_exit(
     }
     drop(serving.clients);
     drop(mount_ns);
+    // Before the trash goes: with --rm the gzip writes into the container's moved directory.
+    if let Some(handle) = compressing {
+        let _ = handle.join();
+    }
     delete(trash);
     unrecorded.then_some(state)
 }
@@ -901,15 +915,19 @@ fn network_prestart(
 
 /// Removes the cgroup, the network endpoint (of the run whose init was `pid`; `None`: the
 /// start failed) and the runtime directory; with `--rm` it takes the container and its
-/// anonymous volumes out of sight and returns what is left to delete, or why the store
-/// kept them. The runtime's record is deleted through the handle `run` returned (`None`:
+/// anonymous volumes out of sight and returns what is left to delete, why the store kept
+/// the container, and the anonymous volumes it kept (the container gone all the same). The runtime's record is deleted through the handle `run` returned (`None`:
 /// the start failed, and only a cgroup made ahead may be left), not read back from disk on
 /// the exit's path.
 fn finish_cleanup(
     setup: &MonitorSetup,
     pid: Option<i32>,
     container: Option<runtime::Container>,
-) -> (Vec<PathBuf>, Option<super::ContainerError>) {
+) -> (
+    Vec<PathBuf>,
+    Option<super::ContainerError>,
+    Vec<super::ContainerError>,
+) {
     let _ = match container {
         Some(c) => c.delete(true),
         None => super::store::release_runtime(&setup.record.id, &setup.spec),
@@ -918,15 +936,22 @@ fn finish_cleanup(
     let _ = network::disconnect(&setup.record.id, pid);
     if setup.record.auto_remove {
         match super::removal::detach_files(&setup.store_root, &setup.dir, &setup.record, true) {
-            Ok(trash) => return (trash, None),
+            // The container is gone: what was moved is deleted whatever else failed.
+            Ok(detached) => {
+                return (
+                    detached.trash,
+                    detached.released.err(),
+                    detached.volumes_kept,
+                );
+            }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
-                return (Vec::new(), Some(e));
+                return (Vec::new(), Some(e), Vec::new());
             }
         }
     }
     let _ = std::fs::remove_dir_all(setup.dir.runtime_dir());
-    (Vec::new(), None)
+    (Vec::new(), None, Vec::new())
 }
 
 fn read_client(

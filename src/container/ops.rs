@@ -164,13 +164,14 @@ pub fn wait(dir: &ContainerDir) -> Result<i32, ContainerError> {
     }
 }
 
-/// Removes a container; a running one only with `force` (killed first).
+/// Removes a container; a running one only with `force` (killed first). The anonymous
+/// volumes that could not be removed with it are returned, to warn about.
 pub fn remove(
     store_root: &Path,
     dir: &ContainerDir,
     force: bool,
     volumes: bool,
-) -> Result<(), ContainerError> {
+) -> Result<Vec<ContainerError>, ContainerError> {
     // The lock is held until the files are gone, so a concurrent start cannot slip in
     // between, nor a rename (the record is read under it, with the name that goes).
     let _lock = dir.lock()?;
@@ -246,12 +247,14 @@ pub fn pause(dir: &ContainerDir, frozen: bool) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// Renames a container, under its lock (so an `rm` of it waits, then releases the new name)
-/// and the store lock (so no other container takes the name meanwhile).
+/// Renames a container under the store lock only (so no other container takes the name
+/// meanwhile), not the container's own lock, which a `stop` holds for its whole timeout:
+/// Docker's rename does not wait for a stop either. The record is read under the store lock,
+/// which the other writers of a record's name take too: `rm` reads the name it releases
+/// under it, `update` re-reads the name under it before writing the record back.
 pub fn rename(store: &ContainerStore, dir: &ContainerDir, new: &str) -> Result<(), ContainerError> {
     let new = new.trim_start_matches('/');
     super::names::check(new)?;
-    let _container = dir.lock()?;
     let _lock = store.lock()?;
     let mut record = dir.record().map_err(|e| gone_if_missing(dir, e))?;
     if let Some(owner) = store.name_owner(new)? {

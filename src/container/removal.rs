@@ -10,19 +10,33 @@ use crate::sys::{self, FileLock};
 
 /// Deletes a stopped container's files: its directory, runtime directory and, when asked,
 /// its anonymous volumes. Idempotent. Fails when the container could not be taken away (a
-/// read-only or broken store): nothing is removed then. Deleting what was taken away is
-/// best effort: a leftover sits in the store's `tmp/` under a temporary name, swept by the
-/// next berth command.
+/// read-only or broken store): nothing is removed then. Once the container is gone, an
+/// anonymous volume that could not be taken away does not fail the removal (Docker's daemon
+/// only logs it): it is returned, for the caller to warn about. Deleting what was taken away
+/// is best effort: a leftover sits in the store's `tmp/` under a temporary name, swept by
+/// the next berth command.
 pub fn remove_files(
     store_root: &Path,
     dir: &ContainerDir,
     record: &ContainerRecord,
     anonymous_volumes: bool,
-) -> Result<(), ContainerError> {
-    for trash in detach_files(store_root, dir, record, anonymous_volumes)? {
-        let _ = sys::remove_tree(&trash);
+) -> Result<Vec<ContainerError>, ContainerError> {
+    let detached = detach_files(store_root, dir, record, anonymous_volumes)?;
+    for trash in &detached.trash {
+        let _ = sys::remove_tree(trash);
     }
-    Ok(())
+    detached.released.map(|()| detached.volumes_kept)
+}
+
+/// What [`detach_files`] took away, and what it could not, once the container itself was
+/// taken: whatever failed after that, `trash` is to be deleted.
+pub struct Detached {
+    /// Moved into the store's `tmp/`: left to delete.
+    pub trash: Vec<PathBuf>,
+    /// The container's name released, or why not.
+    pub released: Result<(), ContainerError>,
+    /// Anonymous volumes that could not be taken away.
+    pub volumes_kept: Vec<ContainerError>,
 }
 
 /// Takes a stopped container's files out of sight at once (renamed into the store's `tmp/`,
@@ -39,7 +53,7 @@ pub fn detach_files(
     dir: &ContainerDir,
     record: &ContainerRecord,
     anonymous_volumes: bool,
-) -> Result<Vec<PathBuf>, ContainerError> {
+) -> Result<Detached, ContainerError> {
     let unable = |e| unable_to_remove(dir, e);
     let (store, _lock) = writable(store_root, dir)?;
     let trash_dir = store_root.join("tmp");
@@ -79,17 +93,21 @@ pub fn detach_files(
     // Gone from the listing: its name is free again.
     let released = store.release_name(&name, &dir.id).map_err(unable);
     let _ = std::fs::remove_dir_all(dir.runtime_dir());
-    let mut volumes = Ok(());
+    let mut volumes_kept = Vec::new();
     if anonymous_volumes {
         for mount in record.mounts.iter().filter(|m| m.anonymous) {
             if let Some(volume_dir) = mount.source.parent()
                 && let Err(e) = take(volume_dir)
             {
-                volumes = volumes.and(Err(e));
+                volumes_kept.push(e);
             }
         }
     }
-    released.and(volumes).map(|()| trash)
+    Ok(Detached {
+        trash,
+        released,
+        volumes_kept,
+    })
 }
 
 /// The container store and its lock, which only a writable store gives: what a removal

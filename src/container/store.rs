@@ -168,6 +168,10 @@ impl ContainerDir {
     /// Moves an exit left aside into `state.json`, now that it may fit; the caller holds the
     /// container's lock. Ok(false) when there was nothing to move.
     pub fn record_pending_exit(&self) -> Result<bool, ContainerError> {
+        // Nearly always none: one stat, not a read of the state to compare it with.
+        if !self.pending_exit_path().exists() {
+            return Ok(false);
+        }
         let recorded = self.state()?;
         let Some(exited) = self.pending_exit(&recorded) else {
             return Ok(false);

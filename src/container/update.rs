@@ -6,7 +6,7 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxRes
 
 use super::ContainerError;
 use super::lifecycle::{current_state, load_spec};
-use super::store::ContainerDir;
+use super::store::{ContainerDir, ContainerStore};
 
 /// What `update` changes; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,7 +25,11 @@ pub struct UpdateOptions {
 
 /// Applies `options` to the container: its running cgroup first (a value the kernel
 /// refuses leaves everything as it was), then its spec and record.
-pub fn update(dir: &ContainerDir, options: &UpdateOptions) -> Result<(), ContainerError> {
+pub fn update(
+    store: &ContainerStore,
+    dir: &ContainerDir,
+    options: &UpdateOptions,
+) -> Result<(), ContainerError> {
     let _lock = dir.lock()?;
     let mut record = dir.record()?;
     let mut spec = load_spec(dir)?;
@@ -147,5 +151,9 @@ pub fn update(dir: &ContainerDir, options: &UpdateOptions) -> Result<(), Contain
             source,
         }
     })?;
+    // `rename` changes the record under the store lock only: the name is read back under
+    // it, so a rename done meanwhile is not undone.
+    let _names = store.lock()?;
+    record.name = dir.record()?.name;
     dir.write_record(&record)
 }

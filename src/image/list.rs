@@ -392,16 +392,14 @@ pub fn rows(image: &ListedImage, show_digests: bool) -> Vec<Row> {
 mod tests {
     use super::*;
 
-    /// Found by the `filters` fuzz target (a time-out): this took minutes.
+    /// Found by the `filters` fuzz target (a time-out): this took minutes, so an exponential
+    /// search shows as a test that does not end (no timed assertion: machines differ).
     #[test]
     fn many_stars_match_in_polynomial_time() {
         let pattern = "*a".repeat(25) + "b";
         let name = "a".repeat(60);
-        let started = std::time::Instant::now();
         assert!(!glob_match(&pattern, &name));
         assert!(glob_match(&pattern, &(name + "b")));
-        // Generous for a slow machine: the exponential search took minutes.
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::reference::{Reference, ReferenceError};
 use super::resolve::{self as lookup, LookupError};
 use super::store::{LayerRecord, Repositories, Store, StoreError};
 use super::users::{ContainerUse, ImageUsers};
-use crate::sys::FileLock;
+use crate::sys::{self, FileLock};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,8 @@ pub fn layers_present(store: &Store, layers: &[LayerRecord]) -> bool {
 /// The store lock and the index, loaded under it.
 struct Session<'a> {
     store: &'a Store,
+    /// Dropped before `trash` (fields drop in declaration order): the layer trees are
+    /// deleted once the lock is released, so `run` and `create` do not wait for that.
     lock: FileLock,
     repos: Repositories,
     containers: HashMap<Digest, Vec<ContainerUse>>,
@@ -79,6 +81,31 @@ struct Session<'a> {
     freed: u64,
     /// Deleting an image deletes its untagged, childless parent too (`rmi --no-prune` not).
     prune_parents: bool,
+    /// Layers renamed into `tmp/` under the lock; last field, see `lock`.
+    trash: Trash,
+}
+
+/// Layer trees taken out of the store, deleted on drop (on every path, errors included).
+#[derive(Default)]
+struct Trash(Vec<PathBuf>);
+
+impl Trash {
+    /// Takes a layer out of the store now; its tree is deleted after the lock is released.
+    fn detach(&mut self, store: &Store, diff_id: &Digest) -> Result<(), StoreError> {
+        if let Some(doomed) = store.detach_layer(diff_id)? {
+            self.0.push(doomed);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Trash {
+    fn drop(&mut self) {
+        for path in self.0.drain(..) {
+            // Best effort: what is left is abandoned temp work the next command sweeps.
+            let _ = sys::remove_tree(&path);
+        }
+    }
 }
 
 struct Conflict {
@@ -105,6 +132,7 @@ impl<'a> Session<'a> {
             container_layers: users.layer_dirs,
             freed: 0,
             prune_parents: true,
+            trash: Trash::default(),
         })
     }
 
@@ -330,7 +358,7 @@ impl<'a> Session<'a> {
             }
             let _object = self.store.object_lock(diff_id)?;
             let layer = self.store.layer(diff_id)?;
-            self.store.remove_layer(diff_id)?;
+            self.trash.detach(self.store, diff_id)?;
             if let Some(layer) = layer {
                 self.freed += layer.size;
                 if let Some(blob) = &layer.compressed {
@@ -389,7 +417,7 @@ impl Session<'_> {
                     self.store.remove_blob(&blob.digest)?;
                 }
             }
-            self.store.remove_layer(&diff_id)?;
+            self.trash.detach(self.store, &diff_id)?;
         }
         Ok(())
     }
@@ -427,8 +455,13 @@ impl Session<'_> {
                 continue;
             };
             // Only JSON documents (configs, manifests): a layer's blob never parses as one.
+            // Their first byte is `{` in practice (berth's and registries' alike; one that
+            // starts with blank space is merely kept); a layer's compressed blob never
+            // starts so (gzip 1f 8b, zstd 28 b5 2f fd): one byte read rules a layer out
+            // without reading megabytes of it under the store lock.
             let small = entry.metadata().is_ok_and(|m| m.len() <= 4 << 20);
             let is_json = small
+                && starts_with_brace(&entry.path())
                 && std::fs::read(entry.path()).is_ok_and(|bytes| {
                     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
                         .is_ok()
@@ -439,6 +472,14 @@ impl Session<'_> {
         }
         Ok(())
     }
+}
+
+/// True when the file's first byte is `{`.
+fn starts_with_brace(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut first).is_ok())
+        && first[0] == b'{'
 }
 
 /// Prune skips an image Docker would refuse to delete (in use, gone meanwhile); a store that

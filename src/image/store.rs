@@ -128,6 +128,9 @@ impl Drop for TempDir {
 
 pub struct Store {
     root: PathBuf,
+    /// Set once [`Store::lock`] has swept the blob directory's temp files: a command that
+    /// takes the lock again does not scan it again.
+    blobs_swept: std::sync::OnceLock<()>,
 }
 
 /// [`Store::sweep`] of the store at `root`, for a command that does not open the image store.
@@ -140,6 +143,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let store = Store {
             root: root.to_path_buf(),
+            blobs_swept: std::sync::OnceLock::new(),
         };
         // `locks` is made last: its presence means the whole layout exists, even when an
         // earlier open was killed half-way through creating it.
@@ -160,14 +164,22 @@ impl Store {
         &self.root
     }
 
-    /// The store-wide writer lock; also the moment abandoned temp work is swept, the small
-    /// temp files beside the blobs included.
+    /// The store-wide writer lock, for a command that writes the store: the first time this
+    /// store handle takes it, the small temp files killed writers left beside the blobs are
+    /// swept (`tmp/` is swept by the CLI as a command starts, see [`sweep_work`]).
     pub fn lock(&self) -> Result<FileLock, StoreError> {
-        let path = self.root.join("lock");
-        let lock = FileLock::exclusive(&path).map_err(io_err(&path))?;
-        self.sweep();
-        sys::sweep_temps(&self.root.join("blobs/sha256"));
+        let lock = self.hold()?;
+        self.blobs_swept
+            .get_or_init(|| sys::sweep_temps(&self.root.join("blobs/sha256")));
         Ok(lock)
+    }
+
+    /// The same lock without any sweeping, for `create`, which only needs the image's layers
+    /// to stay put until its container is named: `run` neither scans the blob directory nor
+    /// waits for anything but the lock itself (`rmi` deletes layer trees after releasing it).
+    pub fn hold(&self) -> Result<FileLock, StoreError> {
+        let path = self.root.join("lock");
+        FileLock::exclusive(&path).map_err(io_err(&path))
     }
 
     /// Deletes the work that killed commands left in `tmp/`: a pull's or a commit's layer and
@@ -346,18 +358,20 @@ impl Store {
         }
     }
 
-    /// Removes an unpacked layer: renamed under `tmp/` first (atomic: the layer exists whole or
-    /// not at all), then deleted; a crash in between leaves only sweepable temp garbage.
-    /// The caller holds the layer's object lock.
-    pub fn remove_layer(&self, diff_id: &Digest) -> Result<(), StoreError> {
+    /// Takes an unpacked layer out of the store: renamed under `tmp/` (atomic: the layer
+    /// exists whole or not at all), where it is returned for the caller to delete, after
+    /// releasing the store lock: deleting a layer's tree takes long, and `run` waits for the
+    /// lock. A crash before the deletion leaves only sweepable temp garbage. `None` when the
+    /// layer was not there. The caller holds the layer's object lock.
+    pub fn detach_layer(&self, diff_id: &Digest) -> Result<Option<PathBuf>, StoreError> {
         let dir = self.layer_dir(diff_id);
         let doomed = self
             .root
             .join("tmp")
             .join(sys::temp_name(&format!("rm-{}", diff_id.hex())));
         match fs::rename(&dir, &doomed) {
-            Ok(()) => sys::remove_tree(&doomed).map_err(io_err(&doomed)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(Some(doomed)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Io { path: dir, source }),
         }
     }
