@@ -5,106 +5,32 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bundle::scratch;
+use common::containerd::Containerd;
 
-struct Containerd {
-    dir: PathBuf,
-    daemon: Child,
-    runc: PathBuf,
+fn start() -> Containerd {
+    Containerd::start("containerd", |_, _| {
+        "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".to_string()
+    })
 }
 
-impl Containerd {
-    fn start() -> Containerd {
-        common::fixtures();
-        let dir = scratch().join("containerd");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{0}/containerd.sock\"\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is installed (scripts/setup installs Debian's containerd)");
-        let runc = dir.join("berth-runc");
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_berth"), &runc).unwrap();
-        let c = Containerd { dir, daemon, runc };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        c
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("containerd.sock")
-    }
-
-    fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address").arg(self.socket()).args(args);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        self.ctr_cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctr(args);
-        assert!(
-            o.status.success(),
-            "ctr {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn runc(&self) -> &str {
-        self.runc.to_str().unwrap()
-    }
-
-    fn task_status(&self, id: &str) -> String {
-        self.ok(&["task", "ls"])
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("")
-            .to_string()
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
+fn task_status(c: &Containerd, id: &str) -> String {
+    c.ok(&["task", "ls"])
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("")
+        .to_string()
 }
 
 const IMAGE: &str = common::BUSYBOX;
 
 #[test]
 fn ctr_runs_tasks_through_berth_runc() {
-    let c = Containerd::start();
+    let c = start();
     c.ok(&["image", "pull", "--plain-http", IMAGE]);
 
     // Foreground: output and exit code come through the shim.
@@ -136,7 +62,7 @@ fn ctr_runs_tasks_through_berth_runc() {
         "sleep",
         "1000",
     ]);
-    assert_eq!(c.task_status("bg"), "RUNNING");
+    assert_eq!(task_status(&c, "bg"), "RUNNING");
     let o = c.ctr(&[
         "task",
         "exec",
@@ -152,12 +78,12 @@ fn ctr_runs_tasks_through_berth_runc() {
     let ps = c.ok(&["task", "ps", "bg"]);
     assert_eq!(ps.lines().count(), 2, "the init alone: {ps}");
     c.ok(&["task", "pause", "bg"]);
-    assert_eq!(c.task_status("bg"), "PAUSED");
+    assert_eq!(task_status(&c, "bg"), "PAUSED");
     c.ok(&["task", "resume", "bg"]);
-    assert_eq!(c.task_status("bg"), "RUNNING");
+    assert_eq!(task_status(&c, "bg"), "RUNNING");
     c.ok(&["task", "kill", "-s", "SIGKILL", "bg"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while c.task_status("bg") != "STOPPED" {
+    while task_status(&c, "bg") != "STOPPED" {
         assert!(Instant::now() < deadline, "the task did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }

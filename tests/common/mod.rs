@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bundle;
+pub mod containerd;
 pub mod fault_registry;
 pub mod lab;
 pub mod output;

@@ -421,12 +421,26 @@ impl Container {
 
     /// OCI `kill`: sends `signal` to the init, or with `all` to every process of the
     /// container's cgroup. A paused container is thawed after a SIGKILL, which a frozen
-    /// process would otherwise not act on.
+    /// process would otherwise not act on. With `all`, a stopped container is no error, as
+    /// with runc: its init has exited but processes it left in the cgroup (it shared a PID
+    /// namespace, so they did not die with it) get the signal; containerd's shim kills a
+    /// container's leftovers that way after every exit (the CRI plugin's `WithProcessKill`).
     pub fn kill(&self, signal: Signal, all: bool) -> Result<(), RuntimeError> {
-        let status =
-            self.expect_status("kill", &[Status::Created, Status::Running, Status::Paused])?;
+        let allowed: &[Status] = if all {
+            &[
+                Status::Created,
+                Status::Running,
+                Status::Paused,
+                Status::Stopped,
+            ]
+        } else {
+            &[Status::Created, Status::Running, Status::Paused]
+        };
+        let status = self.expect_status("kill", allowed)?;
         let pids = match (all, self.cgroup()?) {
             (true, Some(cg)) => cg.pids()?,
+            // The init's pid may be another process's by now.
+            (true, None) if status == Status::Stopped => Vec::new(),
             _ => vec![self.pid()],
         };
         for pid in pids {
