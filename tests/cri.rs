@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -50,27 +50,43 @@ fn start() -> Containerd {
     })
 }
 
-/// Mount points at or below `dir`.
-fn mounts_below(dir: &Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_string)
-        .collect()
+/// The pods' cgroup parent (as the kubelet's cgroupfs driver names one), removed when dropped
+/// as the kubelet removes it, once the test's containerd has removed what is below.
+struct CgroupParent(String);
+
+impl CgroupParent {
+    /// Its directories: in every v1 hierarchy (and the unified one), or v2's root.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let root = Path::new("/sys/fs/cgroup");
+        std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .chain([root.to_path_buf()])
+            .map(|h| h.join(&self.0[1..]))
+            .filter(|cg| cg.is_dir())
+            .collect()
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        for cg in self.dirs() {
+            let _ = std::fs::remove_dir(cg);
+        }
+    }
 }
 
 #[test]
 fn kubelets_path_through_the_cri_plugin() {
+    // A cgroup parent as the kubelet's cgroupfs driver gives one (kubepods/…/pod<uid>);
+    // declared first, so dropped after the containerd whose drop ends what is below it.
+    let parent = CgroupParent(format!("/berth-cri-{}", std::process::id()));
     let c = start();
     let logs = c.dir.join("pod-logs");
     let volume = c.dir.join("volume");
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::create_dir_all(&volume).unwrap();
-    // A cgroup parent as the kubelet's cgroupfs driver gives one (kubepods/…/pod<uid>).
-    let parent = format!("/berth-cri-{}", std::process::id());
     let scale = std::env::var("BERTH_TEST_TIME_SCALE").unwrap_or_else(|_| "1".into());
 
     // Debian's python3 (the grpc modules are Debian packages), not one a PATH may put first.
@@ -84,7 +100,7 @@ fn kubelets_path_through_the_cri_plugin() {
         .arg(&logs)
         .arg("--volume")
         .arg(&volume)
-        .args(["--cgroup-parent", &parent])
+        .args(["--cgroup-parent", &parent.0])
         .args(["--runc", c.runc()])
         .arg("--runc-root")
         .arg(c.dir.join("runc/k8s.io"))
@@ -112,26 +128,16 @@ fn kubelets_path_through_the_cri_plugin() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(mounts_below(&c.dir), Vec::<String>::new());
-    // Every v1 hierarchy (and the unified one, or v2's root).
-    let roots = std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .chain([Path::new("/sys/fs/cgroup").to_path_buf()]);
-    for root in roots {
-        let cg = root.join(&parent[1..]);
-        if cg.is_dir() {
-            // Only the pod's own (empty) parent, which the kubelet would remove.
-            let children: Vec<_> = std::fs::read_dir(&cg)
-                .unwrap()
-                .flatten()
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name())
-                .collect();
-            assert!(children.is_empty(), "{}: {children:?}", cg.display());
-            std::fs::remove_dir(&cg).unwrap();
-        }
+    assert_eq!(c.mounts(), Vec::<String>::new());
+    // Only the pods' own (empty) parent, which the kubelet would remove: no container's.
+    for cg in parent.dirs() {
+        let children: Vec<_> = std::fs::read_dir(&cg)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(children.is_empty(), "{}: {children:?}", cg.display());
     }
     let state = c.dir.join("runc/k8s.io");
     let left: Vec<_> = std::fs::read_dir(&state)

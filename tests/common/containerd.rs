@@ -106,11 +106,37 @@ impl Containerd {
             })
             .collect()
     }
+
+    /// Mount points at or below the containerd directory.
+    pub fn mounts(&self) -> Vec<String> {
+        let prefix = format!("{}/", self.dir.display());
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&prefix))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 impl Drop for Containerd {
+    /// A test that failed half-way leaves tasks (and their shims) running: containerd ends
+    /// them first, which has the runtime delete them and unmount their rootfs; then what is
+    /// still mounted below the directory (a CRI sandbox's /dev/shm) is detached.
     fn drop(&mut self) {
+        let namespaces = self.ctr(&["namespaces", "ls", "-q"]);
+        for ns in String::from_utf8_lossy(&namespaces.stdout).lines() {
+            let tasks = self.ctr(&["-n", ns, "task", "ls", "-q"]);
+            for id in String::from_utf8_lossy(&tasks.stdout).lines() {
+                let _ = self.ctr(&["-n", ns, "task", "kill", "-a", "-s", "SIGKILL", id]);
+                let _ = self.ctr(&["-n", ns, "task", "rm", "-f", id]);
+            }
+        }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        for m in self.mounts().iter().rev() {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
     }
 }
