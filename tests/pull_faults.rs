@@ -599,6 +599,35 @@ fn blob_truncated_every_time_fails_after_retries() {
     assert_clean_after_failure(&sandbox, &registry, &image, &[]);
 }
 
+/// The attempt budget (5) is for a download that stopped making progress: a connection that
+/// brought data resets it, so a blob whose every connection drops after a while still comes
+/// through, in more resumes than the budget.
+#[test]
+fn blob_dropped_often_but_progressing_resumes_past_the_attempt_budget() {
+    let sandbox = Sandbox::new("progressing");
+    let (registry, image) = serve("ok/progressing", &[noisy_layer("blob", 32 * 1024, 5)]);
+    let layer = &image.layers[0];
+    let path = FaultRegistry::blob_path("ok/progressing", &layer.digest);
+    let each = 4096;
+    registry.set_fault(
+        &path,
+        Fault {
+            truncate_each: Some(each),
+            ..Fault::default()
+        },
+    );
+    sandbox
+        .pull(&registry.reference("ok/progressing:latest"))
+        .assert_ok();
+    let requests = registry.requests_to(&path);
+    assert!(
+        requests.len() > 6 && requests.len() >= layer.blob.len().div_ceil(each),
+        "{} requests for {} bytes: {requests:?}",
+        requests.len(),
+        layer.blob.len()
+    );
+}
+
 #[test]
 fn connection_dropped_once_resumes_with_range() {
     let sandbox = Sandbox::new("resume");
@@ -1722,11 +1751,12 @@ fn blob_that_goes_silent_midway_is_resumed_then_fails() {
     let (registry, image) = serve("slow/midway", &[noisy_layer("stops", 64 * 1024, 17)]);
     let layer = &image.layers[0];
     let path = FaultRegistry::blob_path("slow/midway", &layer.digest);
-    // 4096 bytes, then nothing for ten minutes: each of the five attempts brings 4096 more.
+    // 512 bytes, then nothing for ten minutes: each of the five attempts brings 512 more,
+    // less than STALL_BYTES (a connection that brings that much renews the attempts).
     registry.set_fault(
         &path,
         Fault {
-            slow: Some((4096, Duration::from_secs(600))),
+            slow: Some((512, Duration::from_secs(600))),
             ..Fault::default()
         },
     );
@@ -1734,7 +1764,7 @@ fn blob_that_goes_silent_midway_is_resumed_then_fails() {
     outcome.assert_fails(&[
         &layer.digest,
         &format!(
-            "stalled: no data for 2s (BERTH_REGISTRY_STALL_TIMEOUT) after 20480 of {} bytes",
+            "stalled: no data for 2s (BERTH_REGISTRY_STALL_TIMEOUT) after 2560 of {} bytes",
             layer.blob.len()
         ),
     ]);
@@ -1744,9 +1774,9 @@ fn blob_that_goes_silent_midway_is_resumed_then_fails() {
         .into_iter()
         .map(|r| r.range)
         .collect();
-    let expected: Vec<Option<String>> = [None, Some("bytes=4096-"), Some("bytes=8192-")]
+    let expected: Vec<Option<String>> = [None, Some("bytes=512-"), Some("bytes=1024-")]
         .into_iter()
-        .chain([Some("bytes=12288-"), Some("bytes=16384-")])
+        .chain([Some("bytes=1536-"), Some("bytes=2048-")])
         .map(|r| r.map(str::to_string))
         .collect();
     assert_eq!(ranges, expected);

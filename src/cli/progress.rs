@@ -80,6 +80,13 @@ impl PullPrinter {
                 self.line(&format!("{what}: Pulling from {from}"))
             }
             PullEvent::Layer { id, status } => self.layer(id, status),
+            // A live line that said "Retrying in N seconds" goes (plain lines are history,
+            // as in `docker pull | cat`).
+            PullEvent::RetriesOver { id } => {
+                if let Some(bar) = self.bars.lock().expect("printer").remove(&id) {
+                    bar.finish_and_clear();
+                }
+            }
         }
     }
 
@@ -196,4 +203,26 @@ pub(crate) fn bar_text(current: u64, total: u64, columns: u16) -> String {
         human_size(current, 4),
         human_size(total, 4)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config fetch retried after "Pulling from" leaves no "Retrying in 1 second" line
+    /// behind once it went through.
+    #[test]
+    fn a_retry_line_goes_when_its_request_went_through() {
+        let printer = PullPrinter::new(false, true);
+        printer.event(PullEvent::Layer {
+            id: "latest".into(),
+            status: LayerStatus::Retrying { seconds: 1 },
+        });
+        assert!(printer.bars.lock().unwrap().contains_key("latest"));
+        printer.event(PullEvent::RetriesOver {
+            id: "latest".into(),
+        });
+        assert!(printer.bars.lock().unwrap().is_empty());
+        printer.finish();
+    }
 }

@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -48,13 +49,29 @@ pub struct LogWriter {
     file: Option<BufWriter<File>>,
     /// Bytes in the current file, buffered ones included.
     size: u64,
-    failed: bool,
+    /// No file (it failed to open, or a write failed): when to try to open it again, and the
+    /// wait after that (doubled on each failure up to `MAX_REOPEN_WAIT`): a full disk that
+    /// gets space again gets the log back.
+    reopen_at: Option<Instant>,
+    reopen_wait: Duration,
+    /// Output that could not be logged since the last entry that was: how many lines and
+    /// why, told in the log itself (on `logs`' stderr) once it can be written again.
+    lost: u64,
+    lost_because: Option<String>,
+    /// A rotation failed (the current file could not be renamed): when to try again.
+    rotate_at: Option<Instant>,
     entry: Vec<u8>,
     /// The time of the last entry (the gzip header of a compressed file carries it).
     last_time: String,
     /// The compression of the file rotated last, which the next rotation waits for.
     compressing: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The first wait before a log file that failed is opened again, and the longest.
+const FIRST_REOPEN_WAIT: Duration = Duration::from_secs(1);
+const MAX_REOPEN_WAIT: Duration = Duration::from_secs(60);
+/// The wait before a rotation that failed is tried again.
+const ROTATE_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 impl LogWriter {
     pub fn new(path: PathBuf, legacy: Option<PathBuf>, rotation: Rotation) -> LogWriter {
@@ -64,7 +81,11 @@ impl LogWriter {
             rotation,
             file: None,
             size: 0,
-            failed: false,
+            reopen_at: None,
+            reopen_wait: FIRST_REOPEN_WAIT,
+            lost: 0,
+            lost_because: None,
+            rotate_at: None,
             entry: Vec::new(),
             last_time: String::new(),
             compressing: None,
@@ -73,15 +94,33 @@ impl LogWriter {
 
     /// One line of output (Docker's json-file format: one JSON object per line).
     pub fn write(&mut self, stream: &str, line: &[u8]) {
-        if self.file.is_none() && !self.failed {
+        if self.file.is_none() && self.reopen_at.is_none_or(|at| Instant::now() >= at) {
             self.open();
         }
         let Some(size) = self.file.as_ref().map(|_| self.size) else {
+            self.lost += 1;
             return;
         };
-        if self.rotation.max_size.is_some_and(|max| size >= max) {
+        if self.rotation.max_size.is_some_and(|max| size >= max)
+            && self.rotate_at.is_none_or(|at| Instant::now() >= at)
+        {
             self.rotate();
         }
+        if self.lost > 0 && self.file.is_some() {
+            let because = self.lost_because.take().unwrap_or_default();
+            let note = format!(
+                "berth: {} line(s) of output could not be logged: {because}\n",
+                self.lost
+            );
+            self.lost = 0;
+            self.append("stderr", note.as_bytes());
+        }
+        self.append(stream, line);
+    }
+
+    /// Writes one entry to the open file; a failure closes it (to be opened again later)
+    /// and counts the line as lost.
+    fn append(&mut self, stream: &str, line: &[u8]) {
         self.last_time = crate::time::Timestamp::now().rfc3339_nano();
         let log = String::from_utf8_lossy(line);
         self.entry.clear();
@@ -94,17 +133,39 @@ impl LogWriter {
             return;
         }
         self.entry.push(b'\n');
-        if let Some(file) = &mut self.file
-            && file.write_all(&self.entry).is_ok()
-        {
-            self.size += self.entry.len() as u64;
+        let Some(file) = &mut self.file else {
+            self.lost += 1;
+            return;
+        };
+        match file.write_all(&self.entry) {
+            Ok(()) => self.size += self.entry.len() as u64,
+            Err(e) => {
+                self.lost += 1;
+                self.failed(e);
+            }
         }
     }
 
     pub fn flush(&mut self) {
-        if let Some(file) = &mut self.file {
-            let _ = file.flush();
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.flush()
+        {
+            // Buffered lines are gone: at least one.
+            self.lost += 1;
+            self.failed(e);
         }
+    }
+
+    /// The file could not be opened or written: it is dropped (what is buffered in it
+    /// included) and opened again, appending, after a wait.
+    fn failed(&mut self, error: io::Error) {
+        if let Some(file) = self.file.take() {
+            // Its buffer could not be written: drop it without another try.
+            let _ = file.into_parts();
+        }
+        self.lost_because = Some(error.to_string());
+        self.reopen_at = Some(Instant::now() + self.reopen_wait);
+        self.reopen_wait = (self.reopen_wait * 2).min(MAX_REOPEN_WAIT);
     }
 
     /// Flushes, and waits for a compression under way.
@@ -138,8 +199,10 @@ impl LogWriter {
             Ok((file, size)) => {
                 self.size = size;
                 self.file = Some(BufWriter::with_capacity(64 * 1024, file));
+                self.reopen_at = None;
+                self.reopen_wait = FIRST_REOPEN_WAIT;
             }
-            Err(_) => self.failed = true,
+            Err(e) => self.failed(e),
         }
     }
 
@@ -153,8 +216,13 @@ impl LogWriter {
     /// (with one file only, it is deleted), and a new current file starts; with `compress`,
     /// `.1` is then gzipped beside the writing, which goes on meanwhile.
     fn rotate(&mut self) {
-        if let Some(mut file) = self.file.take() {
-            let _ = file.flush();
+        if let Some(mut file) = self.file.take()
+            && let Err(e) = file.flush()
+        {
+            self.file = Some(file);
+            self.lost += 1;
+            self.failed(e);
+            return;
         }
         self.wait_for_compression();
         let max = self.rotation.max_files;
@@ -179,7 +247,20 @@ impl LogWriter {
                     compressed_path(&self.path, i + 1),
                 );
             }
-            let _ = fs::rename(&self.path, rotated_path(&self.path, 1));
+            if let Err(e) = fs::rename(&self.path, rotated_path(&self.path, 1)) {
+                // The current file stays where it is and is appended to, never truncated;
+                // the rotation is tried again after a while, and the log says so once.
+                let first = self.rotate_at.is_none();
+                self.rotate_at = Some(Instant::now() + ROTATE_RETRY_WAIT);
+                self.open();
+                if first {
+                    let note =
+                        format!("berth: log rotation failed, the log grows past max-size: {e}\n");
+                    self.append("stderr", note.as_bytes());
+                }
+                return;
+            }
+            self.rotate_at = None;
             if self.rotation.compress {
                 let from = rotated_path(&self.path, 1);
                 let to = compressed_path(&self.path, 1);
@@ -202,7 +283,7 @@ impl LogWriter {
         self.size = 0;
         match file {
             Ok(file) => self.file = Some(BufWriter::with_capacity(64 * 1024, file)),
-            Err(_) => self.failed = true,
+            Err(e) => self.failed(e),
         }
     }
 }
@@ -655,6 +736,59 @@ mod tests {
             );
             writer.flush();
         }
+    }
+
+    /// A log that cannot be opened (no space, say) is opened again later, and the lines lost
+    /// meanwhile are told in it, on stderr.
+    #[test]
+    fn a_log_that_failed_to_open_comes_back_and_tells_what_was_lost() {
+        let base = scratch("reopen");
+        let dir = base.parent().unwrap().to_path_buf();
+        fs::remove_dir_all(&dir).unwrap();
+        let mut writer = LogWriter::new(base.clone(), None, Rotation::default());
+        write_lines(&mut writer, 0, 3);
+        assert!(writer.file.is_none());
+        fs::create_dir_all(&dir).unwrap();
+        // The wait before the next try, over.
+        writer.reopen_at = Some(Instant::now());
+        write_lines(&mut writer, 3, 5);
+        writer.finish();
+        let lines = logs_of(&base, 1, None);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].starts_with("berth: 3 line(s) of output could not be logged: "),
+            "{lines:?}"
+        );
+        assert!(lines[1].starts_with("line 00003"), "{lines:?}");
+        assert!(lines[2].starts_with("line 00004"), "{lines:?}");
+    }
+
+    /// A rotation whose rename fails keeps appending to the current file: nothing is
+    /// truncated away, and the log says why it grows.
+    #[test]
+    fn a_failed_rotation_keeps_appending() {
+        let base = scratch("rename-fails");
+        // A non-empty directory where the rotated file goes: the rename fails.
+        let blocker = rotated_path(&base, 1);
+        fs::create_dir_all(blocker.join("x")).unwrap();
+        let rotation = Rotation {
+            max_size: Some(300),
+            max_files: 2,
+            compress: false,
+        };
+        let mut writer = LogWriter::new(base.clone(), None, rotation);
+        write_lines(&mut writer, 0, 20);
+        writer.finish();
+        let text = fs::read_to_string(&base).unwrap();
+        for i in 0..20 {
+            assert!(text.contains(&format!("line {i:05}")), "line {i} lost");
+        }
+        assert_eq!(
+            text.matches("berth: log rotation failed, the log grows past max-size")
+                .count(),
+            1
+        );
+        assert!(blocker.join("x").is_dir());
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub enum PullEvent {
         id: String,
         status: LayerStatus,
     },
+    /// The request whose retries were reported under `id` went through: the `Retrying in N
+    /// seconds` shown for it is over.
+    RetriesOver {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +119,20 @@ pub fn pull(
         store.read_blob(&manifest.config.digest)?
     } else {
         let path = format!("/v2/{}/blobs/{}", reference.path, manifest.config.digest);
+        let retried = std::sync::atomic::AtomicBool::new(false);
+        let config_retrying = |seconds| {
+            retried.store(true, std::sync::atomic::Ordering::Relaxed);
+            retrying(seconds)
+        };
         let bytes = registry
-            .get_reporting(&path, &scope, &[], &retrying)?
+            .get_reporting(&path, &scope, &[], &config_retrying)?
             .read_limited("image config", MAX_DOCUMENT_BYTES)?;
         verify_bytes("image config", &manifest.config.digest, &bytes)?;
+        // Its retries showed on the line of what is pulled, after "Pulling from": that
+        // line goes now, or it would stay saying "Retrying in 1 second" after the pull.
+        if retried.load(std::sync::atomic::Ordering::Relaxed) {
+            progress(PullEvent::RetriesOver { id: what.clone() });
+        }
         bytes
     };
     let config: ConfigSummary = serde_json::from_slice(&config_bytes)

@@ -58,6 +58,9 @@ pub struct Fault {
     pub truncate_at: Option<usize>,
     /// Truncate only the first this-many responses (None: always).
     pub truncate_times: Option<usize>,
+    /// Stop every response after this many bytes of body, then close the connection: each
+    /// resumed download makes that much progress.
+    pub truncate_each: Option<usize>,
     /// Answer every Range request with 200 and the whole body.
     pub ignore_range: bool,
     /// Advertise a Content-Length this much larger than the body, send the body, then close.
@@ -503,6 +506,9 @@ fn decide(state: &mut State, method: &str, path: &str, headers: &HashMap<String,
             *done += 1;
             end = at.clamp(start, total);
         }
+    }
+    if let Some(each) = fault.truncate_each {
+        end = end.min(start + each);
     }
     let advertised = (total - start) as u64 + fault.extra_length;
     Plan {

@@ -4,7 +4,8 @@
 //! or stalls (nothing for the stall timeout, or less than [`STALL_BYTES`] in it), the stream
 //! re-requests the rest with `Range: bytes=N-`; a server that ignores Range answers 200 and the
 //! first N bytes are skipped. The requests and resumes of one blob share one budget of attempts,
-//! and each wait before the next is reported (Docker's `Retrying in N seconds`). More bytes than
+//! which a connection that brought at least [`STALL_BYTES`] before it broke renews (the budget
+//! is for a download that stopped making progress), and each wait before the next is reported (Docker's `Retrying in N seconds`). More bytes than
 //! the descriptor's size, or a final digest that differs, fail the stream: the caller never
 //! names unverified content.
 
@@ -30,6 +31,9 @@ pub struct BlobReader<'a> {
     offset: u64,
     hasher: Hasher,
     body: Option<Box<dyn Read + Send + Sync>>,
+    /// The offset the open body started at: one that brought `STALL_BYTES` before it broke
+    /// resets the attempts.
+    opened_at: u64,
     /// Since when, and from which offset, the open body has to bring `STALL_BYTES`.
     progress_mark: (Instant, u64),
     retries: Retries<'a>,
@@ -71,6 +75,7 @@ impl<'a> BlobReader<'a> {
             hasher: Hasher::default(),
             body: None,
             progress_mark: (Instant::now(), 0),
+            opened_at: 0,
             retries: Retries::stream(retrying),
             slot: Arc::new(Mutex::new(None)),
             progress,
@@ -123,6 +128,7 @@ impl<'a> BlobReader<'a> {
             }
         }
         self.body = Some(body);
+        self.opened_at = self.offset;
         self.progress_mark = (Instant::now(), self.offset);
         Ok(())
     }
@@ -139,6 +145,9 @@ impl<'a> BlobReader<'a> {
     /// attempt is left.
     fn interrupted(&mut self, why: Interrupted) -> io::Result<()> {
         self.body = None;
+        if self.offset - self.opened_at >= STALL_BYTES {
+            self.retries.progressed();
+        }
         if let Some(delay) = self.retries.next_delay(None) {
             self.retries.wait(delay);
             return Ok(());

@@ -148,6 +148,13 @@ impl<'a> Retries<'a> {
         }
     }
 
+    /// A blob's connection brought data before it broke: the attempts count afresh from
+    /// there (the budget is for a download that stopped making progress, not for the
+    /// resumes of one that goes on).
+    fn progressed(&mut self) {
+        self.attempts = 0;
+    }
+
     /// The wait before the next attempt, if one is allowed: attempts left, and time left for
     /// it before the deadline.
     fn next_delay(&self, retry_after: Option<Duration>) -> Option<Duration> {
