@@ -11,6 +11,7 @@ pub mod lab;
 pub mod output;
 pub mod procs;
 pub mod pty;
+pub mod sandbox;
 pub mod store;
 pub mod wait;
 
