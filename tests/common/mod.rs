@@ -8,9 +8,11 @@
 pub mod bundle;
 pub mod fault_registry;
 pub mod lab;
+pub mod net;
 pub mod output;
 pub mod procs;
 pub mod pty;
+pub mod run_cli;
 pub mod sandbox;
 pub mod store;
 pub mod wait;
