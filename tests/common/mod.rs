@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod fault_registry;
+pub mod image_tree;
 pub mod lab;
 pub mod net;
 pub mod output;
