@@ -1065,59 +1065,6 @@ fn listing_index_is_rebuilt_for_old_stores() {
 }
 
 #[test]
-fn rmi_races_pull_of_image_sharing_layers() {
-    fixtures();
-    let root = TestRoot::new("images-race");
-    let busybox = format!("{ANON}/busybox:latest");
-    let multilayer = format!("{ANON}/multilayer:latest");
-    for round in 0..6 {
-        root.ok(&["pull", "-q", &busybox]);
-        // multilayer's base layer is busybox's: pull it while busybox is removed.
-        let (rmi, pull) = std::thread::scope(|s| {
-            let pull = s.spawn(|| root.berth(&["pull", "-q", &multilayer]).output().unwrap());
-            if round % 2 == 1 {
-                std::thread::sleep(std::time::Duration::from_millis(20 * round));
-            }
-            let rmi = root.run(&["rmi", &busybox]);
-            (rmi, pull.join().unwrap())
-        });
-        assert!(
-            rmi.status.success(),
-            "{}",
-            String::from_utf8_lossy(&rmi.stderr)
-        );
-        assert!(
-            pull.status.success(),
-            "{}",
-            String::from_utf8_lossy(&pull.stderr)
-        );
-        // Every indexed image has every layer.
-        let repos: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(root.path.join("repositories.json")).unwrap())
-                .unwrap();
-        for (id, summary) in repos["images"].as_object().unwrap() {
-            for layer in summary["layers"].as_array().unwrap() {
-                let hex = &layer.as_str().unwrap()[7..];
-                assert!(
-                    root.path
-                        .join("layers")
-                        .join(hex)
-                        .join("layer.json")
-                        .exists(),
-                    "round {round}: image {id} lost layer {hex}"
-                );
-            }
-        }
-        assert_eq!(root.ok(&["images", "-q"]).lines().count(), 1);
-        root.ok(&["rmi", &multilayer]);
-        assert_eq!(
-            std::fs::read_dir(root.path.join("layers")).unwrap().count(),
-            0
-        );
-    }
-}
-
-#[test]
 fn login_logout_docker_config() {
     fixtures();
     let root = TestRoot::new("images-login");

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::lab::Lab;
+use common::lab::{Lab, top_pids, top_without_ps};
 use common::output::{describe, is_hex, text};
 use common::procs::{alive, cgroup_dirs, cgroup_procs, reaped};
 use common::pty::PtySession;
@@ -23,38 +23,6 @@ use common::{BUSYBOX, DEBIAN};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// `berth top ARGS…` with a PATH that has no `ps` in it: berth reads /proc itself (a
-/// minimal host has no procps). Its output, and the exit code.
-fn top_without_ps(lab: &Lab, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["top"];
-    all.extend_from_slice(args);
-    let out = lab
-        .berth(&all)
-        .env("PATH", "/nonexistent")
-        .output()
-        .expect("run berth");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Host pids of the container's processes, from `berth top`'s PID column.
-fn top_pids(lab: &Lab, name: &str) -> Vec<i32> {
-    let (code, out, err) = top_without_ps(lab, &[name]);
-    assert_eq!(code, 0, "top {name}: {err}");
-    let mut lines = out.lines();
-    let header = lines.next().expect("top prints a header");
-    let col = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .unwrap_or_else(|| panic!("no PID column in top: {out}"));
-    lines
-        .filter_map(|l| l.split_whitespace().nth(col)?.parse().ok())
-        .collect()
-}
 
 /// Splits a Docker-style table into rows of column → cell, by the header's column offsets.
 fn parse_table(out: &str) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
@@ -319,34 +287,6 @@ fn stop_returns_quickly_when_the_container_handles_sigterm() {
     assert_eq!(lab.inspect(&id)["State"]["Running"], false);
     // Stopping a stopped container is fine (Docker too).
     lab.ok(&["stop", "ct"]);
-}
-
-#[test]
-fn stop_kills_after_the_timeout_when_sigterm_is_ignored() {
-    let lab = Lab::new("stop-kill");
-    let id = lab.run_d_sh(
-        "ct",
-        "trap '' TERM; sleep 1000 & while :; do sleep 0.1; done",
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let pids = top_pids(&lab, "ct");
-    assert!(pids.len() >= 2, "top shows {pids:?}");
-    let started = Instant::now();
-    lab.ok_within(&["stop", "-t", "2", "ct"], Duration::from_secs(20));
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
-        "stop -t 2 took {took:?}"
-    );
-    let status = lab.status_of("ct");
-    assert!(status.starts_with("Exited (137) "), "status {status:?}");
-    assert_eq!(lab.inspect(&id)["State"]["ExitCode"], 137);
-    // Every process of the container died, not only its init.
-    assert!(
-        wait_until(Duration::from_secs(2), || pids.iter().all(|p| !alive(*p))),
-        "still alive: {:?}",
-        pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-    );
 }
 
 #[test]

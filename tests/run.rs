@@ -12,62 +12,14 @@ use std::time::{Duration, Instant};
 use common::output::{describe, is_hex, text};
 use common::procs::cgroup_dirs;
 use common::pty::PtySession;
+use common::run_cli::{
+    DEFAULT_CAPS, container_status, host_mountinfo, root_with, run_ok, run_out, sh_ok, sh_out,
+    status_field,
+};
 use common::wait::slow;
 use common::{BUSYBOX, DEBIAN, TestRoot, fixtures};
 
 const MULTILAYER: &str = "127.0.0.1:5000/multilayer:latest";
-
-/// Docker's 14 default capabilities.
-const DEFAULT_CAPS: &str = "00000000a80425fb";
-
-/// A fresh store with `image` pulled.
-fn root_with(name: &str, image: &str) -> TestRoot {
-    fixtures();
-    let root = TestRoot::new(&format!("run-{name}"));
-    root.ok(&["pull", "-q", image]);
-    root
-}
-
-/// `berth run --rm ARGS…` expecting success; its stdout.
-fn run_ok(root: &TestRoot, args: &[&str]) -> String {
-    let mut all = vec!["run", "--rm"];
-    all.extend_from_slice(args);
-    root.ok(&all)
-}
-
-/// `berth run --rm FLAGS… busybox sh -c SCRIPT` expecting success; its stdout.
-fn sh_ok(root: &TestRoot, flags: &[&str], script: &str) -> String {
-    let mut all = flags.to_vec();
-    all.extend_from_slice(&[BUSYBOX, "sh", "-c", script]);
-    run_ok(root, &all)
-}
-
-/// `berth run --rm busybox sh -c SCRIPT`, whatever the outcome.
-fn sh_out(root: &TestRoot, script: &str) -> Output {
-    run_out(root, &[BUSYBOX, "sh", "-c", script])
-}
-
-/// `berth run --rm ARGS…`, whatever the outcome.
-fn run_out(root: &TestRoot, args: &[&str]) -> Output {
-    let mut all = vec!["run", "--rm"];
-    all.extend_from_slice(args);
-    root.run(&all)
-}
-
-/// The value of `key:` in a /proc/PID/status text.
-fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in status:\n{status}"))
-        .trim()
-}
-
-fn container_status(root: &TestRoot, flags: &[&str]) -> String {
-    let mut args: Vec<&str> = flags.to_vec();
-    args.extend_from_slice(&[BUSYBOX, "cat", "/proc/self/status"]);
-    run_ok(root, &args)
-}
 
 /// Entries of `<root>/containers/` other than the store's `lock` file.
 fn container_dirs(root: &TestRoot) -> Vec<String> {
@@ -89,17 +41,6 @@ fn assert_no_containers(root: &TestRoot) {
         Vec::<String>::new(),
         "container records were left behind"
     );
-}
-
-fn host_mountinfo() -> BTreeSet<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        // Mount IDs of unrelated mounts can change between reads; compare the rest. Docker
-        // (running on this machine, used by other tests) churns its own mounts.
-        .map(|l| l.split_once(' ').map(|x| x.1).unwrap_or(l).to_string())
-        .filter(|l| !l.contains("docker") && !l.contains("/run/netns"))
-        .collect()
 }
 
 /// Nothing of container `id` is left: no directory, runtime dir, cgroup or mount.
@@ -368,124 +309,12 @@ fn tty_without_interactive_input_device_is_refused() {
 // Isolation and Docker's security defaults.
 
 #[test]
-fn default_capabilities_and_seccomp() {
-    let root = root_with("caps", BUSYBOX);
-    let status = container_status(&root, &[]);
-    for key in ["CapBnd", "CapEff", "CapPrm"] {
-        assert_eq!(status_field(&status, key), DEFAULT_CAPS, "{key}");
-    }
-    assert_eq!(status_field(&status, "CapInh"), "0000000000000000");
-    assert_eq!(status_field(&status, "CapAmb"), "0000000000000000");
-    assert_eq!(status_field(&status, "Seccomp"), "2");
-    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
-}
-
-#[test]
 fn non_root_user_has_no_effective_capabilities() {
     let root = root_with("capsuser", BUSYBOX);
     let status = container_status(&root, &["-u", "nobody"]);
     assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
     assert_eq!(status_field(&status, "CapPrm"), "0000000000000000");
     assert_eq!(status_field(&status, "CapBnd"), DEFAULT_CAPS);
-}
-
-#[test]
-fn proc_kcore_is_empty_and_sysrq_is_read_only() {
-    let root = root_with("procmask", BUSYBOX);
-    let out = run_ok(
-        &root,
-        &[
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo kcore=$(cat /proc/kcore | wc -c); \
-             echo keys=$(cat /proc/keys 2>/dev/null | wc -c); \
-             if echo h > /proc/sysrq-trigger; then echo sysrq=written; else echo sysrq=refused; fi; \
-             if echo 1 > /proc/sys/kernel/sysrq; then echo sys=written; else echo sys=refused; fi; \
-             ls /sys/firmware | wc -l",
-        ],
-    );
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines,
-        ["kcore=0", "keys=0", "sysrq=refused", "sys=refused", "0"],
-        "{out}"
-    );
-}
-
-#[test]
-fn block_device_node_cannot_be_read() {
-    let root = root_with("mknod", BUSYBOX);
-    let out = sh_out(
-        &root,
-        "mknod /tmp/b b 8 0 || exit 10; echo made; cat /tmp/b > /dev/null",
-    );
-    assert_eq!(text(&out.stdout), "made\n", "{}", describe(&out));
-    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(
-        text(&out.stderr).contains("Operation not permitted"),
-        "{}",
-        describe(&out)
-    );
-}
-
-#[test]
-fn pid1_has_only_stdio_open() {
-    let root = root_with("fds", BUSYBOX);
-    // `; true` keeps sh as PID 1 (busybox sh execs a lone last command); ls is its child.
-    let out = sh_ok(&root, &[], "ls /proc/1/fd; true");
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
-    // And the same for the user's command itself (fd 3 is ls's own directory handle).
-    let out = run_ok(&root, &[BUSYBOX, "ls", "/proc/self/fd"]);
-    assert_eq!(
-        out.split_whitespace().collect::<Vec<_>>(),
-        ["0", "1", "2", "3"]
-    );
-}
-
-#[test]
-fn host_mount_table_unchanged() {
-    let root = root_with("mounts", BUSYBOX);
-    let vol = root.dir.join("bind");
-    std::fs::create_dir_all(vol.join("sub")).unwrap();
-    let before = host_mountinfo();
-    let bind = format!("{}:/data", vol.display());
-    // A privileged container mounts inside its bind mount: nothing propagates out.
-    let out = run_ok(
-        &root,
-        &[
-            "--privileged",
-            "-v",
-            &bind,
-            BUSYBOX,
-            "sh",
-            "-c",
-            "mount -t tmpfs none /data/sub && mount -t tmpfs none /tmp && grep -c tmpfs /proc/mounts",
-        ],
-    );
-    assert_ne!(out.trim(), "0");
-    run_ok(
-        &root,
-        &[
-            "-v",
-            &bind,
-            "-v",
-            "named:/named",
-            "--tmpfs",
-            "/scratch",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "mount -t tmpfs none /mnt 2>/dev/null; true",
-        ],
-    );
-    let after = host_mountinfo();
-    let added: Vec<_> = after.difference(&before).collect();
-    let removed: Vec<_> = before.difference(&after).collect();
-    assert!(
-        added.is_empty() && removed.is_empty(),
-        "added {added:#?}\nremoved {removed:#?}"
-    );
 }
 
 #[test]
@@ -1323,33 +1152,6 @@ fn pids_limit_contains_fork_bomb() {
     );
     // The host still forks.
     assert!(Command::new("true").status().unwrap().success());
-}
-
-/// A zombie is made by an orphan whose parent (PID 1 unless --init) never reaps: PID 1 is
-/// `sleep`, which does not wait for children.
-const ZOMBIE_SCRIPT: &str = "( (sleep 0.1 &); sleep 1; \
-     for f in /proc/[0-9]*/stat; do read -r l < $f; echo $l; done ) & exec sleep 2";
-
-fn zombies(stat_lines: &str) -> Vec<&str> {
-    stat_lines
-        .lines()
-        .filter(|l| l.split(") ").nth(1).is_some_and(|r| r.starts_with("Z ")))
-        .collect()
-}
-
-#[test]
-fn init_reaps_zombies() {
-    let root = root_with("init", BUSYBOX);
-    // Without --init the orphan stays a zombie: the check below can fail.
-    let out = sh_ok(&root, &[], ZOMBIE_SCRIPT);
-    assert_eq!(zombies(&out).len(), 1, "a zombie without --init:\n{out}");
-    let out = sh_ok(&root, &["--init"], ZOMBIE_SCRIPT);
-    assert_eq!(zombies(&out), Vec::<&str>::new(), "{out}");
-    let pid1 = out.lines().find(|l| l.starts_with("1 (")).unwrap();
-    assert!(
-        !pid1.starts_with("1 (sleep)"),
-        "PID 1 is berth's init: {pid1}"
-    );
 }
 
 #[test]
@@ -2401,27 +2203,6 @@ fn concurrent_rm_runs_leave_nothing() {
         assert_eq!(out.status.code(), Some(0), "{}", describe(out));
     }
     assert_no_containers(&root);
-}
-
-/// uid 4294967295 is (u32)-1, "unchanged" to setresuid: it would run as root. Docker
-/// refuses ids above 2^31-1: 125 for run, 126 for exec.
-#[test]
-fn user_ids_out_of_range_are_refused() {
-    let root = TestRoot::new("uid-range");
-    for user in ["4294967295", "0:4294967295"] {
-        let err = root.fails(&["run", "--rm", "-u", user, BUSYBOX, "id"], 125);
-        assert!(
-            err.contains("uids and gids must be in range 0-2147483647"),
-            "{err}"
-        );
-    }
-    root.ok(&["run", "-d", "--name", "uidc", BUSYBOX, "sleep", "1000"]);
-    let err = root.fails(&["exec", "-u", "4294967295", "uidc", "id"], 126);
-    assert!(
-        err.contains("uids and gids must be in range 0-2147483647"),
-        "{err}"
-    );
-    root.ok(&["rm", "-f", "uidc"]);
 }
 
 /// A cgroup hierarchy mounted a second time elsewhere on the host (a chroot being built

@@ -22,6 +22,21 @@ use super::ArchiveError;
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 /// Decompressed bytes one layer may expand to (a zip-bomb guard).
 pub const MAX_LAYER_BYTES: u64 = 256 << 30;
+/// Lowers (or raises) [`MAX_LAYER_BYTES`]: a number of bytes. The tests' decompression bombs
+/// use it to meet the limit without expanding 256 GiB.
+pub const MAX_LAYER_BYTES_ENV: &str = "BERTH_MAX_LAYER_BYTES";
+
+/// The expansion limit of one layer: `BERTH_MAX_LAYER_BYTES` when set to a number, else
+/// [`MAX_LAYER_BYTES`].
+pub fn max_layer_bytes() -> u64 {
+    std::env::var(MAX_LAYER_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(MAX_LAYER_BYTES)
+}
+
+/// Parent directory descriptors kept open at once (far below the usual 1024-file limit).
+const MAX_CACHED_PARENTS: usize = 64;
 
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -191,7 +206,8 @@ struct DirTimes {
 struct Unpacker {
     root: OwnedFd,
     dest: PathBuf,
-    /// Open parent directories by relative path; cleared whenever something is removed.
+    /// Open parent directories by relative path; cleared whenever something is removed, and
+    /// when it holds `MAX_CACHED_PARENTS`.
     parents: HashMap<Vec<u8>, Rc<OwnedFd>>,
     dirs: Vec<DirTimes>,
     stats: UnpackStats,
@@ -428,6 +444,10 @@ impl Unpacker {
     /// may omit parents). Symlinks anywhere on the way are refused.
     fn parent(&mut self, rel: &[u8], shown: &str) -> Result<Rc<OwnedFd>, ArchiveError> {
         if !self.parents.contains_key(rel) {
+            // A layer can have more directories than a process may hold open files.
+            if self.parents.len() >= MAX_CACHED_PARENTS {
+                self.parents.clear();
+            }
             let fd = match open_beneath(self.root.as_raw_fd(), rel) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.mkdir_all(rel, shown)?,

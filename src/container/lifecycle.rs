@@ -260,6 +260,10 @@ fn apply_console_size(
 /// generated /etc files, and the attach socket, bound.
 fn prepare(dir: &ContainerDir, record: &ContainerRecord) -> Result<UnixListener, ContainerError> {
     let runtime_dir = dir.runtime_dir();
+    super::store::private_runtime_dir().map_err(|source| ContainerError::Io {
+        path: super::store::RUNTIME_DIR.into(),
+        source,
+    })?;
     std::fs::create_dir_all(&runtime_dir).map_err(|source| ContainerError::Io {
         path: runtime_dir.clone(),
         source,

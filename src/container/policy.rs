@@ -27,8 +27,33 @@ pub fn default_spec() -> Result<Spec, ContainerError> {
     let sc = default_seccomp(&caps)?;
     if let Some(linux) = spec.linux_mut() {
         linux.set_seccomp(Some(sc));
+        // Docker masks every CPU's thermal_throttle directory too; which exist is the host's.
+        let mut masked = linux.masked_paths().clone().unwrap_or_default();
+        masked.extend(thermal_throttle_dirs());
+        linux.set_masked_paths(Some(masked));
     }
     Ok(spec)
+}
+
+/// `/sys/devices/system/cpu/cpuN/thermal_throttle` of each of the host's CPUs that has one.
+fn thermal_throttle_dirs() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/devices/system/cpu") else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<String> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("cpu"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path().join("thermal_throttle"))
+        .filter(|p| p.is_dir())
+        .map(|p| p.display().to_string())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 #[cfg(test)]

@@ -13,6 +13,22 @@ use crate::sys::{self, FileLock};
 
 pub const RUNTIME_DIR: &str = "/run/berth";
 
+/// Makes the runtime directory private to root, as the store root is (CVE-2021-41091): what
+/// lies below it (containers' attach sockets and /etc files, network state) is no other
+/// user's business. Tightens one an older berth made 0755.
+pub fn private_runtime_dir() -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let root = Path::new(RUNTIME_DIR);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)?;
+    if fs::metadata(root)?.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// The OCI runtime's state records of berth's containers: each in the container's runtime
 /// directory (`/run/berth/<id>/state.json`, beside its attach socket), which berth makes
 /// before the start and removes after the exit, so a record costs one file and not a

@@ -18,7 +18,7 @@ use super::reference::Reference;
 use super::store::{CompressedBlob, ImageRecord, LayerRecord, Store, TempDir};
 use crate::archive::ArchiveError;
 use crate::archive::compression::{self, LimitedReader};
-use crate::archive::unpack::{self, MAX_LAYER_BYTES};
+use crate::archive::unpack::{self, max_layer_bytes};
 
 pub const GZIP_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
@@ -99,7 +99,7 @@ pub fn stage_layer<R: Read>(
         GzLevel::fast(),
     );
     let decoded = compression::decompress(reader)?;
-    let mut hashed = HashingReader::new(LimitedReader::new(decoded, MAX_LAYER_BYTES));
+    let mut hashed = HashingReader::new(LimitedReader::new(decoded, max_layer_bytes()));
     let stats = {
         let tee = Compressing {
             inner: &mut hashed,

@@ -347,7 +347,7 @@ pub fn load<R: Read>(
     std::fs::create_dir(&root).map_err(|e| ArchiveError::io(&root, e))?;
     let decoded = compression::decompress(reader)?;
     // The same expansion bound as one layer: a compressed archive is no way around it.
-    let limited = compression::LimitedReader::new(decoded, unpack::MAX_LAYER_BYTES);
+    let limited = compression::LimitedReader::new(decoded, unpack::max_layer_bytes());
     unpack::unpack_layer(limited, &root)?;
     let dir = open_dir(&root).map_err(|e| ArchiveError::io(&root, e))?;
     let dirfd = std::os::fd::AsRawFd::as_raw_fd(&dir);

@@ -16,7 +16,7 @@ use super::registry::{MAX_DOCUMENT_BYTES, Registry, RegistryError, RetryReport};
 use super::store::{CompressedBlob, ImageRecord, LayerRecord, Store};
 use crate::archive::ArchiveError;
 use crate::archive::compression::{self, LimitedReader, TooLarge};
-use crate::archive::unpack::{self, MAX_LAYER_BYTES};
+use crate::archive::unpack::{self, max_layer_bytes};
 
 /// Layers downloaded at the same time (Docker's default is 3).
 pub const PARALLEL_DOWNLOADS: usize = 3;
@@ -458,7 +458,7 @@ fn fetch_layer(
     };
     let outcome = (|| -> Result<(Digest, u64, u64), ArchiveError> {
         let decoded = compression::decompress(&mut tee)?;
-        let mut hashed = HashingReader::new(LimitedReader::new(decoded, MAX_LAYER_BYTES));
+        let mut hashed = HashingReader::new(LimitedReader::new(decoded, max_layer_bytes()));
         let stats = unpack::unpack_layer(&mut hashed, &diff_dir)?;
         let (digest, size) = hashed.finish().map_err(ArchiveError::Stream)?;
         Ok((digest, size, stats.file_bytes))

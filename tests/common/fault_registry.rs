@@ -17,6 +17,8 @@ use sha2::{Digest as _, Sha256};
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
@@ -117,6 +119,9 @@ struct State {
     requests: Vec<Request>,
     /// When set, every `/v2/` request must carry exactly this `Authorization`.
     required_auth: Option<String>,
+    /// When set, `(realm, token)`: every `/v2/` request must carry `Bearer <token>`, else it
+    /// is answered 401 with a Bearer challenge naming `realm`; `GET /token` hands the token out.
+    bearer: Option<(String, String)>,
 }
 
 /// What to send back, decided under the lock and written outside it.
@@ -196,6 +201,19 @@ impl FaultRegistry {
     pub fn start_with_basic_auth(user: &str, password: &str) -> FaultRegistry {
         let registry = FaultRegistry::start();
         registry.lock().required_auth = Some(basic_header(user, password));
+        registry
+    }
+
+    /// A registry using the token flow: 401 with `WWW-Authenticate: Bearer realm="<realm>"`
+    /// unless a request carries `Bearer <token>`; its own `GET /token` answers
+    /// `{"token": "<token>"}` (faults set on `/token` apply). `realm` defaults to that endpoint.
+    pub fn start_with_bearer(token: &str, realm: Option<&str>) -> FaultRegistry {
+        let registry = FaultRegistry::start();
+        let realm = realm.map_or_else(
+            || format!("http://127.0.0.1:{}/token", registry.port),
+            str::to_string,
+        );
+        registry.lock().bearer = Some((realm, token.to_string()));
         registry
     }
 
@@ -403,6 +421,31 @@ fn decide(state: &mut State, method: &str, path: &str, headers: &HashMap<String,
             .push(("WWW-Authenticate".into(), "Basic realm=\"x\"".into()));
         return plan;
     }
+    if path == "/token"
+        && let Some((_, token)) = &state.bearer
+    {
+        let fault = state.faults.get(path).cloned().unwrap_or_default();
+        let body = fault.replace_body.unwrap_or_else(|| {
+            serde_json::json!({ "token": token })
+                .to_string()
+                .into_bytes()
+        });
+        let mut plan = Plan::simple(200, "");
+        plan.content_length = (!fault.no_content_length).then_some(body.len() as u64);
+        plan.body = body;
+        return plan;
+    }
+    if let Some((realm, token)) = &state.bearer
+        && path.starts_with("/v2")
+        && headers.get("authorization") != Some(&format!("Bearer {token}"))
+    {
+        let mut plan = Plan::simple(401, &error_body("UNAUTHORIZED", "authentication required"));
+        plan.headers.push((
+            "WWW-Authenticate".into(),
+            format!("Bearer realm=\"{realm}\",service=\"fault-registry\""),
+        ));
+        return plan;
+    }
     if path == "/v2/" || path == "/v2" {
         return Plan::simple(200, "{}");
     }
@@ -553,6 +596,18 @@ impl Layer {
         }
     }
 
+    /// A zstd-compressed layer (`application/vnd.oci.image.layer.v1.tar+zstd`).
+    pub fn zstd(tar: &[u8]) -> Layer {
+        let blob = zstd::encode_all(tar, 3).expect("zstd");
+        Layer {
+            tar: tar.to_vec(),
+            diff_id: sha256(tar),
+            digest: sha256(&blob),
+            blob,
+            media_type: OCI_LAYER_ZSTD.to_string(),
+        }
+    }
+
     /// Hex of the diffID: the name of the layer's directory in the store.
     pub fn diff_hex(&self) -> &str {
         self.diff_id.trim_start_matches("sha256:")
@@ -640,6 +695,8 @@ pub struct TarEntry {
     pub uid: u64,
     pub gid: u64,
     pub mtime: u64,
+    /// Major and minor numbers of a device node.
+    pub device: (u32, u32),
 }
 
 impl TarEntry {
@@ -657,6 +714,7 @@ impl TarEntry {
             uid: 0,
             gid: 0,
             mtime: 1_600_000_000,
+            device: (0, 0),
         }
     }
 }
@@ -671,20 +729,26 @@ impl TarBuilder {
         TarBuilder::default()
     }
 
+    /// Appends `entry`; a name or link target longer than the header's 100 bytes goes in a GNU
+    /// long-name or long-link entry before it (the header keeps the first 100 bytes).
     pub fn entry(mut self, entry: TarEntry) -> TarBuilder {
+        const FIELD: usize = 100;
+        if entry.link.len() > FIELD {
+            let mut long = TarEntry::new("././@LongLink", tar::EntryType::GNULongLink);
+            long.data = entry.link.clone();
+            long.data.push(0);
+            self = self.entry(long);
+        }
+        if entry.name.len() > FIELD {
+            self = self.gnu_long_name(&entry.name);
+        }
         let mut header = tar::Header::new_gnu();
         {
             let gnu = header.as_gnu_mut().expect("gnu header");
-            assert!(
-                entry.name.len() <= gnu.name.len(),
-                "name too long for the test tar"
-            );
-            assert!(
-                entry.link.len() <= gnu.linkname.len(),
-                "link too long for the test tar"
-            );
-            gnu.name[..entry.name.len()].copy_from_slice(&entry.name);
-            gnu.linkname[..entry.link.len()].copy_from_slice(&entry.link);
+            let name = &entry.name[..entry.name.len().min(FIELD)];
+            let link = &entry.link[..entry.link.len().min(FIELD)];
+            gnu.name[..name.len()].copy_from_slice(name);
+            gnu.linkname[..link.len()].copy_from_slice(link);
         }
         header.set_entry_type(entry.kind);
         header.set_size(entry.data.len() as u64);
@@ -696,8 +760,12 @@ impl TarBuilder {
             entry.kind,
             tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block
         ) {
-            header.set_device_major(0).expect("device major");
-            header.set_device_minor(0).expect("device minor");
+            header
+                .set_device_major(entry.device.0)
+                .expect("device major");
+            header
+                .set_device_minor(entry.device.1)
+                .expect("device minor");
         }
         header.set_cksum();
         self.out.extend_from_slice(header.as_bytes());
@@ -732,6 +800,28 @@ impl TarBuilder {
 
     pub fn fifo(self, name: impl AsRef<[u8]>) -> TarBuilder {
         self.entry(TarEntry::new(name, tar::EntryType::Fifo))
+    }
+
+    /// A device node (`kind` Char or Block) with these numbers and mode.
+    pub fn device(
+        self,
+        name: impl AsRef<[u8]>,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+    ) -> TarBuilder {
+        let mut entry = TarEntry::new(name, kind);
+        entry.device = (major, minor);
+        entry.mode = 0o666;
+        self.entry(entry)
+    }
+
+    /// A GNU long-name entry (`L`) naming the next entry.
+    pub fn gnu_long_name(self, name: impl AsRef<[u8]>) -> TarBuilder {
+        let mut entry = TarEntry::new("././@LongLink", tar::EntryType::GNULongName);
+        entry.data = name.as_ref().to_vec();
+        entry.data.push(0);
+        self.entry(entry)
     }
 
     /// A pax extended header (`x`) applying to the next entry.

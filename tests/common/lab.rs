@@ -263,3 +263,35 @@ impl Lab {
         }
     }
 }
+
+/// `berth top ARGS…` with a PATH that has no `ps` in it: berth reads /proc itself (a
+/// minimal host has no procps). Its output, and the exit code.
+pub fn top_without_ps(lab: &Lab, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["top"];
+    all.extend_from_slice(args);
+    let out = lab
+        .berth(&all)
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run berth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Host pids of the container's processes, from `berth top`'s PID column.
+pub fn top_pids(lab: &Lab, name: &str) -> Vec<i32> {
+    let (code, out, err) = top_without_ps(lab, &[name]);
+    assert_eq!(code, 0, "top {name}: {err}");
+    let mut lines = out.lines();
+    let header = lines.next().expect("top prints a header");
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .unwrap_or_else(|| panic!("no PID column in top: {out}"));
+    lines
+        .filter_map(|l| l.split_whitespace().nth(col)?.parse().ok())
+        .collect()
+}

@@ -8,10 +8,14 @@
 pub mod bundle;
 pub mod containerd;
 pub mod fault_registry;
+pub mod image_tree;
 pub mod lab;
+pub mod net;
 pub mod output;
 pub mod procs;
 pub mod pty;
+pub mod run_cli;
+pub mod sandbox;
 pub mod store;
 pub mod wait;
 
