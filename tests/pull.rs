@@ -114,7 +114,7 @@ fn index_resolves_to_the_host_platform_or_the_asked_one() {
     );
     drop(overlay);
 
-    let err = arm.fails(&["pull", "--platform", "linux/s390x", &name], 125);
+    let err = arm.fails(&["pull", "--platform", "linux/s390x", &name], 1);
     assert!(
         err.contains("no matching manifest for linux/s390x in the manifest list entries"),
         "{err}"
@@ -126,25 +126,25 @@ fn authentication_failures_are_clear() {
     fixtures();
     let root = TestRoot::new("pull-auth");
     // Basic-auth registry without credentials, and with wrong ones.
-    let err = root.fails(&["pull", &format!("{BASIC}/busybox")], 125);
+    let err = root.fails(&["pull", &format!("{BASIC}/busybox")], 1);
     assert_eq!(
         err.trim(),
-        "Get \"http://127.0.0.1:5001/v2/busybox/manifests/latest\": no basic auth credentials"
+        "Error response from daemon: Get \"http://127.0.0.1:5001/v2/busybox/manifests/latest\": no basic auth credentials"
     );
     root.login_file(BASIC, USER, "wrong");
-    let err = root.fails(&["pull", &format!("{BASIC}/busybox")], 125);
+    let err = root.fails(&["pull", &format!("{BASIC}/busybox")], 1);
     assert!(err.contains("pull access denied"), "{err}");
 
     // Token registry: anonymous pull of public images works; private ones need credentials.
     let anon = TestRoot::new("pull-token-anon");
     anon.ok(&["pull", "-q", &format!("{TOKEN}/busybox")]);
-    let err = anon.fails(&["pull", &format!("{TOKEN}/private/busybox")], 125);
+    let err = anon.fails(&["pull", &format!("{TOKEN}/private/busybox")], 1);
     assert!(
         err.contains("pull access denied for 127.0.0.1:5002/private/busybox"),
         "{err}"
     );
     anon.login_file(TOKEN, USER, "wrong");
-    let err = anon.fails(&["pull", &format!("{TOKEN}/busybox")], 125);
+    let err = anon.fails(&["pull", &format!("{TOKEN}/busybox")], 1);
     assert!(err.contains("pull access denied"), "{err}");
     anon.login_file(TOKEN, USER, PASSWORD);
     anon.ok(&["pull", "-q", &format!("{TOKEN}/private/busybox")]);
@@ -158,14 +158,14 @@ fn authentication_failures_are_clear() {
 fn missing_tags_and_repositories() {
     fixtures();
     let root = TestRoot::new("pull-missing");
-    let err = root.fails(&["pull", &format!("{ANON}/busybox:nope")], 125);
+    let err = root.fails(&["pull", &format!("{ANON}/busybox:nope")], 1);
     assert_eq!(
         err.trim(),
-        "manifest for 127.0.0.1:5000/busybox:nope not found: manifest unknown: manifest unknown"
+        "Error response from daemon: manifest for 127.0.0.1:5000/busybox:nope not found: manifest unknown: manifest unknown"
     );
     // The CNCF registry answers MANIFEST_UNKNOWN for unknown repositories too; Docker then
     // says the same as for an unknown tag.
-    let err = root.fails(&["pull", &format!("{ANON}/does-not-exist")], 125);
+    let err = root.fails(&["pull", &format!("{ANON}/does-not-exist")], 1);
     assert!(
         err.contains("manifest for 127.0.0.1:5000/does-not-exist:latest not found"),
         "{err}"
@@ -179,20 +179,21 @@ fn missing_tags_and_repositories() {
 #[test]
 fn bad_references_are_refused_before_any_network() {
     let root = TestRoot::new("pull-badref");
-    let err = root.fails(&["pull", "UPPER"], 125);
+    let err = root.fails(&["pull", "UPPER"], 1);
     assert_eq!(
         err.trim(),
         "invalid reference format: repository name (library/UPPER) must be lowercase"
     );
     for bad in ["a:-x", "a b", "a//b", "host:port/x", "a@sha256:abc"] {
-        let err = root.fails(&["pull", bad], 125);
+        let err = root.fails(&["pull", bad], 1);
         assert!(err.starts_with("invalid reference format"), "{bad}: {err}");
     }
-    let err = root.fails(&["pull", "-a", "busybox:1"], 125);
+    let err = root.fails(&["pull", "-a", "busybox:1"], 1);
     assert!(
         err.contains("tag can't be used with --all-tags/-a"),
         "{err}"
     );
+    // Flag errors are the one failure `docker pull` exits 125 for.
     let err = root.fails(&["pull", "--bogus", "busybox"], 125);
     assert!(err.contains("--bogus"), "{err}");
 }

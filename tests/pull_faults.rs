@@ -1,7 +1,7 @@
 //! `berth pull` against a misbehaving registry (tests/common/fault_registry.rs): every bad input
-//! or fault must end in exit code 125 with one clear line on stderr and an intact store, and
-//! recoverable faults must be recovered from; whiteouts and file metadata of a good layer are
-//! unpacked faithfully. The faults a registry or a layer could use against the host (the
+//! or fault must end as Docker's refused pull does (exit 1, one "Error response from daemon: …"
+//! line on stderr) with an intact store, and recoverable faults must be recovered from;
+//! whiteouts and file metadata of a good layer are unpacked faithfully. The faults a registry or a layer could use against the host (the
 //! security checklist's registry and unpack cases) are in security_registry.rs and
 //! security_unpack.rs, on the same harness (tests/common/sandbox.rs).
 //!
@@ -318,12 +318,12 @@ fn pull_by_digest() {
 #[test]
 fn invalid_references_are_refused_before_any_network() {
     let sandbox = Sandbox::new("refs");
-    let line = sandbox.pull("UPPER").assert_fails(&[]);
+    let line = sandbox.pull("UPPER").assert_client_refuses();
     assert_eq!(
         line,
         "invalid reference format: repository name (library/UPPER) must be lowercase"
     );
-    let line = sandbox.pull("a:-x").assert_fails(&[]);
+    let line = sandbox.pull("a:-x").assert_client_refuses();
     assert!(line.starts_with("invalid reference format"), "{line}");
 }
 

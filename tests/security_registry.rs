@@ -1,8 +1,8 @@
 //! Security checklist, registry cases 15–29 (docs/SECURITY.md): what a registry (or whatever
 //! it redirects to) can do to a pull: wrong digests and sizes, broken and resumed downloads,
 //! documents that are ambiguous, unsupported or too large, malformed digests, redirects and
-//! token realms that fish for credentials, foreign layers. A bad pull must end in exit 125 with
-//! one line on stderr and leave nothing of itself in the store; credentials go to the
+//! token realms that fish for credentials, foreign layers. A bad pull must end in exit 1 with
+//! one "Error response from daemon: …" line on stderr and leave nothing of itself in the store; credentials go to the
 //! registry's own host only. Tests are named after the advisory they guard against, else
 //! `case_N_…`; the registry is tests/common/fault_registry.rs, the harness
 //! tests/common/sandbox.rs.
@@ -206,7 +206,7 @@ fn case_19_index_without_the_host_platform() {
     let line = sandbox.pull(&reference).assert_fails(&[]);
     assert_eq!(
         line,
-        "no matching manifest for linux/amd64 in the manifest list entries"
+        "Error response from daemon: no matching manifest for linux/amd64 in the manifest list entries"
     );
     pull_good(&sandbox);
     assert_store_intact(&sandbox.root());

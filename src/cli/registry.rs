@@ -36,27 +36,30 @@ pub struct PullArgs {
     pub name: String,
 }
 
+/// Docker's `pull` fails as a client request does: a bad reference or flag is the client's own
+/// refusal (the message alone), anything else is the daemon's ("Error response from daemon:
+/// …"); both exit 1. (125 is `docker run`'s code for its own failures, not pull's.)
 impl Verb for PullArgs {
     fn run(self, context: &Context) -> CliResult {
-        let named = Reference::parse_named(&self.name).map_err(Failure::berth)?;
+        let named = Reference::parse_named(&self.name).map_err(Failure::client)?;
         if self.all_tags && (named.tag.is_some() || named.digest.is_some()) {
-            return Err(Failure::berth("tag can't be used with --all-tags/-a"));
+            return Err(Failure::client("tag can't be used with --all-tags/-a"));
         }
-        let platform = Platform::parse_flag(self.platform.as_deref()).map_err(Failure::berth)?;
+        let platform = Platform::parse_flag(self.platform.as_deref()).map_err(Failure::daemon)?;
         let printer = PullPrinter::new(self.quiet, std::io::stdout().is_terminal());
-        let store = Store::open(&context.root).map_err(Failure::berth)?;
+        let store = Store::open(&context.root).map_err(Failure::daemon)?;
         let registry = Registry::new(&named.domain, &context.config);
         let options = PullOptions { platform };
         let on_event = |event| printer.event(event);
 
         let references = if self.all_tags {
-            let tags = pull::list_tags(&registry, &named).map_err(Failure::berth)?;
+            let tags = pull::list_tags(&registry, &named).map_err(Failure::daemon)?;
             tags.iter().map(|t| named.with_tag(t)).collect()
         } else {
             if named.tag.is_none() && named.digest.is_none() {
                 printer.line("Using default tag: latest");
             }
-            vec![Reference::parse(&self.name).map_err(Failure::berth)?]
+            vec![Reference::parse(&self.name).map_err(Failure::client)?]
         };
         let mut downloaded = false;
         let mut last = None;
@@ -66,7 +69,7 @@ impl Verb for PullArgs {
                 Ok(p) => p,
                 Err(e) => {
                     printer.finish();
-                    return Err(Failure::berth(e));
+                    return Err(Failure::daemon(e));
                 }
             };
             downloaded |= pulled.status == PullStatus::Downloaded;
@@ -74,7 +77,7 @@ impl Verb for PullArgs {
         }
         printer.finish();
         let Some(last) = last else {
-            return Err(Failure::berth(format!(
+            return Err(Failure::daemon(format!(
                 "no tags found for {}",
                 named.familiar_repository()
             )));

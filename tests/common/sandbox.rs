@@ -173,14 +173,44 @@ impl Outcome {
         self
     }
 
-    /// Exit 125 with exactly one line on stderr containing every one of `needles`. Returns the
-    /// line.
+    /// A refused pull as Docker's: exit 1 with exactly one line on stderr, "Error response
+    /// from daemon: …", containing every one of `needles`. Returns the line.
     #[track_caller]
     pub fn assert_fails(&self, needles: &[&str]) -> String {
+        let line = self.assert_one_line_exit_1();
+        assert!(
+            line.starts_with("Error response from daemon: "),
+            "berth {}: not the daemon's refusal: {line:?}",
+            self.args
+        );
+        for needle in needles {
+            assert!(
+                line.contains(needle),
+                "berth {}: stderr {line:?} lacks {needle:?}",
+                self.args
+            );
+        }
+        line
+    }
+
+    /// What Docker's client refuses itself (a bad reference): exit 1, the one line alone.
+    #[track_caller]
+    pub fn assert_client_refuses(&self) -> String {
+        let line = self.assert_one_line_exit_1();
+        assert!(
+            !line.starts_with("Error response from daemon: "),
+            "berth {}: the client's own refusal says it is the daemon's: {line:?}",
+            self.args
+        );
+        line
+    }
+
+    #[track_caller]
+    fn assert_one_line_exit_1(&self) -> String {
         assert_eq!(
             self.code,
-            Some(125),
-            "berth {}: expected exit 125\nstdout: {}\nstderr: {}",
+            Some(1),
+            "berth {}: expected exit 1\nstdout: {}\nstderr: {}",
             self.args,
             self.stdout,
             self.stderr
@@ -193,14 +223,6 @@ impl Outcome {
             self.args,
             self.stderr
         );
-        for needle in needles {
-            assert!(
-                lines[0].contains(needle),
-                "berth {}: stderr {:?} lacks {needle:?}",
-                self.args,
-                lines[0]
-            );
-        }
         eprintln!("berth {}: {}", self.args, lines[0]);
         lines[0].to_string()
     }
