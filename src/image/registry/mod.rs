@@ -320,6 +320,8 @@ pub struct Response {
     pub docker_digest: Option<String>,
     pub content_length: Option<u64>,
     pub content_range: Option<String>,
+    /// Where an upload session goes on (push).
+    pub location: Option<String>,
     pub body: Box<dyn Read + Send + Sync>,
     pub url: String,
     /// The limit on the whole request, when it has one: a body read it cuts short says so.
@@ -638,7 +640,6 @@ impl Registry {
     /// Sends one request, retrying connection failures, timeouts, 5xx and 429 with backoff
     /// as `retries` allows. A final non-2xx answer is returned as
     /// `Err((status, challenge, errors))` for the caller to judge.
-    #[allow(clippy::type_complexity)]
     fn send_with_retries(
         &self,
         method: &str,
@@ -646,7 +647,21 @@ impl Registry {
         headers: &[(&str, String)],
         authorization: Option<&str>,
         retries: &mut Retries<'_>,
-    ) -> Result<Result<Response, (u16, Option<Challenge>, Vec<ErrorDetail>)>, RegistryError> {
+    ) -> Result<Result<Response, Refusal>, RegistryError> {
+        self.send_body_with_retries(method, url, headers, authorization, None, retries)
+    }
+
+    /// [`Registry::send_with_retries`] with a body (and its length), made afresh for each
+    /// attempt: push's uploads go through the same retries as every other request.
+    fn send_body_with_retries(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        authorization: Option<&str>,
+        body: Option<(upload::BodyFn<'_, '_>, u64)>,
+        retries: &mut Retries<'_>,
+    ) -> Result<Result<Response, Refusal>, RegistryError> {
         self.check_settings()?;
         loop {
             retries.attempts += 1;
@@ -660,7 +675,17 @@ impl Registry {
             if let Some(authorization) = authorization {
                 request = request.set("Authorization", authorization);
             }
-            let delay = match request.call() {
+            let result = match body {
+                Some((make, len)) => {
+                    let reader = make().map_err(|e| RegistryError::Transport {
+                        url: url.to_string(),
+                        message: e.to_string(),
+                    })?;
+                    request.set("Content-Length", &len.to_string()).send(reader)
+                }
+                None => request.call(),
+            };
+            let delay = match result {
                 Ok(response) => {
                     let limit = retries.deadline.map(|_| retries.limit);
                     return Ok(Ok(into_response(response, limit)));
@@ -757,6 +782,9 @@ fn retry_after(response: &ureq::Response) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(30)))
 }
 
+/// A final non-2xx answer: its status, the challenge it carried, Docker's error details.
+type Refusal = (u16, Option<Challenge>, Vec<ErrorDetail>);
+
 fn into_response(response: ureq::Response, limit: Option<Duration>) -> Response {
     let header = |name: &str| response.header(name).map(str::to_string);
     Response {
@@ -765,6 +793,7 @@ fn into_response(response: ureq::Response, limit: Option<Duration>) -> Response 
         docker_digest: header("docker-content-digest"),
         content_length: header("content-length").and_then(|v| v.parse().ok()),
         content_range: header("content-range"),
+        location: header("location"),
         url: response.get_url().to_string(),
         limit,
         body: response.into_reader(),

@@ -5,9 +5,7 @@
 use std::io::{self, Read};
 
 use super::auth::Challenge;
-use super::{
-    MAX_DOCUMENT_BYTES, MAX_TRIES, Registry, RegistryError, Retries, backoff, retry_after,
-};
+use super::{MAX_DOCUMENT_BYTES, Registry, RegistryError, Retries};
 use crate::config::Config;
 
 /// Produces a fresh body for each attempt.
@@ -62,8 +60,17 @@ impl Registry {
         }
         let mut authorization = self.authorization(&challenge, scope, false, &|_| {})?;
         let mut refreshed = false;
+        // Uploads of any size: no deadline; the attempts are shared by a token refresh.
+        let mut retries = Retries::stream(&|_| {});
         loop {
-            match self.attempt(method, &url, headers, authorization.as_deref(), body)? {
+            match self.attempt(
+                method,
+                &url,
+                headers,
+                authorization.as_deref(),
+                body,
+                &mut retries,
+            )? {
                 Attempt::Done(sent) => return Ok(sent),
                 Attempt::Failed(401, Some(Challenge::Bearer { .. }), _)
                     if !refreshed && matches!(challenge, Some(Challenge::Bearer { .. })) =>
@@ -85,6 +92,8 @@ impl Registry {
         }
     }
 
+    /// One request (retried through [`Retries`], as every other request is): its answer, or
+    /// the refusal it ended with.
     fn attempt(
         &self,
         method: &str,
@@ -92,64 +101,23 @@ impl Registry {
         headers: &[(&str, String)],
         authorization: Option<&str>,
         body: Option<(BodyFn<'_, '_>, u64)>,
+        retries: &mut Retries<'_>,
     ) -> Result<Attempt, RegistryError> {
-        self.check_settings()?;
-        let transport = |message: String| RegistryError::Transport {
-            url: url.to_string(),
-            message,
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.agent.request(method, url);
-            for (name, value) in headers {
-                request = request.set(name, value);
+        match self.send_body_with_retries(method, url, headers, authorization, body, retries)? {
+            Ok(response) => {
+                let mut bytes = Vec::new();
+                let _ = response
+                    .body
+                    .take(MAX_DOCUMENT_BYTES)
+                    .read_to_end(&mut bytes);
+                Ok(Attempt::Done(Sent {
+                    status: response.status,
+                    location: response.location,
+                    docker_digest: response.docker_digest,
+                    body: bytes,
+                }))
             }
-            if let Some(authorization) = authorization {
-                request = request.set("Authorization", authorization);
-            }
-            let result = match body {
-                Some((make, len)) => {
-                    let reader = make().map_err(|e| transport(e.to_string()))?;
-                    request.set("Content-Length", &len.to_string()).send(reader)
-                }
-                None => request.call(),
-            };
-            let delay = match result {
-                Ok(response) => {
-                    let status = response.status();
-                    let header = |name: &str| response.header(name).map(str::to_string);
-                    let location = header("location");
-                    let docker_digest = header("docker-content-digest");
-                    let mut bytes = Vec::new();
-                    let _ = response
-                        .into_reader()
-                        .take(MAX_DOCUMENT_BYTES)
-                        .read_to_end(&mut bytes);
-                    return Ok(Attempt::Done(Sent {
-                        status,
-                        location,
-                        docker_digest,
-                        body: bytes,
-                    }));
-                }
-                Err(ureq::Error::Status(status, response))
-                    if (status == 429 || status >= 500) && attempt < MAX_TRIES =>
-                {
-                    retry_after(&response).unwrap_or_else(|| backoff(attempt))
-                }
-                Err(ureq::Error::Status(status, response)) => {
-                    let (challenge, errors) = super::refusal(response);
-                    return Ok(Attempt::Failed(status, challenge, errors));
-                }
-                Err(ureq::Error::Transport(t)) => {
-                    if attempt >= MAX_TRIES {
-                        return Err(transport(super::transport_message(url, &t)));
-                    }
-                    backoff(attempt)
-                }
-            };
-            std::thread::sleep(delay);
+            Err((status, challenge, errors)) => Ok(Attempt::Failed(status, challenge, errors)),
         }
     }
 }
