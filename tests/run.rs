@@ -965,7 +965,11 @@ fn cgroupns_host_and_private() {
         let mut lines = out.lines();
         let cgroup = lines.next().unwrap();
         if mode == "host" {
-            assert!(cgroup.ends_with(&id), "{out}");
+            // `/berth/<id>`, or the systemd driver's scope `…/berth-<id>.scope`.
+            assert!(
+                cgroup.ends_with(&id) || cgroup.ends_with(&format!("/berth-{id}.scope")),
+                "{out}"
+            );
         } else {
             assert!(cgroup.ends_with(":/"), "{out}");
         }

@@ -419,6 +419,12 @@ fn create_options(
         | FlagError::Invalid { .. }
         | FlagError::SecurityOpt(_) => Failure::berth(e),
     })?;
+    options.spec.systemd_cgroup = context.config.cgroup_driver().map_err(|e| {
+        Failure::berth(format!(
+            "berth: invalid configuration {}: {e}",
+            context.config_path.display()
+        ))
+    })? == crate::config::CgroupDriver::Systemd;
     options.image_id = Some(resolve_image(context, images, &options.image, flags)?);
     Ok(options)
 }

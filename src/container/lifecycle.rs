@@ -56,6 +56,7 @@ pub fn start(
         .then(netns_channel)
         .flatten()
         .unzip();
+    let systemd_slice = systemd_slice(&spec);
     let setup = MonitorSetup {
         store_root: store_root.to_path_buf(),
         foreground: options.foreground,
@@ -65,8 +66,12 @@ pub fn start(
         network_namespace_from: netns_monitor,
         cgroup_from_cli: false,
     };
-    if let Some(channel) = spawn_monitor(setup, listener, theirs, netns_cli)? {
+    let (monitor_pid, channel) = spawn_monitor(setup, listener, theirs, netns_cli)?;
+    if let Some(channel) = channel {
         send_network_namespace(&channel, false);
+    }
+    if let Some(slice) = systemd_slice {
+        move_monitor(monitor_pid, &slice, &dir.id);
     }
     let mut stream = ours;
     read_reply(&mut stream, &socket).map(|pid| Started { pid, stream })
@@ -112,20 +117,24 @@ pub fn create_and_start(
             monitor::detach(&keep);
             create_in_monitor(images, containers, &options, start, theirs, netns_monitor)
         }
-        _ => {
+        monitor_pid => {
             drop(theirs);
             drop(netns_monitor);
             let mut cgroup = None;
+            let systemd = options.spec.systemd_cgroup;
             if let Some(channel) = netns_cli {
                 // Made before the namespace is handed over: the monitor waits for the
                 // message (or for this process to be gone) before it touches the cgroup,
                 // and makes it itself only if the message does not say it is made.
-                let path = spec::cgroup_path(&id);
+                let path = spec::cgroup_path(&id, systemd);
                 let made = crate::runtime::make_cgroup(&path).is_ok();
                 cgroup = made.then_some(path);
                 sys::trace("cli-cgroup-made");
                 send_network_namespace(&channel, made);
                 sys::trace("cli-netns-sent");
+            }
+            if systemd {
+                move_monitor(monitor_pid, crate::config::SYSTEMD_SLICE, &id);
             }
             let dir = containers.dir_of(&id);
             match read_reply(&mut ours, &dir.attach_socket()) {
@@ -292,12 +301,51 @@ fn read_reply(stream: &mut UnixStream, socket: &Path) -> Result<i32, ContainerEr
 /// Forks the monitor into a session of its own, so it survives the CLI (which it outlives as
 /// an orphan adopted by init or the nearest subreaper) and the user's terminal session.
 /// Returns `netns_cli` to the CLI (the monitor closes its copy).
+/// The slice of the container's scope when `spec` puts it in one (the systemd driver).
+fn systemd_slice(spec: &Spec) -> Option<String> {
+    let path = spec.linux().as_ref()?.cgroups_path().as_ref()?;
+    Some(crate::runtime::cgroups::systemd::parse(path)?.ok()?.slice)
+}
+
+/// Under the systemd driver: moves the monitor (`pid`) out of this command's cgroup, which
+/// belongs to the caller's unit (a service, a login session), into a scope of its own in
+/// `slice`, as Podman does for conmon: stopping the caller's unit then stops neither the
+/// monitor nor its container, and the monitor lives to record the container's exit. Done
+/// here, in parallel with the monitor's work, and after the fork: this process forks no
+/// more, and the D-Bus client leaves nothing behind (runtime's cgroups/systemd.rs). A
+/// failure leaves the container tied to the caller's unit, with a warning.
+fn move_monitor(pid: i32, slice: &str, id: &str) {
+    sys::trace("cli-monitor-scope");
+    let scope = spec::monitor_scope(id);
+    if let Err(e) = crate::runtime::cgroups::systemd::move_to_scope(
+        nix::unistd::Pid::from_raw(pid),
+        slice,
+        &scope,
+    ) && !monitor_gone(pid)
+    {
+        eprintln!("WARNING: the container's monitor stays in this command's cgroup ({scope}: {e})");
+    }
+    sys::trace("cli-monitor-scope-done");
+}
+
+/// The monitor has exited already (a short-lived container under heavy load): there was
+/// nothing left to move.
+fn monitor_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
 fn spawn_monitor(
     setup: MonitorSetup,
     listener: UnixListener,
     theirs: UnixStream,
     netns_cli: Option<OwnedFd>,
-) -> Result<Option<OwnedFd>, ContainerError> {
+) -> Result<(i32, Option<OwnedFd>), ContainerError> {
     // SAFETY: the CLI is single-threaded here, so the child may go on running our code.
     match unsafe { libc::fork() } {
         -1 => Err(ContainerError::Io {
@@ -315,10 +363,10 @@ fn spawn_monitor(
             drop(netns_cli);
             monitor::run(setup, listener, theirs)
         }
-        _ => {
+        pid => {
             drop(theirs);
             drop(listener);
-            Ok(netns_cli)
+            Ok((pid, netns_cli))
         }
     }
 }

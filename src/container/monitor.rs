@@ -483,13 +483,22 @@ struct Serving {
     exited_at: Option<Instant>,
     /// Scratch for reads from the container and clients; `shed_memory` gives its pages back.
     buf: Vec<u8>,
+    /// Under the systemd driver, the scope's `memory.events`, watched while the container
+    /// runs: systemd removes an emptied scope (and its counters) on its own, as soon as the
+    /// container's last process is gone, so the OOM killer's count is taken as it changes,
+    /// not only after the exit.
+    oom_events: Option<std::fs::File>,
+    /// The OOM killer killed a process of the container (seen through `oom_events`).
+    oom_killed: bool,
 }
 
 /// Slots of the poll set before the outputs and clients. Slot 2, the container's stdin, only
-/// wakes the loop: pending input is written every round.
+/// wakes the loop: pending input is written every round. Slot 3 is the scope's
+/// memory.events under the systemd driver (fd -1 otherwise).
 const POLL_INIT: usize = 0;
 const POLL_LISTENER: usize = 1;
-const POLL_OUTPUTS: usize = 3;
+const POLL_OOM: usize = 3;
+const POLL_OUTPUTS: usize = 4;
 
 impl Serving {
     /// Takes the container's stdio: the pty master (for output and input alike) with `-t`,
@@ -528,6 +537,21 @@ impl Serving {
         });
         let pidfd = crate::sys::syscall::pidfd_open(pid)?;
         listener.set_nonblocking(true)?;
+        let oom_events = setup
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| runtime::cgroups::systemd::parse(p)?.ok())
+            .and_then(|unit| {
+                let rel = unit.path.strip_prefix("/").ok()?.to_path_buf();
+                std::fs::File::open(
+                    std::path::Path::new("/sys/fs/cgroup")
+                        .join(rel)
+                        .join("memory.events"),
+                )
+                .ok()
+            });
         Ok(Serving {
             pid,
             pidfd,
@@ -540,7 +564,29 @@ impl Serving {
             exit_code: None,
             exited_at: None,
             buf: vec![0u8; 64 * 1024],
+            oom_events,
+            oom_killed: false,
         })
+    }
+
+    /// Reads the OOM killer's count from `oom_events` (which also rearms its poll); a file
+    /// whose cgroup is gone is dropped.
+    fn check_oom(&mut self) {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = &self.oom_events else {
+            return;
+        };
+        let mut text = [0u8; 512];
+        match file.read_at(&mut text, 0) {
+            Ok(n) if n > 0 => {
+                let killed = String::from_utf8_lossy(&text[..n]).lines().any(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .is_some_and(|v| v.trim().parse::<u64>().is_ok_and(|v| v > 0))
+                });
+                self.oom_killed |= killed;
+            }
+            _ => self.oom_events = None,
+        }
     }
 
     /// The event loop: until the container has exited and its output is drained (or has
@@ -608,6 +654,11 @@ impl Serving {
             Some(sink) if !sink.pending.is_empty() => pfd(sink.fd.as_raw_fd(), libc::POLLOUT),
             _ => pfd(-1, 0),
         });
+        // A cgroup file polls as changed (POLLPRI, with POLLERR) once written to.
+        fds.push(match &self.oom_events {
+            Some(f) if self.exit_code.is_none() => pfd(f.as_raw_fd(), libc::POLLPRI),
+            _ => pfd(-1, 0),
+        });
         let held_back = self.clients.iter().any(Client::holds_back_output);
         let input_full = self
             .stdin
@@ -635,7 +686,11 @@ impl Serving {
 
     /// One round's work after `poll` reported `fds` (laid out by `poll_set`).
     fn handle(&mut self, fds: &[libc::pollfd]) {
+        if fds[POLL_OOM].revents != 0 {
+            self.check_oom();
+        }
         if fds[POLL_INIT].revents != 0 && self.exit_code.is_none() {
+            self.check_oom();
             self.exit_code = reap(self.pid);
             sys::trace("monitor-reaped");
             if self.exit_code.is_some() {
@@ -744,7 +799,7 @@ fn report_exit(
     state.status = Status::Exited;
     state.exit_code = Some(code);
     // Read now: the cleanup below removes the cgroup and its counters.
-    state.oom_killed = container.oom_killed();
+    state.oom_killed = serving.oom_killed || container.oom_killed();
     state.finished_at = Some(crate::time::Timestamp::now().rfc3339_nano());
     let mut compressing = None;
     if let Some(mut log) = serving.log.take() {

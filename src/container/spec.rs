@@ -46,6 +46,10 @@ pub struct SpecOptions {
     /// `--cgroupns host`: no cgroup namespace (the flags decide the default by the host's
     /// cgroup version, as Docker: host on v1, private on v2).
     pub cgroupns_host: bool,
+    /// The configuration's cgroup driver is systemd: the container's cgroup is a scope that
+    /// systemd makes (`cgroup_path`).
+    #[serde(default)]
+    pub systemd_cgroup: bool,
 }
 
 impl SpecOptions {
@@ -148,9 +152,20 @@ fn host_capabilities() -> Vec<String> {
     }
 }
 
-/// The container's cgroup, below berth's own in every hierarchy.
-pub fn cgroup_path(id: &str) -> PathBuf {
-    PathBuf::from(format!("/berth/{id}"))
+/// The container's cgroupsPath: under the cgroupfs driver `/berth/<id>`, below berth's own
+/// cgroup in every hierarchy; under the systemd driver `berth.slice:berth:<id>`, runc's form
+/// for the scope `berth-<id>.scope` in `berth.slice` (/sys/fs/cgroup/berth.slice/…).
+pub fn cgroup_path(id: &str, systemd: bool) -> PathBuf {
+    if systemd {
+        PathBuf::from(format!("{}:berth:{id}", crate::config::SYSTEMD_SLICE))
+    } else {
+        PathBuf::from(format!("/berth/{id}"))
+    }
+}
+
+/// The scope berth's monitor of container `id` is moved into under the systemd driver.
+pub fn monitor_scope(id: &str) -> String {
+    format!("berth-monitor-{id}.scope")
 }
 
 /// Whether a container of this network mode gets a network namespace of its own (all but
@@ -334,7 +349,7 @@ pub fn build(
         .as_mut()
         .ok_or_else(|| invalid("linux", &"missing from the template"))?;
     linux.set_seccomp(seccomp);
-    linux.set_cgroups_path(Some(cgroup_path(&record.id)));
+    linux.set_cgroups_path(Some(cgroup_path(&record.id, options.systemd_cgroup)));
     if options.cgroupns_host
         && let Some(namespaces) = linux.namespaces_mut()
     {

@@ -91,6 +91,8 @@ fn prepare(
     let mut spec = load_spec(&bundle)?;
     if context.systemd_cgroup {
         systemd_cgroup_path(&mut spec, &args.id)?;
+    } else {
+        plain_cgroup_path(&mut spec);
     }
     let terminal = spec
         .process()
@@ -156,8 +158,10 @@ pub(super) fn send_console(path: &Path, master: &OwnedFd) -> Result<(), RuncErro
     Ok(())
 }
 
-/// `--systemd-cgroup` takes cgroupsPath as `slice:prefix:name`; berth places the container
-/// where systemd's own driver would, `/<slice>/<prefix>-<name>.scope`, as a plain cgroup.
+/// `--systemd-cgroup` takes cgroupsPath as `slice:prefix:name` (runc's checks and defaults:
+/// empty is `:runc:<id>`, an empty slice is `system.slice`); the runtime then has systemd make
+/// the scope `<prefix>-<name>.scope` in that slice, with the container's init in it
+/// (crates/berth-runtime/src/cgroups/systemd.rs).
 fn systemd_cgroup_path(spec: &mut Spec, id: &str) -> Result<(), RuncError> {
     let Some(linux) = spec.linux_mut() else {
         return Ok(());
@@ -167,26 +171,32 @@ fn systemd_cgroup_path(spec: &mut Spec, id: &str) -> Result<(), RuncError> {
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let parts: Vec<&str> = given.split(':').collect();
-    let (slice, prefix, name) = match parts.as_slice() {
-        [""] => ("system.slice", "runc", id),
-        [slice, prefix, name] => (*slice, *prefix, *name),
-        _ => {
-            return Err(RuncError::Usage(format!(
-                "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {given:?} instead"
-            )));
-        }
-    };
-    let slice = if slice.is_empty() {
-        "system.slice"
+    let path = if given.is_empty() {
+        format!(":runc:{id}")
+    } else if given.contains('/') || given.split(':').count() != 3 {
+        return Err(RuncError::Usage(format!(
+            "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {given:?} instead"
+        )));
     } else {
-        slice
+        given
     };
-    let unit = if name.ends_with(".slice") {
-        name.to_string()
-    } else {
-        format!("{prefix}-{name}.scope")
-    };
-    linux.set_cgroups_path(Some(PathBuf::from(format!("/{slice}/{unit}"))));
+    if let Some(Err(e)) = crate::runtime::cgroups::systemd::parse(Path::new(&path)) {
+        return Err(RuncError::Usage(e.to_string()));
+    }
+    linux.set_cgroups_path(Some(PathBuf::from(path)));
     Ok(())
+}
+
+/// Without `--systemd-cgroup` a cgroupsPath is a cgroupfs path, as runc reads it, even one
+/// that looks like the systemd form (which the runtime would take for a unit): it is made
+/// absolute.
+fn plain_cgroup_path(spec: &mut Spec) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    if let Some(path) = linux.cgroups_path().clone()
+        && crate::runtime::cgroups::systemd::parse(&path).is_some()
+    {
+        linux.set_cgroups_path(Some(Path::new("/").join(path)));
+    }
 }

@@ -20,7 +20,7 @@ pub fn features() -> Result<i32, RuncError> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": !v2, "v2": v2, "systemd": false, "systemdUser": false },
+            "cgroup": { "v1": !v2, "v2": v2, "systemd": crate::runtime::cgroups::systemd::available(), "systemdUser": false },
             "seccomp": {
                 "enabled": true,
                 "actions": [

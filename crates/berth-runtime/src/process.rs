@@ -143,12 +143,19 @@ pub(crate) fn launch(
         }
     }
     let cg = cgroup_of(spec)?;
-    if let Some(cg) = &cg {
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .map(cgroups::with_default_devices);
+    // A systemd scope is made with the init in it, after the clone.
+    let first_pid = cg.as_ref().is_some_and(|cg| cg.needs_first_pid());
+    if let Some(cg) = cg.as_ref().filter(|_| !first_pid) {
         if !cgroup_made {
             cg.create()?;
         }
-        let applied = match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            Some(r) => cg.apply(&cgroups::with_default_devices(r)),
+        let applied = match &resources {
+            Some(r) => cg.apply(r),
             None => Ok(()),
         };
         if let Err(e) = applied {
@@ -187,6 +194,7 @@ pub(crate) fn launch(
     let (sync_w, err_r) = pipes.parent_ends();
 
     let placed = match &cg {
+        Some(cg) if first_pid => cg.start(pid, resources.as_deref()),
         Some(cg) if cgroup_tasks.is_empty() => cg.add_pid(pid),
         _ => Ok(()),
     };

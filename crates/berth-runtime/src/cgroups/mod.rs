@@ -1,7 +1,11 @@
 //! One cgroup per container, on cgroup v1 (one directory per controller hierarchy) or
-//! v2 (one directory in the unified tree), behind one small trait.
+//! v2 (one directory in the unified tree), behind one small trait: the cgroupfs driver,
+//! which makes the directories itself. The systemd driver (`systemd.rs`, v2 only) has
+//! systemd make the container's cgroup as a transient scope unit, and is chosen by the form
+//! of the cgroupsPath (`slice:prefix:name`, runc's).
 
 pub mod devices_bpf;
+pub mod systemd;
 pub(crate) mod v1;
 pub(crate) mod v2;
 
@@ -27,6 +31,19 @@ pub trait Cgroup: Send {
     fn apply(&self, resources: &LinuxResources) -> Result<(), RuntimeError>;
     /// Moves `pid` into the cgroup.
     fn add_pid(&self, pid: Pid) -> Result<(), RuntimeError>;
+    /// Whether the cgroup can only be made with its first process in it (a systemd scope):
+    /// then `start` replaces `create`, `apply` and `add_pid` for the container's init.
+    fn needs_first_pid(&self) -> bool {
+        false
+    }
+    /// Makes the cgroup with `pid` in it and applies `resources` (see `needs_first_pid`).
+    fn start(&self, pid: Pid, resources: Option<&LinuxResources>) -> Result<(), RuntimeError> {
+        self.create()?;
+        if let Some(r) = resources {
+            self.apply(r)?;
+        }
+        self.add_pid(pid)
+    }
     /// Files a new single-threaded process writes "0" to, to move itself in, instead of
     /// being moved by `add_pid`; empty when the layout has none. On v1 these are the
     /// per-thread `tasks` files: a thread moving itself skips the kernel's global
@@ -210,9 +227,14 @@ pub fn host_support() -> HostSupport {
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-/// The cgroup manager for this host's layout: v2 when /sys/fs/cgroup is the unified
-/// hierarchy, else v1 (including the "hybrid" layout, whose v2 part has no controllers).
+/// The cgroup manager for `path`: a systemd scope when it is in the form `slice:prefix:name`
+/// (`systemd.rs`); else the cgroupfs driver for this host's layout, v2 when /sys/fs/cgroup is
+/// the unified hierarchy, else v1 (including the "hybrid" layout, whose v2 part has no
+/// controllers).
 pub fn for_path(path: &Path) -> Result<Box<dyn Cgroup>, RuntimeError> {
+    if let Some(unit) = systemd::parse(path) {
+        return Ok(Box::new(systemd::Systemd::new(unit?)?));
+    }
     let rel = normalize(path)?;
     if is_v2() {
         Ok(Box::new(V2::new(rel)))
