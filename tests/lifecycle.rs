@@ -472,11 +472,20 @@ fn container_prune_removes_stopped_containers_only() {
     assert_eq!(left[0].0, "up");
     assert!(lab.container_dir(&up).exists());
     lab.assert_gone(&a, &[]);
+    // A creation that crashed under an older berth left its directory among the containers
+    // (new ones are built in the store's tmp/): not listed, and swept by prune.
+    let abandoned = lab
+        .path
+        .join("containers")
+        .join(format!(".tmp-999999999-1-0-{}", "e".repeat(64)));
+    std::fs::create_dir_all(abandoned.join("upper")).unwrap();
+    assert_eq!(lab.statuses().len(), 1);
     // Nothing to prune: only the total.
     assert_eq!(
         lab.ok(&["container", "prune", "-f"]),
         "Total reclaimed space: 0B\n"
     );
+    assert!(!abandoned.exists(), "prune left an abandoned creation");
 }
 
 #[test]

@@ -866,14 +866,23 @@ fn create_racing_rmi_gets_no_container_without_layers() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = create.spawn().unwrap();
-    // create has laid out its directory under a temporary name and waits for the lock.
+    // create has laid out its directory under a temporary name (in the store's tmp/) and
+    // waits for the lock.
     assert!(
         wait_until(Duration::from_secs(60), || {
-            dir_names(&lab.path.join("containers"))
+            dir_names(&lab.path.join("tmp"))
                 .iter()
                 .any(|n| n.starts_with(".tmp-"))
         }),
         "create never got to the containers lock"
+    );
+    // Nothing half-made among the containers: finding such leftovers would take reading the
+    // whole store's directory on every command.
+    assert!(
+        !dir_names(&lab.path.join("containers"))
+            .iter()
+            .any(|n| n.starts_with(".tmp-")),
+        "create laid out its directory among the containers"
     );
     lab.ok(&["rmi", "-f", BUSYBOX]);
     drop(lock);

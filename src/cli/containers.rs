@@ -18,7 +18,7 @@ use crate::container::lifecycle::{self, current_state};
 use crate::container::list::{self, Listed, Pruned, Selection};
 use crate::container::logs::{self, LogOptions};
 use crate::container::ops;
-use crate::container::record::{ContainerRecord, State, Status};
+use crate::container::record::{State, Status};
 use crate::container::store::{ContainerDir, ContainerStore};
 use crate::container::top;
 use crate::container::update;
@@ -107,9 +107,9 @@ pub(crate) fn status_text(state: &State) -> String {
 }
 
 /// Docker's COMMAND: arguments with spaces in single quotes, joined by spaces.
-pub(crate) fn command_text(record: &ContainerRecord) -> String {
-    let mut cmd = record.path.clone();
-    for a in &record.args {
+pub(crate) fn command_text(path: &str, args: &[String]) -> String {
+    let mut cmd = path.to_string();
+    for a in args {
         cmd.push(' ');
         if a.contains(' ') {
             cmd.push('\'');
@@ -156,13 +156,13 @@ impl Verb for PsArgs {
         };
         let rows = list::select(&store, &selection).map_err(Failure::berth)?;
         if self.quiet {
+            // One write: stdout is line-buffered, a line each would be a write each.
+            let mut out = String::with_capacity(rows.len() * 65);
             for row in &rows {
-                if self.no_trunc {
-                    println!("{}", row.record.id);
-                } else {
-                    println!("{}", &row.record.id[..12]);
-                }
+                out.push_str(&ps_id(row, self.no_trunc));
+                out.push('\n');
             }
+            super::print(&out);
             return Ok(0);
         }
         if let Some(format) = &self.format {
@@ -195,49 +195,28 @@ impl Verb for PsArgs {
             table_rows[0].push("SIZE".into());
         }
         for row in &rows {
-            let f = ps_fields(row, self.no_trunc);
-            let mut cells = vec![
-                f["ID"].clone(),
-                f["Image"].clone(),
-                f["Command"].clone(),
-                f["RunningFor"].clone() + " ago",
-                f["Status"].clone(),
-                f["Ports"].clone(),
-                f["Names"].clone(),
-            ];
+            let mut cells = ps_cells(row, self.no_trunc);
             if self.size {
                 cells.push(human_size(row.size(), 3));
             }
             table_rows.push(cells);
         }
-        print!("{}", table(&table_rows));
+        super::print(&table(&table_rows));
         Ok(0)
     }
 }
 
 fn ps_fields(row: &Listed, no_trunc: bool) -> std::collections::BTreeMap<&'static str, String> {
-    let cmd = command_text(&row.record);
-    let command = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
     let mut f = std::collections::BTreeMap::new();
-    f.insert(
-        "ID",
-        if no_trunc {
-            row.record.id.clone()
-        } else {
-            row.record.id[..12].to_string()
-        },
-    );
+    f.insert("ID", ps_id(row, no_trunc));
     f.insert("Image", row.record.image.clone());
-    f.insert("Command", go_quote(&command));
+    f.insert("Command", ps_command(row, no_trunc));
     f.insert("CreatedAt", row.record.created.clone());
-    f.insert(
-        "RunningFor",
-        human_duration(seconds_since(&row.record.created)),
-    );
+    f.insert("RunningFor", ps_running_for(row));
     f.insert("Status", status_text(&row.state));
     f.insert("State", row.state.status.as_str().to_string());
     f.insert("Names", row.record.name.clone());
-    f.insert("Ports", super::network::ps_ports(&row.record));
+    f.insert("Ports", ps_port_text(row));
     f.insert(
         "Labels",
         row.record
@@ -248,6 +227,46 @@ fn ps_fields(row: &Listed, no_trunc: bool) -> std::collections::BTreeMap<&'stati
             .join(","),
     );
     f
+}
+
+/// The cells of `ps`'s default table for one row: the columns of [`ps_fields`] it shows,
+/// made directly (a thousand rows are a thousand maps otherwise).
+fn ps_cells(row: &Listed, no_trunc: bool) -> Vec<String> {
+    vec![
+        ps_id(row, no_trunc),
+        row.record.image.clone(),
+        ps_command(row, no_trunc),
+        ps_running_for(row) + " ago",
+        status_text(&row.state),
+        ps_port_text(row),
+        row.record.name.clone(),
+    ]
+}
+
+fn ps_id(row: &Listed, no_trunc: bool) -> String {
+    if no_trunc {
+        row.record.id.clone()
+    } else {
+        row.record.id[..12].to_string()
+    }
+}
+
+fn ps_command(row: &Listed, no_trunc: bool) -> String {
+    let cmd = command_text(&row.record.path, &row.record.args);
+    go_quote(&if no_trunc { cmd } else { ellipsis(&cmd, 20) })
+}
+
+fn ps_running_for(row: &Listed) -> String {
+    human_duration(seconds_since(&row.record.created))
+}
+
+/// Only a running container has a network endpoint to read.
+fn ps_port_text(row: &Listed) -> String {
+    if row.state.status.is_running() {
+        super::network::ps_ports(&row.record.id, &row.record.net.exposed)
+    } else {
+        String::new()
+    }
 }
 
 /// Column headers of `ps --format 'table …'`, as Docker names them.

@@ -123,18 +123,20 @@ pub fn table_min_width(rows: &[Vec<String>], min_width: usize) -> String {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
-    let mut out = String::new();
+    let line_width: usize = widths.iter().map(|w| (w + 3).max(min_width)).sum();
+    let mut out = String::with_capacity(rows.len() * (line_width + 1));
     for row in rows {
-        let mut line = String::new();
+        let start = out.len();
         for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
+            out.push_str(cell);
             if i + 1 < row.len() {
                 // Docker's tabwriter: padding 3, a minimum cell width.
                 let pad = (widths[i] + 3).max(min_width) - cell.chars().count();
-                line.push_str(&" ".repeat(pad));
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
+        let line = out[start..].trim_end().len();
+        out.truncate(start + line);
         out.push('\n');
     }
     out

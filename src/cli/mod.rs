@@ -289,12 +289,10 @@ impl Context {
         Store::open(&self.root).map_err(Failure::berth)
     }
 
-    /// The container store, with the records of containers whose creation died half-way
-    /// swept first.
+    /// The container store. (What a creation that died half-way left is in the store's
+    /// tmp/, swept by every command: see `run` below.)
     fn containers(&self) -> Result<ContainerStore, Failure> {
-        let store = ContainerStore::open(&self.root).map_err(Failure::berth)?;
-        store.sweep();
-        Ok(store)
+        ContainerStore::open(&self.root).map_err(Failure::berth)
     }
 }
 

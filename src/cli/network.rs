@@ -16,8 +16,8 @@ fn sorted(mut ports: Vec<Mapping>) -> Vec<Mapping> {
 }
 
 /// The PORTS column of `ps`: `0.0.0.0:8080->80/tcp, 443/tcp`.
-pub fn ps_ports(record: &ContainerRecord) -> String {
-    let ep = network::endpoint(&record.id);
+pub fn ps_ports(id: &str, exposed: &[String]) -> String {
+    let ep = network::endpoint(id);
     let Some(ep) = ep else {
         return String::new();
     };
@@ -25,7 +25,7 @@ pub fn ps_ports(record: &ContainerRecord) -> String {
         .iter()
         .map(Mapping::ps_text)
         .collect();
-    for e in &record.net.exposed {
+    for e in exposed {
         let published = ep
             .ports
             .iter()

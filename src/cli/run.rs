@@ -357,7 +357,6 @@ fn terminal_size(tty: bool) -> Option<(u16, u16)> {
 fn open_stores(context: &Context) -> Result<(Store, ContainerStore), Failure> {
     let images = Store::open(&context.root).map_err(Failure::berth)?;
     let containers = ContainerStore::open(&context.root).map_err(Failure::berth)?;
-    containers.sweep();
     Ok((images, containers))
 }
 

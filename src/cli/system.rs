@@ -71,7 +71,7 @@ impl Verb for DfArgs {
                     "{}\t{}\t{:?}\t{volumes}\t{}\t{created}\t{}\t{}\n",
                     record.id.get(..12).unwrap_or(&record.id),
                     record.image,
-                    ellipsis(&command_text(record), 20),
+                    ellipsis(&command_text(&record.path, &record.args), 20),
                     human_size(*size, 3),
                     status_text(state),
                     record.name,

@@ -229,10 +229,17 @@ pub fn create(
     };
 
     let init_layer = ensure_init_layer(images)?;
-    // Everything is built under a temporary name, then renamed to the ID under the store lock
-    // together with the name check, so no half container is ever listed.
-    let work = containers.dir_of(&sys::temp_name(&id));
-    let spec = match lay_out(&work, &record, &resolved, options, &init_layer) {
+    // Everything is built under a temporary name in the store's tmp/ (which every command
+    // sweeps of abandoned work), then renamed to the ID under the store lock together with
+    // the name check, so no half container is ever listed. Not among the containers: finding
+    // what a crash left there would take reading the whole store's directory on every
+    // command.
+    let work = ContainerDir {
+        id: id.clone(),
+        path: images.root().join("tmp").join(sys::temp_name(&id)),
+    };
+    let dir = containers.dir_of(&id);
+    let spec = match lay_out(&work, &dir, &record, &resolved, options, &init_layer) {
         Ok(spec) => spec,
         Err(e) => {
             let _ = sys::remove_tree(&work.path);
@@ -307,7 +314,6 @@ pub fn create(
             }
         }
     };
-    let dir = containers.dir_of(&id);
     let finish = (|| {
         let bytes = serde_json::to_vec_pretty(&record).expect("container record serialises");
         write_private(&work.record_path(), &bytes)?;
@@ -325,8 +331,11 @@ pub fn create(
     Ok(Created { dir, record, spec })
 }
 
+/// Lays out the container's files in `dir`, a directory of its own that is renamed to
+/// `final_dir` once complete.
 fn lay_out(
     dir: &ContainerDir,
+    final_dir: &ContainerDir,
     record: &ContainerRecord,
     user: &super::user::ResolvedUser,
     options: &CreateOptions,
@@ -345,12 +354,8 @@ fn lay_out(
             fs::create_dir_all(&mount.source).map_err(io(&mount.source))?;
         }
     }
-    // The spec is written with the final directory path: build it for `dir`'s future name.
-    let final_dir = ContainerDir {
-        id: record.id.clone(),
-        path: dir.path.with_file_name(&record.id),
-    };
-    let spec = spec::build(record, &final_dir, user, &options.spec, init_layer)?;
+    // The spec is written with the final directory path.
+    let spec = spec::build(record, final_dir, user, &options.spec, init_layer)?;
     // Compact, as containerd writes it: a third of the pretty form's bytes.
     let bytes = serde_json::to_vec(&spec).expect("spec serialises");
     write_private(&dir.spec_path(), &bytes)?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use super::logs;
-use super::record::{ContainerRecord, State, Status};
+use super::record::{RecordSummary, State, Status};
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl FromStr for Filter {
 }
 
 impl Filter {
-    pub fn matches(&self, record: &ContainerRecord, state: &State) -> bool {
+    pub fn matches(&self, record: &RecordSummary, state: &State) -> bool {
         match self {
             Filter::Status(value) => state.status.as_str() == value,
             Filter::Name(value) => record.name.contains(value.trim_start_matches('/')),
@@ -106,7 +106,7 @@ impl PruneFilters {
         Ok(parsed)
     }
 
-    pub fn matches(&self, record: &ContainerRecord) -> bool {
+    pub fn matches(&self, record: &RecordSummary) -> bool {
         if let Some(until) = self.until {
             let created = Timestamp::parse_rfc3339(&record.created)
                 .map(|t| t.secs)

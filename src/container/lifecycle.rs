@@ -453,7 +453,12 @@ pub fn load_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
 /// exited) is what the state says, and is written into `state.json` here when the container
 /// is not locked by anyone: the first command after space returns records it.
 pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
-    let mut state = dir.state()?;
+    Ok(as_of_now(dir, dir.state()?))
+}
+
+/// [`current_state`] of a container whose recorded state has been read already.
+pub fn as_of_now(dir: &ContainerDir, recorded: State) -> State {
+    let mut state = recorded;
     if state.status.is_running() {
         let alive = state.pid > 0 && sys::process_start_time(state.pid) == Some(state.pid_start);
         if !alive && let Some(exited) = dir.pending_exit(&state) {
@@ -461,7 +466,7 @@ pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
                 // Still no room: it stays aside, and the next command tries again.
                 let _ = dir.record_pending_exit();
             }
-            return Ok(exited);
+            return exited;
         }
         if !alive {
             state.status = Status::Exited;
@@ -470,5 +475,5 @@ pub fn current_state(dir: &ContainerDir) -> Result<State, ContainerError> {
             }
         }
     }
-    Ok(state)
+    state
 }

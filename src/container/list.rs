@@ -5,15 +5,15 @@ use std::path::Path;
 use super::ContainerError;
 use super::filter::{Filter, PruneFilters};
 use super::in_use;
-use super::lifecycle::current_state;
+use super::lifecycle;
 use super::ops;
-use super::record::{ContainerRecord, State};
+use super::record::{RecordSummary, State};
 use super::store::{ContainerDir, ContainerStore};
 
-/// A container with its record and its state as of now.
+/// A container with what listing needs of its record, and its state as of now.
 pub struct Listed {
     pub dir: ContainerDir,
-    pub record: ContainerRecord,
+    pub record: RecordSummary,
     pub state: State,
 }
 
@@ -27,9 +27,30 @@ impl Listed {
 /// Every container whose record and state can be read, newest first. A container being
 /// created or removed at this moment has no readable pair and is not shown.
 pub fn list(store: &ContainerStore) -> Result<Vec<Listed>, ContainerError> {
+    list_where(store, |_| true)
+}
+
+/// [`list`] of the containers whose state `keep` accepts. The state is read first, and the
+/// record only of a container that is kept: `ps` reads no record of a stopped container.
+/// Two small files per container and nothing else: listing a store of a thousand
+/// containers must not cost a thousand of anything more (its spec, its network endpoint,
+/// a process of its own).
+fn list_where(
+    store: &ContainerStore,
+    keep: impl Fn(&State) -> bool,
+) -> Result<Vec<Listed>, ContainerError> {
+    let mut reader = store.reader()?;
     let mut listed = Vec::new();
-    for dir in store.list()? {
-        let (Ok(record), Ok(state)) = (dir.record(), current_state(&dir)) else {
+    for id in store.ids()? {
+        let Ok(recorded) = reader.state(&id) else {
+            continue;
+        };
+        let dir = store.dir_of(&id);
+        let state = lifecycle::as_of_now(&dir, recorded);
+        if !keep(&state) {
+            continue;
+        }
+        let Ok(record) = reader.summary(&id) else {
             continue;
         };
         listed.push(Listed { dir, record, state });
@@ -55,13 +76,12 @@ pub fn select(
     selection: &Selection,
 ) -> Result<Vec<Listed>, ContainerError> {
     let show_all = selection.all || selection.latest || selection.last.is_some();
-    let mut listed = list(store)?;
+    let mut listed = list_where(store, |state| show_all || state.status.is_running())?;
     listed.retain(|l| {
-        (show_all || l.state.status.is_running())
-            && selection
-                .filters
-                .iter()
-                .all(|f| f.matches(&l.record, &l.state))
+        selection
+            .filters
+            .iter()
+            .all(|f| f.matches(&l.record, &l.state))
     });
     if selection.latest {
         listed.truncate(1);
@@ -94,6 +114,9 @@ pub fn prune(
         reclaimed: 0,
         failed: Vec::new(),
     };
+    // Directories abandoned by creations that crashed before berth built new containers in
+    // the store's tmp/ (swept by every command): only an old store can have them.
+    store.sweep();
     for listed in list(store)? {
         if listed.state.status.is_running() || !filters.matches(&listed.record) {
             continue;

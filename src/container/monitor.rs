@@ -87,44 +87,68 @@ fn shed_memory(scratch: &mut [u8]) {
     let here = 0u8;
     // Everything deeper than this is unused; the margin covers the calls made from here.
     let stack_in_use = (std::ptr::addr_of!(here) as usize - 32 * 1024) & !(PAGE - 1);
-    let mut drop: Vec<(usize, usize)> = Vec::new();
-    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
-        // (range, droppable) of the mapping whose fields are being read.
-        let mut current: Option<(usize, usize, bool)> = None;
-        for line in smaps.lines() {
-            let mut fields = line.split_whitespace();
-            let Some(first) = fields.next() else {
-                continue;
-            };
-            if let Some((start, end)) = first.split_once('-')
-                && let (Ok(start), Ok(end)) = (
-                    usize::from_str_radix(start, 16),
-                    usize::from_str_radix(end, 16),
-                )
-            {
-                if let Some((s, e, true)) = current.take() {
-                    drop.push((s, e));
+    let mut drop: Vec<(usize, usize)> = Vec::with_capacity(64);
+    // (range, droppable) of the mapping whose fields are being read.
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut on_line = |line: &str| {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else {
+            return;
+        };
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            )
+        {
+            if let Some((s, e, true)) = current.take() {
+                drop.push((s, e));
+            }
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            current = if path == "[stack]" {
+                // Only the stack we are running on, below the frames in use.
+                if (start..end).contains(&stack_in_use) {
+                    drop.push((start, stack_in_use));
                 }
-                let perms = fields.next().unwrap_or("");
-                let path = fields.nth(3).unwrap_or("");
-                current = if path == "[stack]" {
-                    // Only the stack we are running on, below the frames in use.
-                    if (start..end).contains(&stack_in_use) {
-                        drop.push((start, stack_in_use));
-                    }
-                    None
-                } else {
-                    let file_read_only =
-                        path.starts_with('/') && perms.as_bytes().get(1) == Some(&b'-');
-                    Some((start, end, file_read_only))
-                };
-            } else if matches!(first, "Anonymous:" | "Swap:")
-                && fields.next() != Some("0")
-                && let Some(m) = current.as_mut()
-            {
-                // Private copies in memory or swapped out (relocated RELRO, say): dropping
-                // them would bring back the file's bytes.
-                m.2 = false;
+                None
+            } else {
+                let file_read_only =
+                    path.starts_with('/') && perms.as_bytes().get(1) == Some(&b'-');
+                Some((start, end, file_read_only))
+            };
+        } else if matches!(first, "Anonymous:" | "Swap:")
+            && fields.next() != Some("0")
+            && let Some(m) = current.as_mut()
+        {
+            // Private copies in memory or swapped out (relocated RELRO, say): dropping
+            // them would bring back the file's bytes.
+            m.2 = false;
+        }
+    };
+    // Read through the scratch buffer, a line at a time: the whole of smaps (tens of
+    // kilobytes) read onto the heap would leave its pages behind, freed but in use,
+    // in the middle of the heap where trimming does not reach.
+    if let Ok(mut smaps) = std::fs::File::open("/proc/self/smaps") {
+        let mut filled = 0;
+        loop {
+            let n = match smaps.read(&mut scratch[filled..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            filled += n;
+            let complete = scratch[..filled]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            for line in scratch[..complete].split(|&b| b == b'\n') {
+                on_line(std::str::from_utf8(line).unwrap_or(""));
+            }
+            scratch.copy_within(complete..filled, 0);
+            filled -= complete;
+            if filled == scratch.len() {
+                // A line longer than the buffer: not one smaps writes.
+                break;
             }
         }
         if let Some((s, e, true)) = current {

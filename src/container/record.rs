@@ -56,6 +56,31 @@ pub struct ContainerRecord {
     pub host_config: HostConfig,
 }
 
+/// The fields of `container.json` that listing reads (`ps`, its filters and columns,
+/// `container prune`). Parsing only these passes over the rest of a record (environment,
+/// mounts, layers, resource options) without building it: `ps -a` over a thousand
+/// containers parses a thousand records.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordSummary {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub image: String,
+    pub image_id: Digest,
+    pub path: String,
+    pub args: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub net: NetSummary,
+}
+
+/// Of a record's network options, what `ps` shows: the exposed ports.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NetSummary {
+    #[serde(default)]
+    pub exposed: Vec<String>,
+}
+
 /// The flags of `create`/`run` that shape the container's cgroup, devices and privileges,
 /// under Docker's HostConfig names (kept for `inspect`; the spec holds what is applied).
 /// Records from before it read as all unset.
@@ -145,4 +170,36 @@ pub struct State {
     /// memory cgroup's `oom_kill` counter, read by the monitor before the cgroup went).
     #[serde(default)]
     pub oom_killed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ps` reads records through [`RecordSummary`]: a field renamed in [`ContainerRecord`]
+    /// and not in the summary would make every container vanish from `ps`.
+    #[test]
+    fn a_summary_reads_a_record_as_berth_writes_it() {
+        let record: ContainerRecord = serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "name": "n", "created": "2026-12-07T23:00:00.000000001Z",
+            "image": "busybox", "image_id": format!("sha256:{}", "0".repeat(64)),
+            "path": "sh", "args": ["-c", "sleep 1"], "hostname": "h", "user": "",
+            "env": ["A=1"], "working_dir": "/", "tty": false, "open_stdin": false,
+            "auto_remove": false, "network_mode": "bridge", "stop_signal": null,
+            "labels": {"a": "1"}, "init": false, "mounts": [], "layers": ["/l"],
+            "net": {"exposed": ["80/tcp"]}
+        }))
+        .unwrap();
+        let written = serde_json::to_vec_pretty(&record).unwrap();
+        let summary: RecordSummary = serde_json::from_slice(&written).unwrap();
+        assert_eq!(summary.id, record.id);
+        assert_eq!(summary.name, record.name);
+        assert_eq!(summary.created, record.created);
+        assert_eq!(summary.image, record.image);
+        assert_eq!(summary.image_id, record.image_id);
+        assert_eq!(summary.path, record.path);
+        assert_eq!(summary.args, record.args);
+        assert_eq!(summary.labels, record.labels);
+        assert_eq!(summary.net.exposed, record.net.exposed);
+    }
 }

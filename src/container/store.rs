@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::ContainerError;
-use super::record::{ContainerRecord, State};
+use super::record::{ContainerRecord, RecordSummary, State};
 use crate::sys::{self, FileLock};
 
 pub const RUNTIME_DIR: &str = "/run/berth";
@@ -235,20 +235,40 @@ impl ContainerStore {
     /// Every container, in no particular order. Half-created directories (no record yet, left
     /// by a crash) are skipped.
     pub fn list(&self) -> Result<Vec<ContainerDir>, ContainerError> {
-        let mut out = Vec::new();
+        Ok(self
+            .ids()?
+            .into_iter()
+            .map(|id| self.dir_of(&id))
+            .filter(|dir| dir.record_path().exists())
+            .collect())
+    }
+
+    /// The names in the store's directory that are container IDs, without looking into
+    /// the directories (one of them may still lack its record, left by a crash).
+    pub fn ids(&self) -> Result<Vec<String>, ContainerError> {
         let entries = fs::read_dir(&self.dir).map_err(|source| ContainerError::Io {
             path: self.dir.clone(),
             source,
         })?;
-        for entry in entries.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if name.len() == 64 && entry.path().join("container.json").exists() {
-                out.push(self.dir_of(&name));
-            }
-        }
-        Ok(out)
+        Ok(entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| name.len() == 64 && !name.starts_with('.'))
+            .collect())
+    }
+
+    /// A reader of many containers' records and states, through one descriptor of the
+    /// store's directory (see [`StoreReader`]).
+    pub fn reader(&self) -> Result<StoreReader, ContainerError> {
+        let dir = sys::Dir::open(&self.dir).map_err(|source| ContainerError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(StoreReader {
+            dir,
+            path: self.dir.clone(),
+            buf: Vec::new(),
+        })
     }
 
     /// Finds a container by full ID, name (with or without the leading `/`), or unique ID prefix.
@@ -267,8 +287,15 @@ impl ContainerStore {
         if let Some(id) = self.name_owner(input.trim_start_matches('/'))? {
             return Ok(self.dir_of(&id));
         }
-        let all = self.list()?;
-        let mut prefixed = all.iter().filter(|d| d.id.starts_with(input));
+        // A prefix: only the directories it names are looked into.
+        let all: Vec<ContainerDir> = self
+            .ids()?
+            .into_iter()
+            .filter(|id| id.starts_with(input))
+            .map(|id| self.dir_of(&id))
+            .filter(|dir| dir.record_path().exists())
+            .collect();
+        let mut prefixed = all.iter();
         match (prefixed.next(), prefixed.next()) {
             (Some(dir), None) => Ok(dir.clone()),
             (Some(_), Some(_)) => Err(ContainerError::Ambiguous(input.to_string())),
@@ -366,9 +393,54 @@ impl ContainerStore {
         placed.map(|()| names)
     }
 
-    /// Sweeps directories abandoned by crashed removals or creations.
+    /// Sweeps directories abandoned in the store's directory by creations that crashed
+    /// (before new containers were built in the store's tmp/) and by a crashed build of the
+    /// name index. Reads the whole directory: `container prune` does it, not every command.
     pub fn sweep(&self) {
         sys::sweep_temps(&self.dir);
+    }
+}
+
+/// Reads the records and states of many containers, as `ps` and `container prune` do:
+/// each file is opened relative to the store's directory, read into one reused buffer, and
+/// the record parsed only as far as listing needs ([`RecordSummary`]).
+pub struct StoreReader {
+    dir: sys::Dir,
+    path: PathBuf,
+    buf: Vec<u8>,
+}
+
+impl StoreReader {
+    /// The recorded state of container `id` (see [`ContainerDir::state`]).
+    pub fn state(&mut self, id: &str) -> Result<State, ContainerError> {
+        let name = Path::new(id).join("state.json");
+        match self.dir.read(&name, &mut self.buf) {
+            Ok(bytes) => serde_json::from_slice(bytes).map_err(|source| ContainerError::Corrupt {
+                path: self.path.join(&name),
+                source,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
+            Err(source) => Err(ContainerError::Io {
+                path: self.path.join(&name),
+                source,
+            }),
+        }
+    }
+
+    /// What listing needs of container `id`'s record.
+    pub fn summary(&mut self, id: &str) -> Result<RecordSummary, ContainerError> {
+        let name = Path::new(id).join("container.json");
+        let bytes = self
+            .dir
+            .read(&name, &mut self.buf)
+            .map_err(|source| ContainerError::Io {
+                path: self.path.join(&name),
+                source,
+            })?;
+        serde_json::from_slice(bytes).map_err(|source| ContainerError::Corrupt {
+            path: self.path.join(&name),
+            source,
+        })
     }
 }
 

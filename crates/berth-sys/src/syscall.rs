@@ -66,6 +66,24 @@ pub fn openat2(
     })
 }
 
+/// openat(2), always O_CLOEXEC and without a mode: nothing opened this way is created.
+/// musl's `open` follows every O_CLOEXEC open with an fcntl (for kernels before 2.6.23);
+/// this is the one system call.
+#[inline]
+pub fn openat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is NUL-terminated; the kernel only reads it.
+    new_fd(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dirfd,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0,
+        )
+    })
+    .map_err(io::Error::from_raw_os_error)
+}
+
 /// open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at `path`.
 #[inline]
 pub fn open_tree(dirfd: RawFd, path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
