@@ -81,6 +81,39 @@ fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
     Some(pieces)
 }
 
+/// A gtmpl template of `text`, with Docker's functions.
+fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
+    let mut template = Template::default();
+    template.add_funcs(&[
+        ("json", json as gtmpl::Func),
+        ("join", join as gtmpl::Func),
+        ("split", split as gtmpl::Func),
+        ("lower", lower as gtmpl::Func),
+        ("upper", upper as gtmpl::Func),
+        ("title", title as gtmpl::Func),
+        ("pad", pad as gtmpl::Func),
+        ("truncate", truncate as gtmpl::Func),
+    ]);
+    // gtmpl's lexer panics on some non-ASCII text inside an action (it steps back one byte,
+    // not one character: `{{defd \u{791}n`, found by the `template` fuzz target): that is a
+    // template it cannot parse, reported as such, without the panic's message.
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        template.parse(text).map_err(|e| e.to_string())
+    }));
+    std::panic::set_hook(quiet);
+    match parsed {
+        Ok(result) => result.map_err(|e| TemplateError::Parse(clean_error(&e)))?,
+        Err(_) => {
+            return Err(TemplateError::Parse(
+                "the template's non-ASCII text could not be read".into(),
+            ));
+        }
+    }
+    Ok(template)
+}
+
 impl Format {
     pub fn parse(format: &str) -> Result<Format, TemplateError> {
         let (table, body) = match format.strip_prefix("table") {
@@ -91,35 +124,15 @@ impl Format {
             .trim_matches(' ')
             .replace("\\t", "\t")
             .replace("\\n", "\n");
-        let mut template = Template::default();
-        template.add_funcs(&[
-            ("json", json as gtmpl::Func),
-            ("join", join as gtmpl::Func),
-            ("split", split as gtmpl::Func),
-            ("lower", lower as gtmpl::Func),
-            ("upper", upper as gtmpl::Func),
-            ("title", title as gtmpl::Func),
-            ("pad", pad as gtmpl::Func),
-            ("truncate", truncate as gtmpl::Func),
-        ]);
         let simple = simple_pieces(&body);
-        // gtmpl's lexer panics on some non-ASCII text inside an action (it steps back one
-        // byte, not one character: `{{defd \u{791}n`, found by the `template` fuzz target):
-        // that is a template it cannot parse, reported as such, without the panic's message.
-        let quiet = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            template.parse(body).map_err(|e| e.to_string())
-        }));
-        std::panic::set_hook(quiet);
-        match parsed {
-            Ok(result) => result.map_err(|e| TemplateError::Parse(clean_error(&e)))?,
-            Err(_) => {
-                return Err(TemplateError::Parse(
-                    "the template's non-ASCII text could not be read".into(),
-                ));
-            }
-        }
+        // gtmpl's lexer steps back one byte after reading past the end of the text, so a
+        // template that ends inside an action reads its last character again, for ever: `{{1`
+        // or `{{ .ID\t` hung berth (found by the `template` fuzz target). A `\r` after the
+        // text ends every action with gtmpl's "unclosed action" (Go's message for these), so
+        // the template is parsed that way first and, only if that succeeds (the text ends
+        // outside any action, where gtmpl stops at the end), as it is.
+        parse_gtmpl(format!("{body}\r"))?;
+        let template = parse_gtmpl(body)?;
         Ok(Format {
             template,
             table,
@@ -555,6 +568,32 @@ mod tests {
     fn a_template_gtmpl_cannot_lex_is_an_error() {
         let input = std::str::from_utf8(b"{{split .}}I{{defd \xde\x91n").unwrap();
         assert!(matches!(Format::parse(input), Err(TemplateError::Parse(_))));
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's lexer never finished on a template that
+    /// ends inside an action (it read the last character again and again), and `--format`
+    /// hung. Each is parsed on a thread so that the test fails, not hangs, if one does again.
+    #[test]
+    fn a_template_that_ends_inside_an_action_is_an_error() {
+        for input in [
+            "{{1", "{{ .ID\t", "x{{ \t", "{{.ID}} {{-3", "{{ \"a\" ", "{{.ID",
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Format::parse(input).map(|_| ()).map_err(|e| e.to_string()));
+            });
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("parsing {input:?} did not finish"));
+            assert_eq!(
+                result,
+                Err("template parsing error: template: :1: unclosed action".to_string()),
+                "{input:?}"
+            );
+        }
+        // The text after the last action is still the template's, as is a `\r` in it.
+        let f = Format::parse("{{.ID}}\r ").unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), "a\r");
     }
 
     /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.
