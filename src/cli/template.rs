@@ -81,6 +81,120 @@ fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
     Some(pieces)
 }
 
+/// The line (from 1) of the first string constant in `body`'s actions that gtmpl would never
+/// finish reading: its unquoting takes a `\u` with fewer than four characters after it in the
+/// string (or `\x` with fewer than two) as an escape of no length and reads it again, for ever
+/// (`{{printf "\u}f "}}`, found by the `template` fuzz target). Go refuses these strings
+/// ("invalid syntax"), except in raw strings, which Go does not unquote but gtmpl does: those
+/// are refused too (Docker would print `` `\x` `` as it is), as the only way not to hang.
+/// The actions are split as gtmpl's lexer splits them (its quirks included: a `\` keeps a
+/// quoted string's next `"` from ending it even after `\\`); where that lexer stops at an
+/// error, the scan may go on and find a string it never would, which only turns one error
+/// into another.
+fn endless_string(body: &str) -> Option<usize> {
+    let b = body.as_bytes();
+    let line = |i: usize| 1 + b[..i].iter().filter(|&&c| c == b'\n').count();
+    let at = |i: usize, s: &str| b[i..].starts_with(s.as_bytes());
+    let mut i = 0;
+    loop {
+        // Text, up to an action.
+        i += body[i..].find("{{")? + 2;
+        let after_trim = if at(i, "- ") { i + 2 } else { i };
+        if at(after_trim, "/*") {
+            i = after_trim + 2 + body[after_trim + 2..].find("*/")? + 2;
+            i += if at(i, " -}}") {
+                4
+            } else if at(i, "}}") {
+                2
+            } else {
+                return None;
+            };
+            continue;
+        }
+        i = after_trim;
+        // Inside the action, up to its `}}`.
+        let mut depth = 0usize;
+        loop {
+            if at(i, "}}") || at(i, " -}}") {
+                if depth > 0 {
+                    return None;
+                }
+                i += if at(i, "}}") { 2 } else { 4 };
+                break;
+            }
+            match b.get(i)? {
+                b'\r' | b'\n' => return None,
+                b'(' => depth += 1,
+                b')' => depth = depth.checked_sub(1)?,
+                quote @ (b'"' | b'`' | b'\'') => {
+                    let start = i;
+                    let mut escaped = false;
+                    loop {
+                        i += 1;
+                        match (*quote, *b.get(i)?) {
+                            (b'`', b'`') => break,
+                            (b'`', _) => {}
+                            (_, b'\n') => return None,
+                            (_, b'\\') => {
+                                escaped = true;
+                                continue;
+                            }
+                            (q, c) if c == q && !escaped => break,
+                            _ => {}
+                        }
+                        escaped = false;
+                    }
+                    // gtmpl unquotes char constants another way, which always ends.
+                    if *quote != b'\'' && unquote_never_ends(&body[start + 1..i]) {
+                        return Some(line(start));
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Whether gtmpl's `unquote_str` loops on a string constant's inside `raw`: its steps, with
+/// `false` where they stop (an error or a panic, which `parse_gtmpl` reports).
+fn unquote_never_ends(raw: &str) -> bool {
+    // `\x` and `\u` take as many 4- and 6-byte groups as fit, each `\x`/`\u` and hex digits
+    // (as `from_str_radix` reads them, a sign included) after the first.
+    fn groups(s: &str, group: usize, hex: fn(&str) -> bool) -> Option<usize> {
+        let mut n = 0;
+        while s.len() - n >= group {
+            if !s.get(n + 2..n + group).is_some_and(hex) {
+                return None;
+            }
+            n += group;
+        }
+        Some(n)
+    }
+    let mut i = 0;
+    while i < raw.len() {
+        let s = &raw[i..];
+        let step = if s.starts_with('\\') {
+            let step = match s.get(..2) {
+                Some(r"\x") => groups(s, 4, |h| u8::from_str_radix(h, 16).is_ok()),
+                Some(r"\u") => groups(s, 6, |h| u16::from_str_radix(h, 16).is_ok()),
+                Some(r"\U") if s.len() == 10 => Some(10),
+                Some(r"\b" | r"\f" | r"\n" | r"\r" | r"\t" | r"\'" | r#"\""# | r"\\") => Some(2),
+                _ => None,
+            };
+            match step {
+                Some(0) => return true,
+                Some(n) => n,
+                None => return false,
+            }
+        } else {
+            s.chars().next().map_or(1, char::len_utf8)
+        };
+        i += step;
+    }
+    false
+}
+
 /// A gtmpl template of `text`, with Docker's functions.
 fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
     let mut template = Template::default();
@@ -97,6 +211,7 @@ fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
     // gtmpl's lexer panics on some non-ASCII text inside an action (it steps back one byte,
     // not one character: `{{defd \u{791}n`, found by the `template` fuzz target): that is a
     // template it cannot parse, reported as such, without the panic's message.
+    let one_line = !text.contains('\n');
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -104,7 +219,9 @@ fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
     }));
     std::panic::set_hook(quiet);
     match parsed {
-        Ok(result) => result.map_err(|e| TemplateError::Parse(clean_error(&e)))?,
+        Ok(result) => {
+            result.map_err(|e| TemplateError::Parse(clean_error(&go_parse_error(&e, one_line))))?
+        }
         Err(_) => {
             return Err(TemplateError::Parse(
                 "the template's non-ASCII text could not be read".into(),
@@ -112,6 +229,35 @@ fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
         }
     }
     Ok(template)
+}
+
+/// gtmpl's `template: :LINE:message` as Go words it, `template: :LINE: message`. gtmpl counts
+/// a line for every piece of text and every delimiter, so its line is right only by chance:
+/// a template of one line (nearly every `--format`) is given Go's 1.
+fn go_parse_error(message: &str, one_line: bool) -> String {
+    let Some((line, rest)) = message
+        .strip_prefix("template: :")
+        .and_then(|m| m.split_once(':'))
+        .filter(|(line, _)| line.parse::<usize>().is_ok())
+    else {
+        return message.to_string();
+    };
+    let line = if one_line { "1" } else { line };
+    // Where the parser meets the lexer's error, gtmpl says `unexpected unclosed action in
+    // command`; Go says the lexer's words alone.
+    let rest = rest.trim_start();
+    let rest = match rest
+        .strip_prefix("unexpected ")
+        .and_then(|r| r.rsplit_once(" in "))
+    {
+        Some((lexer, _))
+            if lexer.starts_with("unclosed ") || lexer.starts_with("unterminated ") =>
+        {
+            lexer
+        }
+        _ => rest,
+    };
+    format!("template: :{line}: {rest}")
 }
 
 impl Format {
@@ -131,6 +277,11 @@ impl Format {
         // text ends every action with gtmpl's "unclosed action" (Go's message for these), so
         // the template is parsed that way first and, only if that succeeds (the text ends
         // outside any action, where gtmpl stops at the end), as it is.
+        if let Some(line) = endless_string(&body) {
+            return Err(TemplateError::Parse(format!(
+                "template: :{line}: invalid syntax"
+            )));
+        }
         parse_gtmpl(format!("{body}\r"))?;
         let template = parse_gtmpl(body)?;
         Ok(Format {
@@ -576,7 +727,12 @@ mod tests {
     #[test]
     fn a_template_that_ends_inside_an_action_is_an_error() {
         for input in [
-            "{{1", "{{ .ID\t", "x{{ \t", "{{.ID}} {{-3", "{{ \"a\" ", "{{.ID",
+            "{{1",
+            "{{ .ID\t",
+            "x{{ \t",
+            "{{.ID}} {{-3",
+            "{{ \"a\" ",
+            "{{.ID",
         ] {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
@@ -594,6 +750,36 @@ mod tests {
         // The text after the last action is still the template's, as is a `\r` in it.
         let f = Format::parse("{{.ID}}\r ").unwrap();
         assert_eq!(f.render_one(&row("a", "b")).unwrap(), "a\r");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's unquoting of a string constant never
+    /// finished on a `\u` or `\x` near the string's end. Parsed on a thread, as above.
+    #[test]
+    fn a_string_gtmpl_cannot_unquote_is_an_error() {
+        for (input, line) in [
+            ("{{printf \"\\u}f \" .ID}}", 1),
+            ("a\n{{ `\\x` }}", 2),
+            ("{{\"\\x+1\\x\"}}", 1),
+            ("{{\"ok\"}}{{/* \"\\u\" */}}{{ \"\\u12\" }}", 1),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Format::parse(input).map(|_| ()).map_err(|e| e.to_string()));
+            });
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("parsing {input:?} did not finish"));
+            assert_eq!(
+                result,
+                Err(format!(
+                    "template parsing error: template: :{line}: invalid syntax"
+                )),
+                "{input:?}"
+            );
+        }
+        // Escapes gtmpl reads, and strings that only look like those.
+        let f = Format::parse(r#"{{"\x41\\u" | lower}} \u {{`a"b`}}"#).unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), r#"a\u \u a"b"#);
     }
 
     /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.

@@ -3,7 +3,7 @@
 //! the network mode and network flags checked. Every failure names the flag value or file at
 //! fault; the CLI words it as Docker does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 
@@ -549,12 +549,14 @@ fn cpu_io_flags(
                     let Some(value) = value else {
                         continue;
                     };
-                    let asked = parse_uint_list(value).ok_or_else(|| {
-                        FlagError::Daemon(format!(
-                            "Invalid value {value} for cpuset {what}: invalid format: {value}"
-                        ))
+                    let have = parse_uint_list(available, None).unwrap_or_default();
+                    // Docker's daemon takes no number over 8192 (Linux's usual most CPUs) or
+                    // the host's highest: a range up to 4 billion, expanded, hung berth (found
+                    // by the `flags` fuzz target).
+                    let most = have.last().copied().unwrap_or(0).max(8192);
+                    let asked = parse_uint_list(value, Some(most)).map_err(|e| {
+                        FlagError::Daemon(format!("Invalid value {value} for cpuset {what}: {e}"))
                     })?;
-                    let have = parse_uint_list(available).unwrap_or_default();
                     if !asked.iter().all(|n| have.contains(n)) {
                         return Err(FlagError::Daemon(format!(
                             "Requested {unavailable} are not available - requested {value}, available: {available}"
@@ -663,25 +665,34 @@ fn go_parse_u16(v: &str) -> Result<u16, String> {
         .map_err(|_| format!("strconv.ParseUint: parsing {v:?}: value out of range"))
 }
 
-/// A cpuset list (`0-2,5`) as Docker parses it; `None` for a malformed one.
-fn parse_uint_list(v: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
+/// A cpuset list (`0-2,5`) as Docker parses it (`parsers.ParseUintListMaximum`), with its
+/// error text; a number over `most` is refused before a range is expanded.
+fn parse_uint_list(v: &str, most: Option<u32>) -> Result<BTreeSet<u32>, String> {
+    let mut out = BTreeSet::new();
     if v.is_empty() {
-        return Some(out);
+        return Ok(out);
     }
+    let invalid = || format!("invalid format: {v}");
+    let check = |n: u32| match most {
+        Some(most) if n > most => Err(format!("value of out range, maximum is {most}")),
+        _ => Ok(n),
+    };
     for part in v.split(',') {
         match part.split_once('-') {
-            None => out.push(part.parse().ok()?),
+            None => {
+                out.insert(check(part.parse().map_err(|_| invalid())?)?);
+            }
             Some((lo, hi)) => {
-                let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
+                let lo: u32 = lo.parse().map_err(|_| invalid())?;
+                let hi: u32 = hi.parse().map_err(|_| invalid())?;
                 if hi < lo {
-                    return None;
+                    return Err(invalid());
                 }
-                out.extend(lo..=hi);
+                out.extend(lo..=check(hi)?);
             }
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 /// `-p`, `-P`, `--expose`, `--add-host`, `--dns*` → the record's network options.
@@ -1007,6 +1018,14 @@ mod tests {
                 ..flags()
             }),
             "Error response from daemon: Invalid value abc for cpuset cpus: invalid format: abc"
+        );
+        // Found by the `flags` fuzz target: this range was expanded, 900 million numbers.
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("0-907690760".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value 0-907690760 for cpuset cpus: value of out range, maximum is 8192"
         );
         assert_eq!(
             err(Flags {
