@@ -195,6 +195,16 @@ fn unquote_never_ends(raw: &str) -> bool {
     false
 }
 
+/// `f`'s result, or `None` if it panicked, without the panic's message (gtmpl panics on
+/// some input, in its lexer's thread and in the caller's).
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(quiet);
+    result.ok()
+}
+
 /// A gtmpl template of `text`, with Docker's functions.
 fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
     let mut template = Template::default();
@@ -212,17 +222,11 @@ fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
     // not one character: `{{defd \u{791}n`, found by the `template` fuzz target): that is a
     // template it cannot parse, reported as such, without the panic's message.
     let one_line = !text.contains('\n');
-    let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        template.parse(text).map_err(|e| e.to_string())
-    }));
-    std::panic::set_hook(quiet);
-    match parsed {
-        Ok(result) => {
+    match quietly(|| template.parse(text).map_err(|e| e.to_string())) {
+        Some(result) => {
             result.map_err(|e| TemplateError::Parse(clean_error(&go_parse_error(&e, one_line))))?
         }
-        Err(_) => {
+        None => {
             return Err(TemplateError::Parse(
                 "the template's non-ASCII text could not be read".into(),
             ));
@@ -395,8 +399,15 @@ impl Format {
 
     /// Renders one value (no newline added).
     pub fn render_one(&self, value: &Value) -> Result<String, TemplateError> {
-        self.template
-            .render(&Context::from(value.clone()))
+        // gtmpl's printf panics on a width or precision over 65535, which Rust's formatting
+        // takes no more of (`{{printf "%99999d" 1}}`, found by the `template` fuzz target;
+        // Go's fmt prints `%!(BADWIDTH)` over a million): an error, as what it cannot print.
+        quietly(|| self.template.render(&Context::from(value.clone())))
+            .ok_or_else(|| {
+                TemplateError::Execute(
+                    "template: :1: a width or precision too large to print (over 65535)".into(),
+                )
+            })?
             .map_err(|e| TemplateError::Execute(clean_error(&e.to_string())))
     }
 
@@ -780,6 +791,22 @@ mod tests {
         // Escapes gtmpl reads, and strings that only look like those.
         let f = Format::parse(r#"{{"\x41\\u" | lower}} \u {{`a"b`}}"#).unwrap();
         assert_eq!(f.render_one(&row("a", "b")).unwrap(), r#"a\u \u a"b"#);
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's printf panicked on a width over 65535.
+    #[test]
+    fn a_printf_width_too_large_to_print_is_an_error() {
+        for format in [
+            "{{printf \"%99999d\" 1}}",
+            "{{printf \"%.99999f\" 1.5}}",
+            "{{printf \"%*d\" 99999 1}}",
+        ] {
+            let f = Format::parse(format).unwrap();
+            let err = f.render_one(&row("a", "b")).unwrap_err().to_string();
+            assert!(err.contains("too large"), "{format}: {err}");
+        }
+        let f = Format::parse("{{printf \"%5d|%.2f\" 42 1.5}}").unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), "   42|1.50");
     }
 
     /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.
