@@ -81,8 +81,12 @@ fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
     Some(pieces)
 }
 
-/// The line (from 1) of the first string constant in `body`'s actions that gtmpl would never
-/// finish reading: its unquoting takes a `\u` with fewer than four characters after it in the
+/// How deep gtmpl may nest parentheses (Go allows 10000; gtmpl's recursion overflowed an
+/// 8 MB stack at 4000 in a release build; frames are bigger in a debug one).
+const MAX_DEPTH: usize = 200;
+
+/// The line (from 1) and Go's message for the first thing in `body`'s actions that gtmpl cannot
+/// take: a string constant it would never finish reading, its unquoting takes a `\u` with fewer than four characters after it in the
 /// string (or `\x` with fewer than two) as an escape of no length and reads it again, for ever
 /// (`{{printf "\u}f "}}`, found by the `template` fuzz target). Go refuses these strings
 /// ("invalid syntax"), except in raw strings, which Go does not unquote but gtmpl does: those
@@ -91,7 +95,11 @@ fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
 /// quoted string's next `"` from ending it even after `\\`); where that lexer stops at an
 /// error, the scan may go on and find a string it never would, which only turns one error
 /// into another.
-fn endless_string(body: &str) -> Option<usize> {
+///
+/// Parentheses nested deeper than [`MAX_DEPTH`] are refused too (with Go's words for its own,
+/// deeper, limit): gtmpl's parser recurses for each, and 4000 overflowed the stack (found by
+/// the `template` fuzz target).
+fn refused(body: &str) -> Option<(usize, &'static str)> {
     let b = body.as_bytes();
     let line = |i: usize| 1 + b[..i].iter().filter(|&&c| c == b'\n').count();
     let at = |i: usize, s: &str| b[i..].starts_with(s.as_bytes());
@@ -124,7 +132,12 @@ fn endless_string(body: &str) -> Option<usize> {
             }
             match b.get(i)? {
                 b'\r' | b'\n' => return None,
-                b'(' => depth += 1,
+                b'(' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some((line(i), "max expression depth exceeded"));
+                    }
+                }
                 b')' => depth = depth.checked_sub(1)?,
                 quote @ (b'"' | b'`' | b'\'') => {
                     let start = i;
@@ -146,7 +159,7 @@ fn endless_string(body: &str) -> Option<usize> {
                     }
                     // gtmpl unquotes char constants another way, which always ends.
                     if *quote != b'\'' && unquote_never_ends(&body[start + 1..i]) {
-                        return Some(line(start));
+                        return Some((line(start), "invalid syntax"));
                     }
                 }
                 _ => {}
@@ -281,9 +294,9 @@ impl Format {
         // text ends every action with gtmpl's "unclosed action" (Go's message for these), so
         // the template is parsed that way first and, only if that succeeds (the text ends
         // outside any action, where gtmpl stops at the end), as it is.
-        if let Some(line) = endless_string(&body) {
+        if let Some((line, message)) = refused(&body) {
             return Err(TemplateError::Parse(format!(
-                "template: :{line}: invalid syntax"
+                "template: :{line}: {message}"
             )));
         }
         parse_gtmpl(format!("{body}\r"))?;
@@ -807,6 +820,32 @@ mod tests {
         }
         let f = Format::parse("{{printf \"%5d|%.2f\" 42 1.5}}").unwrap();
         assert_eq!(f.render_one(&row("a", "b")).unwrap(), "   42|1.50");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's parser overflowed the stack on 4000
+    /// nested parentheses.
+    #[test]
+    fn parentheses_nested_too_deep_are_an_error() {
+        let nested = |n: usize| format!("{{{{{}1{}}}}}", "(".repeat(n), ")".repeat(n));
+        let err = Format::parse(&nested(4000)).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "template parsing error: template: :1: max expression depth exceeded"
+        );
+        assert!(Format::parse(&nested(201)).is_err());
+        // The deepest taken, on a stack as big as a main thread's (a test's is 2 MB, which a
+        // debug build's recursion overflows).
+        let rendered = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || {
+                Format::parse(&nested(200))
+                    .unwrap()
+                    .render_one(&row("a", "b"))
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(rendered.unwrap(), "1");
     }
 
     /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.
