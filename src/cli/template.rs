@@ -415,13 +415,17 @@ impl Format {
         // gtmpl's printf panics on a width or precision over 65535, which Rust's formatting
         // takes no more of (`{{printf "%99999d" 1}}`, found by the `template` fuzz target;
         // Go's fmt prints `%!(BADWIDTH)` over a million): an error, as what it cannot print.
-        quietly(|| self.template.render(&Context::from(value.clone())))
-            .ok_or_else(|| {
-                TemplateError::Execute(
-                    "template: :1: a width or precision too large to print (over 65535)".into(),
-                )
-            })?
-            .map_err(|e| TemplateError::Execute(clean_error(&e.to_string())))
+        quietly(|| {
+            self.template
+                .render(&Context::from(value.clone()))
+                .map_err(|e| e.to_string())
+        })
+        .ok_or_else(|| {
+            TemplateError::Execute(
+                "template: :1: a width or precision too large to print (over 65535)".into(),
+            )
+        })?
+        .map_err(|e| TemplateError::Execute(clean_error(&e)))
     }
 
     /// Renders every row followed by a newline; for a table, a header row first (each field's
