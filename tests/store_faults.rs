@@ -471,3 +471,70 @@ fn a_root_that_is_a_file_is_named_in_one_line() {
         );
     }
 }
+
+/// `commit` racing `rm` of the same container (issue 22 review): the container's files go
+/// while the commit walks them, and the commit said so with a path of the store; Docker says
+/// the container is gone.
+#[test]
+fn a_commit_whose_container_is_removed_meanwhile_says_no_such_container() {
+    let lab = Lab::new("commit-rm");
+    // Enough files that the commit's walk takes a while (a tar header each).
+    lab.ok(&[
+        "run",
+        "--name",
+        "many",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "mkdir /d && cd /d && seq 100000 | xargs touch",
+    ]);
+    let commit = lab
+        .berth(&["commit", "many", "many:1"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = commit.id();
+    let tmp = lab.path.join("tmp");
+    let midway = wait_until(Duration::from_secs(120), || {
+        temps_of(&tmp, pid).iter().any(|t| {
+            std::fs::metadata(tmp.join(t).join("layer.tar")).is_ok_and(|m| m.len() > 1 << 20)
+        })
+    });
+    assert!(midway, "the commit's walk was not caught half-way");
+    lab.ok(&["rm", "many"]);
+    let out = commit.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "Error response from daemon: No such container: many\n"
+    );
+    assert!(!lab.ok(&["images"]).contains("many"));
+}
+
+/// `rmi` and `image prune` with a container record they cannot read (issue 22 review): the
+/// image it uses was deleted, as if no container used it; now nothing is.
+#[test]
+fn rmi_and_image_prune_refuse_when_a_container_cannot_be_read() {
+    let lab = Lab::new("rmi-unreadable");
+    let id = lab.ok(&["create", BUSYBOX, "true"]).trim().to_string();
+    let record = lab.path.join("containers").join(&id).join("container.json");
+    let good = std::fs::read(&record).unwrap();
+    std::fs::write(&record, "{").unwrap();
+    let err = lab.fails(&["rmi", BUSYBOX], 1);
+    let prune = lab.run(&["image", "prune", "-a", "-f"]);
+    std::fs::write(&record, good).unwrap();
+    assert!(
+        err.starts_with("Error response from daemon: container file ") && err.contains("corrupt"),
+        "{err}"
+    );
+    assert!(!prune.status.success(), "{}", describe(&prune));
+    assert!(
+        text(&prune.stderr).contains("corrupt"),
+        "{}",
+        describe(&prune)
+    );
+    assert!(lab.ok(&["images", "-q"]).trim().len() == 12);
+    lab.ok(&["rm", &id]);
+}

@@ -1,6 +1,7 @@
 //! `run`/`create` flag values: `-p`, `--expose`, `-v`, `--ulimit`, `-m`, `--memory-swap`,
 //! `--cpus`, `--tmpfs`, `--add-host`, `--dns`, `--log-opt`, `--user` (its syntax; the
-//! lookup is the `passwd` target), `--detach-keys`, signals. Each input line is one flag:
+//! lookup is the `passwd` target), `--detach-keys`, signals, `--cpu-shares`, `--cpuset-cpus`,
+//! `--cpuset-mems`, `--blkio-weight`, `--device`, `--cgroupns`. Each input line is one flag:
 //! its first character picks the flag, the rest is the value.
 #![no_main]
 
@@ -50,6 +51,12 @@ fuzz_target!(|data: &[u8]| {
         label: vec![],
         log_driver: None,
         log_opt: vec![],
+        cpu_shares: None,
+        cpuset_cpus: None,
+        cpuset_mems: None,
+        blkio_weight: None,
+        device: vec![],
+        cgroupns: None,
         args: vec!["busybox".into()],
     };
     for line in s.lines() {
@@ -80,6 +87,12 @@ fuzz_target!(|data: &[u8]| {
                 let _ = berth::container::ops::parse_signal(&v);
             }
             'P' => f.pids_limit = v.parse().ok(),
+            'C' => f.cpu_shares = Some(v),
+            'X' => f.cpuset_cpus = Some(v),
+            'M' => f.cpuset_mems = Some(v),
+            'b' => f.blkio_weight = Some(v),
+            'D' => f.device.push(v),
+            'g' => f.cgroupns = Some(v),
             _ => f.label.push(v),
         }
     }

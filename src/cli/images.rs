@@ -219,7 +219,7 @@ impl Verb for RmiArgs {
         let mut fatal = false;
         for image in &self.images {
             match remove::remove(&store, image, self.force, !self.no_prune, || {
-                in_use::container_usage(store.root(), false).users
+                in_use::image_users(store.root()).map_err(|e| e.to_string())
             }) {
                 Ok(records) => {
                     let mut out = String::new();
@@ -282,7 +282,7 @@ impl Verb for PruneArgs {
         }
         let store = context.images()?;
         let report = remove::prune(&store, self.all, &filters, || {
-            in_use::container_usage(store.root(), false).users
+            in_use::image_users(store.root()).map_err(|e| e.to_string())
         })
         .map_err(Failure::daemon)?;
         let mut out = String::new();

@@ -81,6 +81,202 @@ fn simple_pieces(body: &str) -> Option<Vec<Piece>> {
     Some(pieces)
 }
 
+/// How deep gtmpl may nest parentheses (Go allows 10000; gtmpl's recursion overflowed an
+/// 8 MB stack at 4000 in a release build; frames are bigger in a debug one).
+const MAX_DEPTH: usize = 200;
+
+/// The line (from 1) and Go's message for the first thing in `body`'s actions that gtmpl cannot
+/// take: a string constant it would never finish reading, its unquoting takes a `\u` with fewer than four characters after it in the
+/// string (or `\x` with fewer than two) as an escape of no length and reads it again, for ever
+/// (`{{printf "\u}f "}}`, found by the `template` fuzz target). Go refuses these strings
+/// ("invalid syntax"), except in raw strings, which Go does not unquote but gtmpl does: those
+/// are refused too (Docker would print `` `\x` `` as it is), as the only way not to hang.
+/// The actions are split as gtmpl's lexer splits them (its quirks included: a `\` keeps a
+/// quoted string's next `"` from ending it even after `\\`); where that lexer stops at an
+/// error, the scan may go on and find a string it never would, which only turns one error
+/// into another.
+///
+/// Parentheses nested deeper than [`MAX_DEPTH`] are refused too (with Go's words for its own,
+/// deeper, limit): gtmpl's parser recurses for each, and 4000 overflowed the stack (found by
+/// the `template` fuzz target).
+fn refused(body: &str) -> Option<(usize, &'static str)> {
+    let b = body.as_bytes();
+    let line = |i: usize| 1 + b[..i].iter().filter(|&&c| c == b'\n').count();
+    let at = |i: usize, s: &str| b[i..].starts_with(s.as_bytes());
+    let mut i = 0;
+    loop {
+        // Text, up to an action.
+        i += body[i..].find("{{")? + 2;
+        let after_trim = if at(i, "- ") { i + 2 } else { i };
+        if at(after_trim, "/*") {
+            i = after_trim + 2 + body[after_trim + 2..].find("*/")? + 2;
+            i += if at(i, " -}}") {
+                4
+            } else if at(i, "}}") {
+                2
+            } else {
+                return None;
+            };
+            continue;
+        }
+        i = after_trim;
+        // Inside the action, up to its `}}`.
+        let mut depth = 0usize;
+        loop {
+            if at(i, "}}") || at(i, " -}}") {
+                if depth > 0 {
+                    return None;
+                }
+                i += if at(i, "}}") { 2 } else { 4 };
+                break;
+            }
+            match b.get(i)? {
+                b'\r' | b'\n' => return None,
+                b'(' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some((line(i), "max expression depth exceeded"));
+                    }
+                }
+                b')' => depth = depth.checked_sub(1)?,
+                quote @ (b'"' | b'`' | b'\'') => {
+                    let start = i;
+                    let mut escaped = false;
+                    loop {
+                        i += 1;
+                        match (*quote, *b.get(i)?) {
+                            (b'`', b'`') => break,
+                            (b'`', _) => {}
+                            (_, b'\n') => return None,
+                            (_, b'\\') => {
+                                escaped = true;
+                                continue;
+                            }
+                            (q, c) if c == q && !escaped => break,
+                            _ => {}
+                        }
+                        escaped = false;
+                    }
+                    // gtmpl unquotes char constants another way, which always ends.
+                    if *quote != b'\'' && unquote_never_ends(&body[start + 1..i]) {
+                        return Some((line(start), "invalid syntax"));
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Whether gtmpl's `unquote_str` loops on a string constant's inside `raw`: its steps, with
+/// `false` where they stop (an error or a panic, which `parse_gtmpl` reports).
+fn unquote_never_ends(raw: &str) -> bool {
+    // `\x` and `\u` take as many 4- and 6-byte groups as fit, each `\x`/`\u` and hex digits
+    // (as `from_str_radix` reads them, a sign included) after the first.
+    fn groups(s: &str, group: usize, hex: fn(&str) -> bool) -> Option<usize> {
+        let mut n = 0;
+        while s.len() - n >= group {
+            if !s.get(n + 2..n + group).is_some_and(hex) {
+                return None;
+            }
+            n += group;
+        }
+        Some(n)
+    }
+    let mut i = 0;
+    while i < raw.len() {
+        let s = &raw[i..];
+        let step = if s.starts_with('\\') {
+            let step = match s.get(..2) {
+                Some(r"\x") => groups(s, 4, |h| u8::from_str_radix(h, 16).is_ok()),
+                Some(r"\u") => groups(s, 6, |h| u16::from_str_radix(h, 16).is_ok()),
+                Some(r"\U") if s.len() == 10 => Some(10),
+                Some(r"\b" | r"\f" | r"\n" | r"\r" | r"\t" | r"\'" | r#"\""# | r"\\") => Some(2),
+                _ => None,
+            };
+            match step {
+                Some(0) => return true,
+                Some(n) => n,
+                None => return false,
+            }
+        } else {
+            s.chars().next().map_or(1, char::len_utf8)
+        };
+        i += step;
+    }
+    false
+}
+
+/// `f`'s result, or `None` if it panicked, without the panic's message (gtmpl panics on
+/// some input, in its lexer's thread and in the caller's).
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(quiet);
+    result.ok()
+}
+
+/// A gtmpl template of `text`, with Docker's functions.
+fn parse_gtmpl(text: String) -> Result<Template, TemplateError> {
+    let mut template = Template::default();
+    template.add_funcs(&[
+        ("json", json as gtmpl::Func),
+        ("join", join as gtmpl::Func),
+        ("split", split as gtmpl::Func),
+        ("lower", lower as gtmpl::Func),
+        ("upper", upper as gtmpl::Func),
+        ("title", title as gtmpl::Func),
+        ("pad", pad as gtmpl::Func),
+        ("truncate", truncate as gtmpl::Func),
+    ]);
+    // gtmpl's lexer panics on some non-ASCII text inside an action (it steps back one byte,
+    // not one character: `{{defd \u{791}n`, found by the `template` fuzz target): that is a
+    // template it cannot parse, reported as such, without the panic's message.
+    let one_line = !text.contains('\n');
+    match quietly(|| template.parse(text).map_err(|e| e.to_string())) {
+        Some(result) => {
+            result.map_err(|e| TemplateError::Parse(clean_error(&go_parse_error(&e, one_line))))?
+        }
+        None => {
+            return Err(TemplateError::Parse(
+                "the template's non-ASCII text could not be read".into(),
+            ));
+        }
+    }
+    Ok(template)
+}
+
+/// gtmpl's `template: :LINE:message` as Go words it, `template: :LINE: message`. gtmpl counts
+/// a line for every piece of text and every delimiter, so its line is right only by chance:
+/// a template of one line (nearly every `--format`) is given Go's 1.
+fn go_parse_error(message: &str, one_line: bool) -> String {
+    let Some((line, rest)) = message
+        .strip_prefix("template: :")
+        .and_then(|m| m.split_once(':'))
+        .filter(|(line, _)| line.parse::<usize>().is_ok())
+    else {
+        return message.to_string();
+    };
+    let line = if one_line { "1" } else { line };
+    // Where the parser meets the lexer's error, gtmpl says `unexpected unclosed action in
+    // command`; Go says the lexer's words alone.
+    let rest = rest.trim_start();
+    let rest = match rest
+        .strip_prefix("unexpected ")
+        .and_then(|r| r.rsplit_once(" in "))
+    {
+        Some((lexer, _))
+            if lexer.starts_with("unclosed ") || lexer.starts_with("unterminated ") =>
+        {
+            lexer
+        }
+        _ => rest,
+    };
+    format!("template: :{line}: {rest}")
+}
+
 impl Format {
     pub fn parse(format: &str) -> Result<Format, TemplateError> {
         let (table, body) = match format.strip_prefix("table") {
@@ -91,35 +287,20 @@ impl Format {
             .trim_matches(' ')
             .replace("\\t", "\t")
             .replace("\\n", "\n");
-        let mut template = Template::default();
-        template.add_funcs(&[
-            ("json", json as gtmpl::Func),
-            ("join", join as gtmpl::Func),
-            ("split", split as gtmpl::Func),
-            ("lower", lower as gtmpl::Func),
-            ("upper", upper as gtmpl::Func),
-            ("title", title as gtmpl::Func),
-            ("pad", pad as gtmpl::Func),
-            ("truncate", truncate as gtmpl::Func),
-        ]);
         let simple = simple_pieces(&body);
-        // gtmpl's lexer panics on some non-ASCII text inside an action (it steps back one
-        // byte, not one character: `{{defd \u{791}n`, found by the `template` fuzz target):
-        // that is a template it cannot parse, reported as such, without the panic's message.
-        let quiet = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            template.parse(body).map_err(|e| e.to_string())
-        }));
-        std::panic::set_hook(quiet);
-        match parsed {
-            Ok(result) => result.map_err(|e| TemplateError::Parse(clean_error(&e)))?,
-            Err(_) => {
-                return Err(TemplateError::Parse(
-                    "the template's non-ASCII text could not be read".into(),
-                ));
-            }
+        // gtmpl's lexer steps back one byte after reading past the end of the text, so a
+        // template that ends inside an action reads its last character again, for ever: `{{1`
+        // or `{{ .ID\t` hung berth (found by the `template` fuzz target). A `\r` after the
+        // text ends every action with gtmpl's "unclosed action" (Go's message for these), so
+        // the template is parsed that way first and, only if that succeeds (the text ends
+        // outside any action, where gtmpl stops at the end), as it is.
+        if let Some((line, message)) = refused(&body) {
+            return Err(TemplateError::Parse(format!(
+                "template: :{line}: {message}"
+            )));
         }
+        parse_gtmpl(format!("{body}\r"))?;
+        let template = parse_gtmpl(body)?;
         Ok(Format {
             template,
             table,
@@ -231,9 +412,20 @@ impl Format {
 
     /// Renders one value (no newline added).
     pub fn render_one(&self, value: &Value) -> Result<String, TemplateError> {
-        self.template
-            .render(&Context::from(value.clone()))
-            .map_err(|e| TemplateError::Execute(clean_error(&e.to_string())))
+        // gtmpl's printf panics on a width or precision over 65535, which Rust's formatting
+        // takes no more of (`{{printf "%99999d" 1}}`, found by the `template` fuzz target;
+        // Go's fmt prints `%!(BADWIDTH)` over a million): an error, as what it cannot print.
+        quietly(|| {
+            self.template
+                .render(&Context::from(value.clone()))
+                .map_err(|e| e.to_string())
+        })
+        .ok_or_else(|| {
+            TemplateError::Execute(
+                "template: :1: a width or precision too large to print (over 65535)".into(),
+            )
+        })?
+        .map_err(|e| TemplateError::Execute(clean_error(&e)))
     }
 
     /// Renders every row followed by a newline; for a table, a header row first (each field's
@@ -555,6 +747,109 @@ mod tests {
     fn a_template_gtmpl_cannot_lex_is_an_error() {
         let input = std::str::from_utf8(b"{{split .}}I{{defd \xde\x91n").unwrap();
         assert!(matches!(Format::parse(input), Err(TemplateError::Parse(_))));
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's lexer never finished on a template that
+    /// ends inside an action (it read the last character again and again), and `--format`
+    /// hung. Each is parsed on a thread so that the test fails, not hangs, if one does again.
+    #[test]
+    fn a_template_that_ends_inside_an_action_is_an_error() {
+        for input in [
+            "{{1",
+            "{{ .ID\t",
+            "x{{ \t",
+            "{{.ID}} {{-3",
+            "{{ \"a\" ",
+            "{{.ID",
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Format::parse(input).map(|_| ()).map_err(|e| e.to_string()));
+            });
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("parsing {input:?} did not finish"));
+            assert_eq!(
+                result,
+                Err("template parsing error: template: :1: unclosed action".to_string()),
+                "{input:?}"
+            );
+        }
+        // The text after the last action is still the template's, as is a `\r` in it.
+        let f = Format::parse("{{.ID}}\r ").unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), "a\r");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's unquoting of a string constant never
+    /// finished on a `\u` or `\x` near the string's end. Parsed on a thread, as above.
+    #[test]
+    fn a_string_gtmpl_cannot_unquote_is_an_error() {
+        for (input, line) in [
+            ("{{printf \"\\u}f \" .ID}}", 1),
+            ("a\n{{ `\\x` }}", 2),
+            ("{{\"\\x+1\\x\"}}", 1),
+            ("{{\"ok\"}}{{/* \"\\u\" */}}{{ \"\\u12\" }}", 1),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Format::parse(input).map(|_| ()).map_err(|e| e.to_string()));
+            });
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("parsing {input:?} did not finish"));
+            assert_eq!(
+                result,
+                Err(format!(
+                    "template parsing error: template: :{line}: invalid syntax"
+                )),
+                "{input:?}"
+            );
+        }
+        // Escapes gtmpl reads, and strings that only look like those.
+        let f = Format::parse(r#"{{"\x41\\u" | lower}} \u {{`a"b`}}"#).unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), r#"a\u \u a"b"#);
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's printf panicked on a width over 65535.
+    #[test]
+    fn a_printf_width_too_large_to_print_is_an_error() {
+        for format in [
+            "{{printf \"%99999d\" 1}}",
+            "{{printf \"%.99999f\" 1.5}}",
+            "{{printf \"%*d\" 99999 1}}",
+        ] {
+            let f = Format::parse(format).unwrap();
+            let err = f.render_one(&row("a", "b")).unwrap_err().to_string();
+            assert!(err.contains("too large"), "{format}: {err}");
+        }
+        let f = Format::parse("{{printf \"%5d|%.2f\" 42 1.5}}").unwrap();
+        assert_eq!(f.render_one(&row("a", "b")).unwrap(), "   42|1.50");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's parser overflowed the stack on 4000
+    /// nested parentheses.
+    #[test]
+    fn parentheses_nested_too_deep_are_an_error() {
+        let nested = |n: usize| format!("{{{{{}1{}}}}}", "(".repeat(n), ")".repeat(n));
+        let err = Format::parse(&nested(4000)).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "template parsing error: template: :1: max expression depth exceeded"
+        );
+        assert!(Format::parse(&nested(201)).is_err());
+        // The deepest taken, on a stack as big as a main thread's (a test's is 2 MB, which a
+        // debug build's recursion overflows).
+        let rendered = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || {
+                Format::parse(&nested(200))
+                    .unwrap()
+                    .render_one(&row("a", "b"))
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(rendered.unwrap(), "1");
     }
 
     /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.

@@ -12,7 +12,7 @@ use super::ContainerError;
 use super::lifecycle::current_state;
 use super::ops;
 use super::record::Status;
-use super::store::ContainerStore;
+use super::store::{ContainerDir, ContainerStore};
 use crate::archive::ArchiveError;
 use crate::archive::diff::StubFilter;
 use crate::archive::tarwrite::{self, Decision, WalkOptions};
@@ -56,15 +56,31 @@ pub fn commit(
 ) -> Result<Digest, CommitError> {
     let containers = ContainerStore::open(root)?;
     let dir = containers.find(name)?;
+    // An `rm` of the container meanwhile (its directory renamed away, mid-walk or before)
+    // fails what comes next on a path of the store; Docker says the container is gone.
+    commit_dir(store, &dir, options).map_err(|e| {
+        if dir.record_path().exists() {
+            e
+        } else {
+            CommitError::Container(ContainerError::NotFound(name.to_string()))
+        }
+    })
+}
+
+fn commit_dir(
+    store: &Store,
+    dir: &ContainerDir,
+    options: &CommitOptions,
+) -> Result<Digest, CommitError> {
     let record = dir.record()?;
     // Validate the changes before doing any work.
     changes::apply(&mut Map::new(), &options.changes)?;
     let base: Value = serde_json::from_slice(&store.image_config(&record.image_id)?)
         .map_err(|_| CommitError::Config(record.image_id.to_string()))?;
 
-    let state = current_state(&dir)?;
+    let state = current_state(dir)?;
     let paused_here = options.pause && state.status == Status::Running && {
-        ops::pause(&dir, true)?;
+        ops::pause(dir, true)?;
         true
     };
     let staged = (|| -> Result<_, CommitError> {
@@ -103,12 +119,17 @@ pub fn commit(
     })();
     // A container left frozen (its state could not be written back) is the user's to know.
     let resumed = if paused_here {
-        ops::pause(&dir, false)
+        ops::pause(dir, false)
     } else {
         Ok(())
     };
     let (staged, _work) = staged?;
     resumed?;
+    // The walk skips files gone since their directory was listed (a running container's):
+    // all of them, if `rm` took the container away meanwhile, which is no layer to commit.
+    if !dir.record_path().exists() {
+        return Err(ContainerError::NotFound(dir.id.clone()).into());
+    }
 
     let diff_id = staged.record.diff_id.clone();
     let mut config = base;

@@ -725,10 +725,13 @@ fn network_options(
         warn("Published ports are discarded when using host network mode");
     }
     let mut exposed = Vec::new();
+    // A set beside the list: `--expose 1-65535` checked each port against every one before
+    // it, billions of comparisons (found by the `flags` fuzz target).
+    let mut seen = std::collections::HashSet::new();
     for e in &flags.expose {
         for (port, proto) in ports::parse_expose(e)? {
             let key = format!("{port}/{proto}");
-            if !exposed.contains(&key) {
+            if seen.insert(key.clone()) {
                 exposed.push(key);
             }
         }
@@ -1062,6 +1065,27 @@ mod tests {
     }
 
     /// Docker's checks and words, against a made-up host: two cpus, one memory node.
+    /// Found by the `flags` fuzz target: every exposed port was checked against each one
+    /// before it, which took minutes for all of them. Run on a thread: a failure, not a hang.
+    #[test]
+    fn exposing_every_port_is_quick() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let f = Flags {
+                expose: vec!["1-65535".into(), "1-65535/udp".into(), "80".into()],
+                ..flags()
+            };
+            let _ = tx.send(network_options(&f, None, |_| {}).map(|n| n.exposed));
+        });
+        let exposed = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("exposing every port did not finish in 10 s")
+            .unwrap();
+        assert_eq!(exposed.len(), 2 * 65535);
+        assert_eq!(exposed[0], "1/tcp");
+        assert_eq!(exposed[65535], "1/udp");
+    }
+
     #[test]
     fn resource_flags_are_checked_as_docker_checks_them() {
         let host = runtime::cgroups::HostSupport {
@@ -1134,6 +1158,14 @@ mod tests {
                 ..flags()
             }),
             "Error response from daemon: Requested CPUs are not available - requested 1-8192, available: 0-1"
+        );
+        // Found by the `flags` fuzz target: this range was expanded, 900 million numbers.
+        assert_eq!(
+            err(Flags {
+                cpuset_cpus: Some("0-907690760".into()),
+                ..flags()
+            }),
+            "Error response from daemon: Invalid value 0-907690760 for cpuset cpus: value of out range, maximum is 8192"
         );
         assert_eq!(
             err(Flags {

@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::lifecycle;
 use super::record::{ContainerRecord, State};
 use super::store::ContainerStore;
+use super::{ContainerError, lifecycle};
 use crate::image::users::{ContainerUse, ImageUsers};
 
 /// What the container store holds, as far as images care: which images and which layer
@@ -23,6 +23,41 @@ pub struct ContainerUsage {
     pub reclaimable: u64,
     /// Each container with its state and writable-layer size (filled when sizes are asked).
     pub containers: Vec<(ContainerRecord, State, u64)>,
+}
+
+/// The images and layer directories containers use, for `rmi` and `image prune`: unlike
+/// [`container_usage`] (`system df`, where a container it cannot read is one left out of a
+/// count), a container store or record that cannot be read is an error, as the image it
+/// does not show might be one a container uses. A container removed while the store is
+/// read is no user.
+pub fn image_users(root: &Path) -> Result<ImageUsers, ContainerError> {
+    let mut users = ImageUsers::default();
+    if !root.join("containers").is_dir() {
+        return Ok(users);
+    }
+    let store = ContainerStore::open(root)?;
+    for dir in store.list()? {
+        let record = match dir.record() {
+            Ok(record) => record,
+            Err(_) if !dir.record_path().exists() => continue,
+            Err(e) => return Err(e),
+        };
+        let running = match lifecycle::current_state(&dir) {
+            Ok(state) => state.status.is_running(),
+            Err(_) if !dir.record_path().exists() => continue,
+            Err(e) => return Err(e),
+        };
+        users.layer_dirs.extend(record.layers.iter().cloned());
+        users
+            .images
+            .entry(record.image_id.clone())
+            .or_default()
+            .push(ContainerUse {
+                container_id: record.id.clone(),
+                running,
+            });
+    }
+    Ok(users)
 }
 
 /// The images and layers containers use, and their sizes (walks the writable layers only if

@@ -44,6 +44,10 @@ pub enum RemoveError {
     DigestTag,
     #[error("invalid filter 'until={0}'")]
     BadUntil(String),
+    /// The containers' use of images could not be read: nothing is removed, as any image
+    /// might be one a container uses.
+    #[error("{0}")]
+    Users(String),
 }
 
 impl RemoveError {
@@ -119,11 +123,11 @@ impl<'a> Session<'a> {
     /// are seen.
     fn open(
         store: &'a Store,
-        users: impl FnOnce() -> ImageUsers,
+        users: impl FnOnce() -> Result<ImageUsers, String>,
     ) -> Result<Session<'a>, RemoveError> {
         let lock = store.lock()?;
         let repos = index::load_locked(store, &lock)?;
-        let users = users();
+        let users = users().map_err(RemoveError::Users)?;
         Ok(Session {
             store,
             lock,
@@ -551,7 +555,7 @@ pub fn remove(
     input: &str,
     force: bool,
     prune_parents: bool,
-    users: impl FnOnce() -> ImageUsers,
+    users: impl FnOnce() -> Result<ImageUsers, String>,
 ) -> Result<Vec<Deletion>, RemoveError> {
     let mut session = Session::open(store, users)?;
     session.prune_parents = prune_parents;
@@ -592,7 +596,7 @@ pub fn prune(
     store: &Store,
     all: bool,
     filters: &Filters,
-    users: impl FnOnce() -> ImageUsers,
+    users: impl FnOnce() -> Result<ImageUsers, String>,
 ) -> Result<PruneReport, RemoveError> {
     filters.validate(PRUNE_FILTERS)?;
     let dangling_only = filters.dangling()?.unwrap_or(true) && !all;
