@@ -520,3 +520,131 @@ fn hooks_get_the_state_on_stdin_at_their_points() {
     );
     assert_eq!(r.ok(&["list", "-q"]), "");
 }
+
+/// `cmd` gets `files` as its fds 3, 4, …; every other descriptor above 2 closes at its exec
+/// (whatever the test harness itself inherited), so the runtime sees exactly these.
+fn with_fds(cmd: &mut Command, files: &[&fs::File]) {
+    let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let n = raw.len();
+    // SAFETY: the closure only makes fcntl/dup2/close_range calls on a vector allocated
+    // before the fork, which it reads without allocating.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            let mut high = [0i32; 8];
+            for (i, fd) in raw.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high[..n].iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            libc::syscall(
+                libc::SYS_close_range,
+                3 + n as u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        })
+    };
+}
+
+#[test]
+fn preserve_fds_reach_the_process_at_their_numbers() {
+    // fd 3: where the container writes; fd 4: what it reads; fd 5: passed to berth-runc
+    // but beyond N, so the container must not get it.
+    let script = "echo three >&3; cat <&4 >&3; if [ -e /proc/self/fd/5 ]; then echo fd5 leaked; fi";
+    let r = Runc::new("preserve", &["sh", "-c", script]);
+    let input = r.dir.join("input");
+    fs::write(&input, "from four\n").unwrap();
+    let open_all = |name: &str| {
+        let out = fs::File::create(r.dir.join(name)).unwrap();
+        let inp = fs::File::open(&input).unwrap();
+        let extra = fs::File::open(&input).unwrap();
+        (out, inp, extra)
+    };
+
+    // run (foreground)
+    let (out, inp, extra) = open_all("run.out");
+    let mut cmd = r.cmd(&["run", "--preserve-fds", "2", "fg"]);
+    with_fds(&mut cmd, &[&out, &inp, &extra]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "fd 5 is not passed");
+    assert_eq!(
+        fs::read_to_string(r.dir.join("run.out")).unwrap(),
+        "three\nfrom four\n"
+    );
+
+    // create + start: the parked init keeps them until its exec.
+    let (out, inp, extra) = open_all("create.out");
+    let mut cmd = r.cmd(&["create", "--preserve-fds", "2", "--pid-file", "c.pid", "c1"]);
+    with_fds(&mut cmd, &[&out, &inp, &extra]);
+    r.status_to(cmd, &r.dir.join("c1.stdout"));
+    drop((out, inp, extra));
+    let pid: i32 = fs::read_to_string(r.dir.join("c.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    r.ok(&["start", "c1"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(
+        fs::read_to_string(r.dir.join("create.out")).unwrap(),
+        "three\nfrom four\n"
+    );
+    assert_eq!(fs::read_to_string(r.dir.join("c1.stdout")).unwrap(), "");
+    r.ok(&["delete", "c1"]);
+
+    // exec into a running container.
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    config["process"]["args"] = ["sleep", "1000"].iter().map(|a| Value::from(*a)).collect();
+    r.write_config(&config);
+    let pid = r.create("c2", &r.dir.join("c2.out"));
+    r.ok(&["start", "c2"]);
+    let exec_out = fs::File::create(r.dir.join("exec.out")).unwrap();
+    let mut cmd = r.cmd(&[
+        "exec",
+        "--preserve-fds",
+        "1",
+        "c2",
+        "sh",
+        "-c",
+        "echo exec >&3",
+    ]);
+    with_fds(&mut cmd, &[&exec_out]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        fs::read_to_string(r.dir.join("exec.out")).unwrap(),
+        "exec\n"
+    );
+    // Without the flag the process gets none of them.
+    let mut cmd = r.cmd(&["exec", "c2", "sh", "-c", "echo no >&3"]);
+    with_fds(&mut cmd, &[&exec_out]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(!o.status.success(), "fd 3 is closed without --preserve-fds");
+    assert_eq!(
+        fs::read_to_string(r.dir.join("exec.out")).unwrap(),
+        "exec\n"
+    );
+    r.ok(&["kill", "c2", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    r.ok(&["delete", "c2"]);
+
+    // A descriptor in the range that is not open: refused, nothing created.
+    let (out, _, _) = open_all("gap.out");
+    let mut cmd = r.cmd(&["create", "--preserve-fds", "3", "gap"]);
+    with_fds(&mut cmd, &[&out]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("file descriptor 4 is not open"),
+        "{o:?}"
+    );
+    assert_eq!(r.ok(&["list", "-q"]), "");
+}

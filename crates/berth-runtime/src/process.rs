@@ -126,6 +126,7 @@ pub(crate) fn launch(
     let mut proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
     proc_.create_cwd = true;
     proc_.park = park;
+    proc_.preserve_fds = opts.preserve_fds;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
         _ => None,
@@ -244,7 +245,8 @@ pub(crate) fn exec(
     opts: SpawnOptions,
 ) -> Result<Spawned, RuntimeError> {
     let ns = Namespaces::for_exec(container_pid)?;
-    let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, false)?;
+    let mut proc_ = ProcPlan::new(process, spec, &opts.cache_dir, false)?;
+    proc_.preserve_fds = opts.preserve_fds;
     let cg = cgroup_of(spec)?;
     let size = process
         .console_size()

@@ -94,6 +94,20 @@ pub unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) -> Result<(),
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
 }
 
+/// Clears close-on-exec on `fd` (fcntl F_SETFD 0), so it survives execve. Child-safe.
+#[inline]
+pub fn clear_cloexec(fd: RawFd) -> Result<(), i32> {
+    // SAFETY: integer arguments only; the descriptor's flags are all that changes.
+    check(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Whether `fd` is an open descriptor of this process (fcntl F_GETFD succeeds).
+#[inline]
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: integer arguments only; F_GETFD reads the descriptor's flags.
+    check(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) }).is_ok()
+}
+
 /// prlimit64(2) on the calling process, setting `limit` (musl's setrlimit broadcasts to
 /// every thread). Child-safe.
 #[inline]

@@ -178,7 +178,7 @@ pub(super) fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fai
     }
     // Everything else inherited from the caller (other containers' pipes, store files)
     // goes now rather than at exec, so no setup step can use or leak it.
-    if let Err(f) = close_fds_except(err_fd, c.proc_.park) {
+    if let Err(f) = close_fds_except(err_fd, c.proc_.park, c.proc_.preserve_fds) {
         return f;
     }
     if c.ns.new_net

@@ -101,6 +101,8 @@ pub(crate) struct ProcPlan {
     /// says so on the err socket and waits (opening the FIFO for writing) until `start`
     /// opens it for reading; only then does it exec the user's program.
     pub park: Option<std::os::fd::RawFd>,
+    /// `SpawnOptions::preserve_fds`: fds 3 .. 3+N-1 stay open and lose close-on-exec.
+    pub preserve_fds: u32,
 }
 
 /// A command line written over the process's own argument strings (what /proc/PID/cmdline
@@ -254,6 +256,7 @@ impl ProcPlan {
             },
             create_cwd: false,
             park: None,
+            preserve_fds: 0,
         })
     }
 }
