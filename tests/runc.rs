@@ -648,3 +648,103 @@ fn preserve_fds_reach_the_process_at_their_numbers() {
     );
     assert_eq!(r.ok(&["list", "-q"]), "");
 }
+
+#[test]
+fn events_reports_stats_and_oom() {
+    let r = Runc::new("events", &["sleep", "1000"]);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    let limit: u64 = 8 << 20;
+    config["linux"]["resources"]["memory"] = serde_json::json!({ "limit": limit });
+    config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 10 });
+    r.write_config(&config);
+
+    let pid = r.create("s1", &r.dir.join("s1.out"));
+    r.ok(&["start", "s1"]);
+    let out = r.ok(&["events", "--stats", "s1"]);
+    assert_eq!(out.lines().count(), 1, "one event: {out}");
+    let ev: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], "s1");
+    let data = &ev["data"];
+    assert_eq!(data["pids"]["current"], 1, "{data}");
+    assert_eq!(data["pids"]["limit"], 10, "{data}");
+    assert_eq!(data["memory"]["usage"]["limit"], limit, "{data}");
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert!(
+        data["memory"]["raw"].as_object().unwrap().len() > 5,
+        "{data}"
+    );
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    r.ok(&["kill", "s1", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    let o = r.run(&["events", "--stats", "s1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a stopped container has no events"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("container with id s1 is not running"),
+        "{o:?}"
+    );
+    r.ok(&["delete", "s1"]);
+
+    // The stream: stats every interval, the OOM as it happens, the end with the container.
+    config["process"]["args"] = serde_json::json!(["tail", "/dev/zero"]);
+    r.write_config(&config);
+    let pid = r.create("o1", &r.dir.join("o1.out"));
+    let mut events = r
+        .cmd(&["events", "--interval", "100ms", "o1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Option<Value> {
+        rx.recv_timeout(Duration::from_secs(60))
+            .ok()
+            .map(|l| serde_json::from_str(&l).unwrap())
+    };
+    let first = next().expect("a stats event before the start");
+    assert_eq!(first["type"], "stats");
+    assert_eq!(first["id"], "o1");
+    r.ok(&["start", "o1"]);
+    let mut seen_oom = false;
+    while let Some(ev) = next() {
+        if ev["type"] == "oom" {
+            assert_eq!(ev["id"], "o1");
+            assert!(ev.get("data").is_none(), "{ev}");
+            seen_oom = true;
+        } else {
+            assert_eq!(ev["type"], "stats", "{ev}");
+        }
+    }
+    assert!(seen_oom, "an oom event");
+    assert_eq!(reap(pid), 128 + 9, "the OOM killer killed the init");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = events.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "events ends with its container");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    r.ok(&["delete", "o1"]);
+}

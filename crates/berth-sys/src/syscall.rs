@@ -108,6 +108,31 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     check(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) }).is_ok()
 }
 
+/// eventfd2(2), close-on-exec: a counter the kernel signals (cgroup v1 memory events).
+#[inline]
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    new_fd(unsafe { libc::syscall(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC) })
+        .map_err(io::Error::from_raw_os_error)
+}
+
+/// inotify_init1(2), close-on-exec.
+#[inline]
+pub fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    new_fd(unsafe { libc::syscall(libc::SYS_inotify_init1, libc::IN_CLOEXEC) })
+        .map_err(io::Error::from_raw_os_error)
+}
+
+/// inotify_add_watch(2): the watch descriptor for `path` on the inotify instance `fd`.
+#[inline]
+pub fn inotify_add_watch(fd: RawFd, path: &CStr, mask: u32) -> io::Result<i32> {
+    // SAFETY: `path` is NUL-terminated; the kernel only reads it.
+    check(unsafe { libc::syscall(libc::SYS_inotify_add_watch, fd, path.as_ptr(), mask) })
+        .map(|wd| wd as i32)
+        .map_err(io::Error::from_raw_os_error)
+}
+
 /// prlimit64(2) on the calling process, setting `limit` (musl's setrlimit broadcasts to
 /// every thread). Child-safe.
 #[inline]
