@@ -748,3 +748,205 @@ fn events_reports_stats_and_oom() {
     assert!(status.success(), "{status:?}");
     r.ok(&["delete", "o1"]);
 }
+
+/// The namespace `/proc/PID/ns/NAME` refers to, as `user:[4026531837]`.
+fn ns_of(pid: i32, name: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn user_namespace_with_maps_and_joined_by_path() {
+    let r = Runc::new("userns", &["sleep", "1000"]);
+    // The container's root makes missing mount points as the namespace's root, which may
+    // not write to the host root's directories: the bundle provides them (as for runc).
+    let mount_points = |r: &Runc| {
+        for d in ["proc", "dev", "sys"] {
+            fs::create_dir_all(r.dir.join("rootfs").join(d)).unwrap();
+        }
+    };
+    mount_points(&r);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "type": "user" }));
+    config["linux"]["uidMappings"] =
+        serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    config["linux"]["gidMappings"] =
+        serde_json::json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    r.write_config(&config);
+    let pid = r.create("u1", &r.dir.join("u1.out"));
+    r.ok(&["start", "u1"]);
+    assert_ne!(ns_of(pid, "user"), ns_of(std::process::id() as i32, "user"));
+    // Root inside is 100000 outside.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ids("Uid:"), "100000");
+    assert_eq!(ids("Gid:"), "200000");
+    let o = r.run(&[
+        "exec",
+        "u1",
+        "sh",
+        "-c",
+        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["0"],
+            vec!["0"],
+            vec!["0", "100000", "65536"],
+            vec!["0", "200000", "65536"]
+        ],
+        "{text}"
+    );
+
+    // Another container joins its user (and pid) namespace by path and makes the rest.
+    let r2 = Runc::new("userns-join", &["sleep", "1000"]);
+    mount_points(&r2);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r2.dir.join("config.json")).unwrap()).unwrap();
+    let nss = config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "pid");
+    nss.push(serde_json::json!({ "type": "user", "path": format!("/proc/{pid}/ns/user") }));
+    nss.push(serde_json::json!({ "type": "pid", "path": format!("/proc/{pid}/ns/pid") }));
+    r2.write_config(&config);
+    let pid2 = r2.create("u2", &r2.dir.join("u2.out"));
+    r2.ok(&["start", "u2"]);
+    assert_eq!(ns_of(pid2, "user"), ns_of(pid, "user"));
+    assert_eq!(ns_of(pid2, "pid"), ns_of(pid, "pid"));
+    assert_ne!(
+        ns_of(pid2, "net"),
+        ns_of(pid, "net"),
+        "its own network namespace"
+    );
+    assert_ne!(ns_of(pid2, "mnt"), ns_of(pid, "mnt"));
+    let o = r2.run(&[
+        "exec",
+        "u2",
+        "sh",
+        "-c",
+        "id -u; ls /proc | grep -c '^[0-9]'",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("0"));
+    let procs: u32 = lines.next().unwrap().parse().unwrap();
+    assert!(
+        procs >= 3,
+        "u1's and u2's processes share the pid namespace: {text}"
+    );
+    r2.ok(&["kill", "u2", "KILL"]);
+    assert_eq!(reap(pid2), 128 + 9);
+    r2.ok(&["delete", "u2"]);
+    r.ok(&["kill", "u1", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    r.ok(&["delete", "u1"]);
+
+    // Maps are required with a new user namespace.
+    config["linux"]["namespaces"] = serde_json::json!([{ "type": "mount" }, { "type": "user" }]);
+    r2.write_config(&config);
+    let o = r2.run(&["create", "u3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no uid mappings found"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn time_namespace_personality_and_oom_score_adj() {
+    let r = Runc::new(
+        "timens",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime; uname -m; cat /proc/self/oom_score_adj",
+        ],
+    );
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    let (mono, boot) = (10 * 86400, 20 * 86400);
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "type": "time" }));
+    config["linux"]["timeOffsets"] = serde_json::json!({
+        "monotonic": { "secs": mono, "nanosecs": 0 },
+        "boottime": { "secs": boot, "nanosecs": 0 },
+    });
+    config["linux"]["personality"] = serde_json::json!({ "domain": "LINUX32" });
+    // Raising it needs no privilege (lowering it does: this host lacks CAP_SYS_RESOURCE).
+    let ours: i32 = fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let adj = (ours + 100).min(1000);
+    config["process"]["oomScoreAdj"] = Value::from(adj);
+    r.write_config(&config);
+    let o = r.run(&["run", "t1"]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    let mut offsets: Vec<Vec<&str>> = lines[..2]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    offsets.sort();
+    assert_eq!(
+        offsets,
+        [
+            vec!["boottime", &boot.to_string(), "0"],
+            vec!["monotonic", &mono.to_string(), "0"]
+        ]
+    );
+    let host_uptime: u64 = fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uptime: u64 = lines[2].parse().unwrap();
+    assert!(
+        uptime >= boot as u64 + host_uptime - 5,
+        "the boottime offset shows in /proc/uptime: {uptime} (host {host_uptime})"
+    );
+    assert_eq!(lines[3], "i686", "LINUX32 personality");
+    assert_eq!(lines[4], adj.to_string());
+
+    // Offsets without the namespace are refused.
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "time");
+    r.write_config(&config);
+    let o = r.run(&["run", "t2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("without a new time namespace"),
+        "{o:?}"
+    );
+}

@@ -133,6 +133,13 @@ pub fn inotify_add_watch(fd: RawFd, path: &CStr, mask: u32) -> io::Result<i32> {
         .map_err(io::Error::from_raw_os_error)
 }
 
+/// personality(2): sets the calling process's execution domain. Child-safe.
+#[inline]
+pub fn personality(persona: libc::c_ulong) -> Result<(), i32> {
+    // SAFETY: an integer argument only.
+    check(unsafe { libc::syscall(libc::SYS_personality, persona) }).map(drop)
+}
+
 /// prlimit64(2) on the calling process, setting `limit` (musl's setrlimit broadcasts to
 /// every thread). Child-safe.
 #[inline]

@@ -127,6 +127,9 @@ impl ProcPlan {
                 }
                 chdir_later = true;
             }
+            if let Some(p) = self.personality {
+                sys::personality(p).map_err(|e| Fail::new(Step::Personality, e, 0))?;
+            }
             for (i, (res, lim, _)) in self.rlimits.iter().enumerate() {
                 sys::set_rlimit(*res, lim).map_err(|e| Fail::new(Step::Rlimit, e, i))?;
             }
