@@ -11,17 +11,10 @@ const TARBALL: &str = "tests/fixtures/oci-runtime-tools/runtime-tools-260e151.ta
 
 /// Validation programs berth-runc does not pass yet, with why. Each is a known gap
 /// (reported in the issue), not a tolerance: the rest must match runc point for point.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "linux_uid_mappings",
-        "user namespaces are not supported yet",
-    ),
-    ("linux_ns_nopath", "user namespaces are not supported yet"),
-    (
-        "linux_ns_itype",
-        "a container without a mount namespace (chroot instead of pivot_root) is refused",
-    ),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[(
+    "linux_ns_itype",
+    "a container without a mount namespace (chroot instead of pivot_root) is refused",
+)];
 
 /// Programs that pass by the runtime refusing the spec (exit 0 when it does): runc 1.1 runs
 /// `process_capabilities_fail`'s container with an unknown capability, and the checks the

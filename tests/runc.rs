@@ -523,3 +523,433 @@ fn hooks_get_the_state_on_stdin_at_their_points() {
     );
     assert_eq!(r.ok(&["list", "-q"]), "");
 }
+
+/// `cmd` gets `files` as its fds 3, 4, …; every other descriptor above 2 closes at its exec
+/// (whatever the test harness itself inherited), so the runtime sees exactly these.
+fn with_fds(cmd: &mut Command, files: &[&fs::File]) {
+    let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let n = raw.len();
+    // SAFETY: the closure only makes fcntl/dup2/close_range calls on a vector allocated
+    // before the fork, which it reads without allocating.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            let mut high = [0i32; 8];
+            for (i, fd) in raw.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high[..n].iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            libc::syscall(
+                libc::SYS_close_range,
+                3 + n as u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        })
+    };
+}
+
+#[test]
+fn preserve_fds_reach_the_process_at_their_numbers() {
+    // fd 3: where the container writes; fd 4: what it reads; fd 5: passed to berth-runc
+    // but beyond N, so the container must not get it.
+    let script = "echo three >&3; cat <&4 >&3; if [ -e /proc/self/fd/5 ]; then echo fd5 leaked; fi";
+    let r = Runc::new("preserve", &["sh", "-c", script]);
+    let input = r.dir.join("input");
+    fs::write(&input, "from four\n").unwrap();
+    let open_all = |name: &str| {
+        let out = fs::File::create(r.dir.join(name)).unwrap();
+        let inp = fs::File::open(&input).unwrap();
+        let extra = fs::File::open(&input).unwrap();
+        (out, inp, extra)
+    };
+
+    // run (foreground)
+    let (out, inp, extra) = open_all("run.out");
+    let mut cmd = r.cmd(&["run", "--preserve-fds", "2", "fg"]);
+    with_fds(&mut cmd, &[&out, &inp, &extra]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "fd 5 is not passed");
+    assert_eq!(
+        fs::read_to_string(r.dir.join("run.out")).unwrap(),
+        "three\nfrom four\n"
+    );
+
+    // create + start: the parked init keeps them until its exec.
+    let (out, inp, extra) = open_all("create.out");
+    let mut cmd = r.cmd(&["create", "--preserve-fds", "2", "--pid-file", "c.pid", "c1"]);
+    with_fds(&mut cmd, &[&out, &inp, &extra]);
+    r.status_to(cmd, &r.dir.join("c1.stdout"));
+    drop((out, inp, extra));
+    let pid: i32 = fs::read_to_string(r.dir.join("c.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    r.ok(&["start", "c1"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(
+        fs::read_to_string(r.dir.join("create.out")).unwrap(),
+        "three\nfrom four\n"
+    );
+    assert_eq!(fs::read_to_string(r.dir.join("c1.stdout")).unwrap(), "");
+    r.ok(&["delete", "c1"]);
+
+    // exec into a running container.
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    config["process"]["args"] = ["sleep", "1000"].iter().map(|a| Value::from(*a)).collect();
+    r.write_config(&config);
+    let pid = r.create("c2", &r.dir.join("c2.out"));
+    r.ok(&["start", "c2"]);
+    let exec_out = fs::File::create(r.dir.join("exec.out")).unwrap();
+    let mut cmd = r.cmd(&[
+        "exec",
+        "--preserve-fds",
+        "1",
+        "c2",
+        "sh",
+        "-c",
+        "echo exec >&3",
+    ]);
+    with_fds(&mut cmd, &[&exec_out]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        fs::read_to_string(r.dir.join("exec.out")).unwrap(),
+        "exec\n"
+    );
+    // Without the flag the process gets none of them.
+    let mut cmd = r.cmd(&["exec", "c2", "sh", "-c", "echo no >&3"]);
+    with_fds(&mut cmd, &[&exec_out]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(!o.status.success(), "fd 3 is closed without --preserve-fds");
+    assert_eq!(
+        fs::read_to_string(r.dir.join("exec.out")).unwrap(),
+        "exec\n"
+    );
+    r.ok(&["kill", "c2", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    r.ok(&["delete", "c2"]);
+
+    // A descriptor in the range that is not open: refused, nothing created.
+    let (out, _, _) = open_all("gap.out");
+    let mut cmd = r.cmd(&["create", "--preserve-fds", "3", "gap"]);
+    with_fds(&mut cmd, &[&out]);
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("file descriptor 4 is not open"),
+        "{o:?}"
+    );
+    assert_eq!(r.ok(&["list", "-q"]), "");
+}
+
+#[test]
+fn events_reports_stats_and_oom() {
+    let r = Runc::new("events", &["sleep", "1000"]);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    let limit: u64 = 8 << 20;
+    config["linux"]["resources"]["memory"] = serde_json::json!({ "limit": limit });
+    config["linux"]["resources"]["pids"] = serde_json::json!({ "limit": 10 });
+    r.write_config(&config);
+
+    let pid = r.create("s1", &r.dir.join("s1.out"));
+    r.ok(&["start", "s1"]);
+    let out = r.ok(&["events", "--stats", "s1"]);
+    assert_eq!(out.lines().count(), 1, "one event: {out}");
+    let ev: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], "s1");
+    let data = &ev["data"];
+    assert_eq!(data["pids"]["current"], 1, "{data}");
+    assert_eq!(data["pids"]["limit"], 10, "{data}");
+    assert_eq!(data["memory"]["usage"]["limit"], limit, "{data}");
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert!(
+        data["memory"]["raw"].as_object().unwrap().len() > 5,
+        "{data}"
+    );
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    r.ok(&["kill", "s1", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    let o = r.run(&["events", "--stats", "s1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a stopped container has no events"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("container with id s1 is not running"),
+        "{o:?}"
+    );
+    r.ok(&["delete", "s1"]);
+
+    // The stream: stats every interval, the OOM as it happens, the end with the container.
+    config["process"]["args"] = serde_json::json!(["tail", "/dev/zero"]);
+    r.write_config(&config);
+    let pid = r.create("o1", &r.dir.join("o1.out"));
+    let mut events = r
+        .cmd(&["events", "--interval", "100ms", "o1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Option<Value> {
+        rx.recv_timeout(Duration::from_secs(60))
+            .ok()
+            .map(|l| serde_json::from_str(&l).unwrap())
+    };
+    let first = next().expect("a stats event before the start");
+    assert_eq!(first["type"], "stats");
+    assert_eq!(first["id"], "o1");
+    r.ok(&["start", "o1"]);
+    let mut seen_oom = false;
+    while let Some(ev) = next() {
+        if ev["type"] == "oom" {
+            assert_eq!(ev["id"], "o1");
+            assert!(ev.get("data").is_none(), "{ev}");
+            seen_oom = true;
+        } else {
+            assert_eq!(ev["type"], "stats", "{ev}");
+        }
+    }
+    assert!(seen_oom, "an oom event");
+    assert_eq!(reap(pid), 128 + 9, "the OOM killer killed the init");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = events.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "events ends with its container");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    r.ok(&["delete", "o1"]);
+}
+
+/// The namespace `/proc/PID/ns/NAME` refers to, as `user:[4026531837]`.
+fn ns_of(pid: i32, name: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn user_namespace_with_maps_and_joined_by_path() {
+    let r = Runc::new("userns", &["sleep", "1000"]);
+    // The container's root makes missing mount points as the namespace's root, which may
+    // not write to the host root's directories: the bundle provides them (as for runc).
+    let mount_points = |r: &Runc| {
+        for d in ["proc", "dev", "sys"] {
+            fs::create_dir_all(r.dir.join("rootfs").join(d)).unwrap();
+        }
+    };
+    mount_points(&r);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "type": "user" }));
+    config["linux"]["uidMappings"] =
+        serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    config["linux"]["gidMappings"] =
+        serde_json::json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    r.write_config(&config);
+    let pid = r.create("u1", &r.dir.join("u1.out"));
+    r.ok(&["start", "u1"]);
+    assert_ne!(ns_of(pid, "user"), ns_of(std::process::id() as i32, "user"));
+    // Root inside is 100000 outside.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ids("Uid:"), "100000");
+    assert_eq!(ids("Gid:"), "200000");
+    let o = r.run(&[
+        "exec",
+        "u1",
+        "sh",
+        "-c",
+        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["0"],
+            vec!["0"],
+            vec!["0", "100000", "65536"],
+            vec!["0", "200000", "65536"]
+        ],
+        "{text}"
+    );
+
+    // Another container joins its user (and pid) namespace by path and makes the rest.
+    let r2 = Runc::new("userns-join", &["sleep", "1000"]);
+    mount_points(&r2);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r2.dir.join("config.json")).unwrap()).unwrap();
+    let nss = config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "pid");
+    nss.push(serde_json::json!({ "type": "user", "path": format!("/proc/{pid}/ns/user") }));
+    nss.push(serde_json::json!({ "type": "pid", "path": format!("/proc/{pid}/ns/pid") }));
+    r2.write_config(&config);
+    let pid2 = r2.create("u2", &r2.dir.join("u2.out"));
+    r2.ok(&["start", "u2"]);
+    assert_eq!(ns_of(pid2, "user"), ns_of(pid, "user"));
+    assert_eq!(ns_of(pid2, "pid"), ns_of(pid, "pid"));
+    assert_ne!(
+        ns_of(pid2, "net"),
+        ns_of(pid, "net"),
+        "its own network namespace"
+    );
+    assert_ne!(ns_of(pid2, "mnt"), ns_of(pid, "mnt"));
+    let o = r2.run(&[
+        "exec",
+        "u2",
+        "sh",
+        "-c",
+        "id -u; ls /proc | grep -c '^[0-9]'",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("0"));
+    let procs: u32 = lines.next().unwrap().parse().unwrap();
+    assert!(
+        procs >= 3,
+        "u1's and u2's processes share the pid namespace: {text}"
+    );
+    r2.ok(&["kill", "u2", "KILL"]);
+    assert_eq!(reap(pid2), 128 + 9);
+    r2.ok(&["delete", "u2"]);
+    r.ok(&["kill", "u1", "KILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    r.ok(&["delete", "u1"]);
+
+    // Maps are required with a new user namespace.
+    config["linux"]["namespaces"] = serde_json::json!([{ "type": "mount" }, { "type": "user" }]);
+    r2.write_config(&config);
+    let o = r2.run(&["create", "u3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no uid mappings found"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn time_namespace_personality_and_oom_score_adj() {
+    let r = Runc::new(
+        "timens",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime; uname -m; cat /proc/self/oom_score_adj",
+        ],
+    );
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(r.dir.join("config.json")).unwrap()).unwrap();
+    let (mono, boot) = (10 * 86400, 20 * 86400);
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "type": "time" }));
+    config["linux"]["timeOffsets"] = serde_json::json!({
+        "monotonic": { "secs": mono, "nanosecs": 0 },
+        "boottime": { "secs": boot, "nanosecs": 0 },
+    });
+    config["linux"]["personality"] = serde_json::json!({ "domain": "LINUX32" });
+    // Raising it needs no privilege (lowering it does: this host lacks CAP_SYS_RESOURCE).
+    let ours: i32 = fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let adj = (ours + 100).min(1000);
+    config["process"]["oomScoreAdj"] = Value::from(adj);
+    r.write_config(&config);
+    let o = r.run(&["run", "t1"]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    let mut offsets: Vec<Vec<&str>> = lines[..2]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    offsets.sort();
+    assert_eq!(
+        offsets,
+        [
+            vec!["boottime", &boot.to_string(), "0"],
+            vec!["monotonic", &mono.to_string(), "0"]
+        ]
+    );
+    let host_uptime: u64 = fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uptime: u64 = lines[2].parse().unwrap();
+    assert!(
+        uptime >= boot as u64 + host_uptime - 5,
+        "the boottime offset shows in /proc/uptime: {uptime} (host {host_uptime})"
+    );
+    assert_eq!(lines[3], "i686", "LINUX32 personality");
+    assert_eq!(lines[4], adj.to_string());
+
+    // Offsets without the namespace are refused.
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "time");
+    r.write_config(&config);
+    let o = r.run(&["run", "t2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("without a new time namespace"),
+        "{o:?}"
+    );
+}

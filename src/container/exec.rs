@@ -120,6 +120,7 @@ pub fn exec(
             prestart: None,
             network_namespace: None,
             cgroup_made_with_namespace: false,
+            preserve_fds: 0,
         },
     )?;
     if options.detach {

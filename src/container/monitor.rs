@@ -355,6 +355,7 @@ fn monitor(
         prestart: network_prestart(setup, reservations.clone()),
         network_namespace,
         cgroup_made_with_namespace: setup.cgroup_from_cli,
+        preserve_fds: 0,
     };
     sys::trace("monitor-spawn");
     let oci = super::store::oci_runtime();

@@ -81,11 +81,8 @@ fn prepare(
     context: &Context,
     args: &CreateArgs,
 ) -> Result<(Spec, PathBuf, SpawnOptions), RuncError> {
-    if args.preserve_fds > 0 {
-        return Err(RuncError::Usage(
-            "--preserve-fds is not supported yet".into(),
-        ));
-    }
+    // First, before this process opens anything that could take a free number among them.
+    check_preserved_fds(args.preserve_fds)?;
     let bundle =
         std::path::absolute(&args.bundle).map_err(|e| RuncError::io("resolve", &args.bundle, e))?;
     let mut spec = load_spec(&bundle)?;
@@ -113,8 +110,24 @@ fn prepare(
         }
         (false, None) => own_stdio()?,
     };
-    let opts = SpawnOptions::new(stdio, context.runtime.root().join(".seccomp-cache"));
+    let mut opts = SpawnOptions::new(stdio, context.runtime.root().join(".seccomp-cache"));
+    opts.preserve_fds = args.preserve_fds;
     Ok((spec, bundle, opts))
+}
+
+/// `--preserve-fds N` passes fds 3 .. 3+N-1 on: each must be open (runc's exec fails on a
+/// closed one alike), which also keeps every descriptor opened from here on above them.
+pub(super) fn check_preserved_fds(n: u32) -> Result<(), RuncError> {
+    let last = 3u32
+        .checked_add(n)
+        .filter(|l| *l <= i32::MAX as u32)
+        .ok_or_else(|| RuncError::Usage(format!("--preserve-fds {n} is out of range")))?;
+    match (3..last).find(|fd| !crate::sys::syscall::fd_is_open(*fd as i32)) {
+        Some(fd) => Err(RuncError::Usage(format!(
+            "--preserve-fds {n}: file descriptor {fd} is not open"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// This process's stdin, stdout and stderr, for the container's init.

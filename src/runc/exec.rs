@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::Process;
 
-use super::create::{own_stdio, send_console, wait_exit};
+use super::create::{check_preserved_fds, own_stdio, send_console, wait_exit};
 use super::{Context, RuncError, write_file_atomic};
 use crate::runtime::{SpawnOptions, Status, Stdio, load_spec};
 
@@ -53,11 +53,7 @@ pub struct ExecArgs {
 }
 
 pub fn exec(context: &Context, args: ExecArgs) -> Result<i32, RuncError> {
-    if args.preserve_fds > 0 {
-        return Err(RuncError::Usage(
-            "--preserve-fds is not supported yet".into(),
-        ));
-    }
+    check_preserved_fds(args.preserve_fds)?;
     let container = context.load(&args.id)?;
     container.expect_status("exec in", &[Status::Created, Status::Running])?;
     let spec = load_spec(container.bundle())?;
@@ -79,7 +75,8 @@ pub fn exec(context: &Context, args: ExecArgs) -> Result<i32, RuncError> {
         }
         (false, _) => own_stdio()?,
     };
-    let opts = SpawnOptions::new(stdio, context.runtime.root().join(".seccomp-cache"));
+    let mut opts = SpawnOptions::new(stdio, context.runtime.root().join(".seccomp-cache"));
+    opts.preserve_fds = args.preserve_fds;
     let spawned = container.exec(&spec, &process, opts)?;
     if let (Some(socket), Some(master)) = (&args.console_socket, &spawned.pty_master) {
         send_console(socket, master)?;

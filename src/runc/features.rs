@@ -18,7 +18,7 @@ pub fn features() -> Result<i32, RuncError> {
             "strictatime", "suid", "sync", "unbindable"
         ],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": !v2, "v2": v2, "systemd": crate::runtime::cgroups::systemd::available(), "systemdUser": false },
             "seccomp": {

@@ -7,6 +7,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
@@ -91,6 +92,8 @@ enum Command {
     Resume(IdArg),
     /// Change a container's resource limits
     Update(update::UpdateArgs),
+    /// Display the container's resource usage and OOM notifications
+    Events(events::EventsArgs),
     /// Show what this runtime supports
     Features,
     /// Write a new config.json
@@ -192,6 +195,7 @@ pub fn main() -> i32 {
         Command::Pause(a) => pause::pause(&context, &a.id, true),
         Command::Resume(a) => pause::pause(&context, &a.id, false),
         Command::Update(a) => update::update(&context, a),
+        Command::Events(a) => events::events(&context, a),
         Command::Features => features::features(),
         Command::Spec(a) => spec::spec(a),
     };

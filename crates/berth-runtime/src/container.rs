@@ -508,6 +508,25 @@ impl Container {
             .is_some_and(|cg| cg.oom_kills() > 0)
     }
 
+    /// The container's resource usage, from its cgroup (runc's `events --stats`).
+    pub fn stats(&self) -> Result<crate::cgroups::stats::Stats, RuntimeError> {
+        match self.cgroup()? {
+            Some(cg) => Ok(cg.stats()),
+            None => Err(RuntimeError::InvalidSpec(
+                "container has no cgroupsPath".into(),
+            )),
+        }
+    }
+
+    /// A watch on the container's OOM events (runc's `events`); `None` when its cgroup has
+    /// no memory controller.
+    pub fn oom_watch(&self) -> Result<Option<crate::cgroups::oom::OomWatch>, RuntimeError> {
+        match self.cgroup()? {
+            Some(cg) => cg.oom_watch(),
+            None => Ok(None),
+        }
+    }
+
     /// The pids in the container's cgroup.
     pub fn processes(&self) -> Result<Vec<Pid>, RuntimeError> {
         match self.cgroup()? {

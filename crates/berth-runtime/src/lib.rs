@@ -105,6 +105,11 @@ pub struct SpawnOptions {
     /// awaited before the cgroup is created here, which finds it made. Otherwise the
     /// cgroup is created first and the namespace awaited just before the clone.
     pub cgroup_made_with_namespace: bool,
+    /// runc's `--preserve-fds N`: the caller's fds 3 .. 3+N-1 reach the process at the same
+    /// numbers, close-on-exec cleared (everything else above 2 is closed). The caller must
+    /// hold every one of them open from before it calls the runtime, so that nothing the
+    /// runtime opens can take one of those numbers.
+    pub preserve_fds: u32,
 }
 
 /// See `SpawnOptions::network_namespace`. `None`: nothing was handed over.
@@ -132,6 +137,7 @@ impl SpawnOptions {
             prestart: None,
             network_namespace: None,
             cgroup_made_with_namespace: false,
+            preserve_fds: 0,
         }
     }
 }

@@ -126,6 +126,7 @@ pub(crate) fn launch(
     let mut proc_ = ProcPlan::new(process, spec, &opts.cache_dir, opts.init)?;
     proc_.create_cwd = true;
     proc_.park = park;
+    proc_.preserve_fds = opts.preserve_fds;
     let hostname = match spec.hostname() {
         Some(h) if ns.new_uts && !h.is_empty() => Some(rootfs::cstr(h, "hostname")?),
         _ => None,
@@ -169,7 +170,13 @@ pub(crate) fn launch(
         }
         e
     };
-    let cgroup_tasks = self_join_files(cg.as_deref()).map_err(fail_cg)?;
+    // A child in a user namespace of its own is moved in by the parent (`add_pid`) rather
+    // than by itself: its writes would be judged against a namespace it has no maps in yet.
+    let cgroup_tasks = if ns.user_maps.is_some() {
+        Vec::new()
+    } else {
+        self_join_files(cg.as_deref()).map_err(fail_cg)?
+    };
     let pipes = spawn::pipes().map_err(fail_cg)?;
     trace.mark("cgroup create+apply");
     if let Some(fetch) = network_namespace
@@ -193,11 +200,15 @@ pub(crate) fn launch(
     drop(child);
     let (sync_w, err_r) = pipes.parent_ends();
 
-    let placed = match &cg {
+    let placed = match &ns.user_maps {
+        Some((uid_map, gid_map)) => write_id_maps(pid, uid_map, gid_map),
+        None => Ok(()),
+    };
+    let placed = placed.and_then(|()| match &cg {
         Some(cg) if first_pid => cg.start(pid, resources.as_deref()),
         Some(cg) if cgroup_tasks.is_empty() => cg.add_pid(pid),
         _ => Ok(()),
-    };
+    });
     let placed = placed.and_then(|()| match process.oom_score_adj() {
         Some(adj) => std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| RuntimeError::io("write", format!("/proc/{pid}/oom_score_adj"), e)),
@@ -242,6 +253,17 @@ pub(crate) fn launch(
     }
 }
 
+/// The new user namespace's maps, written by this (privileged, host-namespace) parent while
+/// the child waits, as runc does for a root host: the child never acts unmapped. No
+/// `setgroups deny` is needed: the writer holds CAP_SETGID over the parent namespace.
+fn write_id_maps(pid: Pid, uid_map: &str, gid_map: &str) -> Result<(), RuntimeError> {
+    for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map).map_err(|e| RuntimeError::io("write", &path, e))?;
+    }
+    Ok(())
+}
+
 /// Runs `process` inside the running container whose init has host pid `container_pid`:
 /// joins its namespaces and cgroup and applies the process's user, capabilities, rlimits
 /// and the spec's seccomp profile. `opts.init` is ignored.
@@ -252,7 +274,8 @@ pub(crate) fn exec(
     opts: SpawnOptions,
 ) -> Result<Spawned, RuntimeError> {
     let ns = Namespaces::for_exec(container_pid)?;
-    let proc_ = ProcPlan::new(process, spec, &opts.cache_dir, false)?;
+    let mut proc_ = ProcPlan::new(process, spec, &opts.cache_dir, false)?;
+    proc_.preserve_fds = opts.preserve_fds;
     let cg = cgroup_of(spec)?;
     let size = process
         .console_size()

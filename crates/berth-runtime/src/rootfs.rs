@@ -98,6 +98,12 @@ pub(crate) struct RootfsPlan {
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
     pub readonly_root: bool,
+    /// In a user namespace (new or joined): once the root is bound and open, the child
+    /// becomes that namespace's root (setresuid/setresgid 0), as runc's init does. Until
+    /// then it is still the host's root, which may traverse a private bundle directory;
+    /// after, the files and mount points it makes in file systems mounted inside the
+    /// namespace have an owner mapped there (the host's root is not: EOVERFLOW).
+    pub userns_root: bool,
     /// (/proc/sys/... path, value) from `linux.sysctl`.
     pub sysctls: Vec<(CString, CString)>,
 }
@@ -433,6 +439,11 @@ pub(crate) fn plan(bundle: &Path, spec: &Spec) -> Result<RootfsPlan, RuntimeErro
         mounts,
         dev_tmpfs,
         dev_core: Path::new("/proc/kcore").exists(),
+        userns_root: linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User),
         devices,
         masked: abs(linux.masked_paths())?,
         readonly: abs(linux.readonly_paths())?,
@@ -782,6 +793,18 @@ pub(crate) fn child_prepare(p: &RootfsPlan) -> Result<(), Fail> {
         .map_err(fail(Step::RootBind, 0))?;
     }
     let root = open_dir(&p.rootfs).map_err(fail(Step::OpenRoot, 0))?;
+    if p.userns_root {
+        berth_sys::syscall::setresgid(0).map_err(|e| Fail::new(Step::UserNsRoot, e, 0))?;
+        berth_sys::syscall::setresuid(0).map_err(|e| Fail::new(Step::UserNsRoot, e, 1))?;
+        // The mounts below reach their targets through /proc/self/fd, whose directory a
+        // non-dumpable process's host root owns, out of reach of the namespace's root:
+        // dumpable until the root file system is done (child.rs undoes it before anything
+        // of the container runs), as runc's init is while it mounts.
+        // SAFETY: an integer-only prctl on this process.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } < 0 {
+            return Err(Fail::errno(Step::Dumpable, 1));
+        }
+    }
     for (i, m) in p.mounts.iter().enumerate() {
         mount_one(&root, m).map_err(fail(Step::Mount, i))?;
     }

@@ -57,8 +57,29 @@ pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
     if !nss.iter().any(|n| n.typ() == LinuxNamespaceType::Mount) {
         return bad("a mount namespace is required (pivot_root would change the host's root)");
     }
-    if nss.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
-        return bad("user namespaces are not supported yet");
+    let new_user = nss
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    if new_user && linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+        return bad("user namespaces enabled, but no uid mappings found");
+    }
+    if new_user && linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+        return bad("user namespaces enabled, but no gid mappings found");
+    }
+    if !nss.iter().any(|n| n.typ() == LinuxNamespaceType::User)
+        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+    {
+        return bad(
+            "user namespace mappings specified, but USER namespace isn't enabled in the config",
+        );
+    }
+    if linux.time_offsets().as_ref().is_some_and(|o| !o.is_empty())
+        && !nss
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none())
+    {
+        return bad("timeOffsets are given without a new time namespace");
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {

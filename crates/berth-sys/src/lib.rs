@@ -181,6 +181,14 @@ pub fn own_start_time() -> Option<u64> {
     }
 }
 
+/// The kernel's USER_HZ, the unit of /proc's and cgroup v1's tick counts (100 where it
+/// cannot be asked).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a constant of the C library.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
 /// Where this process's argument strings lie in its memory (/proc/self/stat fields 48 and
 /// 49): what `ps` shows as its command line.
 pub fn own_argv_region() -> Option<(usize, usize)> {

@@ -112,6 +112,52 @@ pub unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) -> Result<(),
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
 }
 
+/// Clears close-on-exec on `fd` (fcntl F_SETFD 0), so it survives execve. Child-safe.
+#[inline]
+pub fn clear_cloexec(fd: RawFd) -> Result<(), i32> {
+    // SAFETY: integer arguments only; the descriptor's flags are all that changes.
+    check(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Whether `fd` is an open descriptor of this process (fcntl F_GETFD succeeds).
+#[inline]
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: integer arguments only; F_GETFD reads the descriptor's flags.
+    check(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) }).is_ok()
+}
+
+/// eventfd2(2), close-on-exec: a counter the kernel signals (cgroup v1 memory events).
+#[inline]
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    new_fd(unsafe { libc::syscall(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC) })
+        .map_err(io::Error::from_raw_os_error)
+}
+
+/// inotify_init1(2), close-on-exec.
+#[inline]
+pub fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    new_fd(unsafe { libc::syscall(libc::SYS_inotify_init1, libc::IN_CLOEXEC) })
+        .map_err(io::Error::from_raw_os_error)
+}
+
+/// inotify_add_watch(2): the watch descriptor for `path` on the inotify instance `fd`.
+#[inline]
+pub fn inotify_add_watch(fd: RawFd, path: &CStr, mask: u32) -> io::Result<i32> {
+    // SAFETY: `path` is NUL-terminated; the kernel only reads it.
+    check(unsafe { libc::syscall(libc::SYS_inotify_add_watch, fd, path.as_ptr(), mask) })
+        .map(|wd| wd as i32)
+        .map_err(io::Error::from_raw_os_error)
+}
+
+/// personality(2): sets the calling process's execution domain. Child-safe.
+#[inline]
+pub fn personality(persona: libc::c_ulong) -> Result<(), i32> {
+    // SAFETY: an integer argument only.
+    check(unsafe { libc::syscall(libc::SYS_personality, persona) }).map(drop)
+}
+
 /// prlimit64(2) on the calling process, setting `limit` (musl's setrlimit broadcasts to
 /// every thread). Child-safe.
 #[inline]

@@ -5,6 +5,8 @@
 //! of the cgroupsPath (`slice:prefix:name`, runc's).
 
 pub mod devices_bpf;
+pub mod oom;
+pub mod stats;
 pub mod systemd;
 pub(crate) mod v1;
 pub(crate) mod v2;
@@ -62,6 +64,10 @@ pub trait Cgroup: Send {
     /// killed since it was made: the `oom_kill` counter of `memory.events` (v2) or
     /// `memory.oom_control` (v1, kernel 4.13+). 0 without a memory controller or counter.
     fn oom_kills(&self) -> u64;
+    /// The container's resource usage (cpu, memory, pids, block I/O).
+    fn stats(&self) -> stats::Stats;
+    /// A watch on the cgroup's OOM events; `None` without a memory controller.
+    fn oom_watch(&self) -> Result<Option<oom::OomWatch>, RuntimeError>;
     /// Kills what is left and removes the directories; a missing cgroup is not an error.
     fn destroy(&self) -> Result<(), RuntimeError>;
 }

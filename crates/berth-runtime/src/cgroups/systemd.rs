@@ -232,6 +232,15 @@ impl Cgroup for Systemd {
         self.fs.oom_kills()
     }
 
+    /// The scope's cgroup is a v2 directory like any other: its files give the statistics.
+    fn stats(&self) -> super::stats::Stats {
+        self.fs.stats()
+    }
+
+    fn oom_watch(&self) -> Result<Option<super::oom::OomWatch>, RuntimeError> {
+        self.fs.oom_watch()
+    }
+
     /// Kills what is left (through the cgroup: at once, and without waiting for systemd),
     /// then has systemd stop the unit and forget it (a scope whose process was killed by the
     /// kernel's OOM killer stays loaded as failed). A unit systemd has already collected is

@@ -330,6 +330,16 @@ impl Cgroup for V1 {
         }
     }
 
+    fn stats(&self) -> super::stats::Stats {
+        super::stats::v1(&|c| self.controller(c))
+    }
+
+    fn oom_watch(&self) -> Result<Option<super::oom::OomWatch>, RuntimeError> {
+        self.controller("memory")
+            .map(|d| super::oom::OomWatch::v1(&d))
+            .transpose()
+    }
+
     fn oom_kills(&self) -> u64 {
         self.controller("memory")
             .and_then(|dir| read_key(&dir.join("memory.oom_control"), "oom_kill"))

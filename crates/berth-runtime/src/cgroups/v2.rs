@@ -237,6 +237,18 @@ impl Cgroup for V2 {
         read_pids(&self.dir().join("cgroup.procs"))
     }
 
+    fn stats(&self) -> super::stats::Stats {
+        super::stats::v2(&self.dir())
+    }
+
+    fn oom_watch(&self) -> Result<Option<super::oom::OomWatch>, RuntimeError> {
+        let dir = self.dir();
+        if !dir.join("memory.events").exists() {
+            return Ok(None);
+        }
+        super::oom::OomWatch::v2(&dir).map(Some)
+    }
+
     fn oom_kills(&self) -> u64 {
         read_key(&self.dir().join("memory.events"), "oom_kill").unwrap_or(0)
     }

@@ -136,6 +136,47 @@ fn join_cgroup(tasks: &[CString]) -> Result<(), Fail> {
     Ok(())
 }
 
+/// unshare(CLONE_NEWTIME) only prepares the namespace for children; its offsets are
+/// written while nobody is inside, then this (single-threaded) process enters it itself.
+fn enter_new_time_namespace(offsets: &std::ffi::CStr) -> Result<(), Fail> {
+    // SAFETY: plain syscalls on constant paths, a prepared buffer and fds we open here.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWTIME) < 0 {
+            return Err(Fail::errno(Step::TimeNs, 0));
+        }
+        let text = offsets.to_bytes();
+        if !text.is_empty() {
+            let fd = libc::open(
+                c"/proc/self/timens_offsets".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(Fail::errno(Step::TimeNs, 1));
+            }
+            let n = libc::write(fd, text.as_ptr().cast(), text.len());
+            let e = Errno::last_raw();
+            libc::close(fd);
+            if n != text.len() as isize {
+                return Err(Fail::new(Step::TimeNs, e, 1));
+            }
+        }
+        let fd = libc::open(
+            c"/proc/self/ns/time_for_children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return Err(Fail::errno(Step::TimeNs, 2));
+        }
+        let r = libc::setns(fd, libc::CLONE_NEWTIME);
+        let e = Errno::last_raw();
+        libc::close(fd);
+        if r < 0 {
+            return Err(Fail::new(Step::TimeNs, e, 2));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fail {
     // SAFETY: plain syscalls; no allocation anywhere on this path.
     unsafe {
@@ -167,6 +208,17 @@ pub(super) fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fai
             return Fail::errno(Step::JoinNs, i);
         }
     }
+    if !c.ns.unshare_after_join.is_empty() {
+        // SAFETY: unshare with flags computed in the parent.
+        if unsafe { libc::unshare(c.ns.unshare_after_join.bits()) } < 0 {
+            return Fail::errno(Step::UnshareNs, 0);
+        }
+    }
+    if let Some(offsets) = &c.ns.time_offsets
+        && let Err(f) = enter_new_time_namespace(offsets)
+    {
+        return f;
+    }
     // The cgroup namespace is created only now, after the parent moved us into the
     // container's cgroup, so the container sees its own cgroup as the root.
     // SAFETY: unshare with a constant flag.
@@ -178,7 +230,7 @@ pub(super) fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fai
     }
     // Everything else inherited from the caller (other containers' pipes, store files)
     // goes now rather than at exec, so no setup step can use or leak it.
-    if let Err(f) = close_fds_except(err_fd, c.proc_.park) {
+    if let Err(f) = close_fds_except(err_fd, c.proc_.park, c.proc_.preserve_fds) {
         return f;
     }
     if c.ns.new_net
@@ -209,6 +261,12 @@ pub(super) fn child_run(c: &ChildPlan<'_>, sync_fd: RawFd, err_fd: RawFd) -> Fai
         && let Err(f) = rootfs::child_finish(r)
     {
         return f;
+    }
+    if c.rootfs.is_some_and(|r| r.userns_root) {
+        // SAFETY: an integer-only prctl on this process.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+            return Fail::errno(Step::Dumpable, 0);
+        }
     }
     c.proc_.finalize(err_fd)
 }

@@ -127,13 +127,21 @@ impl ProcPlan {
                 }
                 chdir_later = true;
             }
+            if let Some(p) = self.personality {
+                sys::personality(p).map_err(|e| Fail::new(Step::Personality, e, 0))?;
+            }
             for (i, (res, lim, _)) in self.rlimits.iter().enumerate() {
                 sys::set_rlimit(*res, lim).map_err(|e| Fail::new(Step::Rlimit, e, i))?;
             }
             libc::umask(self.umask);
             // Before any seccomp filter: a spec's profile need not allow close_range
             // (runtime-tools' default profile does not), and nothing later needs them.
-            close_fds_except(err_fd, self.park)?;
+            close_fds_except(err_fd, self.park, self.preserve_fds)?;
+            // --preserve-fds: the caller's descriptors reach the program as they would
+            // through a plain exec, whatever close-on-exec flag the caller left on them.
+            for fd in 3..3 + self.preserve_fds {
+                sys::clear_cloexec(fd as RawFd).map_err(|e| Fail::new(Step::CloseFds, e, 1))?;
+            }
             if self.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                 return Err(Fail::errno(Step::NoNewPrivs, 0));
             }
@@ -195,7 +203,12 @@ fn verify_cwd() -> Result<(), Fail> {
     Ok(())
 }
 
-pub(super) fn close_fds_except(keep: RawFd, also: Option<RawFd>) -> Result<(), Fail> {
+/// Closes every fd from 3 up but `keep`, `also` and the `preserve` fds 3 .. 3+preserve-1.
+pub(super) fn close_fds_except(
+    keep: RawFd,
+    also: Option<RawFd>,
+    preserve: u32,
+) -> Result<(), Fail> {
     let close_range = |lo: u32, hi: u32| {
         // SAFETY: the child owns every inherited descriptor but the kept ones and stdio,
         // and never uses or closes one of them again: it execs or exits.
@@ -204,7 +217,7 @@ pub(super) fn close_fds_except(keep: RawFd, also: Option<RawFd>) -> Result<(), F
     // Everything from 3 up goes but the kept fds: close the gaps between them (sorted).
     let mut keep = [keep as u32, also.unwrap_or(keep) as u32];
     keep.sort_unstable();
-    let mut lo = 3u32;
+    let mut lo = 3u32.saturating_add(preserve);
     for k in keep {
         if k >= lo {
             if k > lo {

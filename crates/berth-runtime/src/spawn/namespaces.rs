@@ -2,7 +2,7 @@
 //! another namespace around the clone (a pid namespace to join, a network namespace made
 //! ahead).
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -26,7 +26,21 @@ pub(crate) struct Namespaces {
     pub new_mount: bool,
     pub new_net: bool,
     pub new_uts: bool,
+    /// A new user namespace: the clone makes it, and the parent writes its maps
+    /// (/proc/PID/uid_map, gid_map: `inside outside count` lines) before releasing the child.
+    pub user_maps: Option<(String, String)>,
+    /// With a user namespace joined by path: the namespaces to make, unshared by the child
+    /// once it is in that user namespace so that they belong to it (made by the clone, they
+    /// would belong to the host's, where the child has no privilege once it has joined).
+    pub unshare_after_join: CloneFlags,
+    /// A new time namespace with these offsets (`/proc/self/timens_offsets` lines, maybe
+    /// none): the child unshares it, writes them, then enters it itself, since clone(2)
+    /// cannot make one and offsets can only be set before any process is inside.
+    pub time_offsets: Option<CString>,
 }
+
+/// clone(2)'s flag for a time namespace, which nix does not name.
+pub(crate) const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
 
 impl Namespaces {
     pub(crate) fn from_spec(spec: &Spec) -> Result<Self, RuntimeError> {
@@ -39,8 +53,12 @@ impl Namespaces {
             new_mount: false,
             new_net: false,
             new_uts: false,
+            user_maps: None,
+            unshare_after_join: CloneFlags::empty(),
+            time_offsets: None,
         };
         let mut have_mount = false;
+        let mut join_user = false;
         let nss = spec
             .linux()
             .as_ref()
@@ -54,11 +72,8 @@ impl Namespaces {
                 LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
                 LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
                 LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
-                other => {
-                    return Err(RuntimeError::InvalidSpec(format!(
-                        "{other:?} namespaces are not supported"
-                    )));
-                }
+                LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+                LinuxNamespaceType::Time => CLONE_NEWTIME,
             };
             if flag == CloneFlags::CLONE_NEWNS {
                 have_mount = true;
@@ -70,10 +85,42 @@ impl Namespaces {
                     if flag == CloneFlags::CLONE_NEWPID {
                         n.join_pid = Some(fd);
                     } else {
+                        join_user |= flag == CloneFlags::CLONE_NEWUSER;
                         n.join.push((fd, flag, p.display().to_string()));
                     }
                 }
                 None if flag == CloneFlags::CLONE_NEWCGROUP => n.cgroup_ns = true,
+                None if flag == CLONE_NEWTIME => {
+                    let mut lines = String::new();
+                    let offsets = spec
+                        .linux()
+                        .as_ref()
+                        .and_then(|l| l.time_offsets().as_ref());
+                    for (clock, o) in offsets.into_iter().flatten() {
+                        if clock != "monotonic" && clock != "boottime" {
+                            return Err(RuntimeError::InvalidSpec(format!(
+                                "timeOffsets: unknown clock {clock:?} (monotonic or boottime)"
+                            )));
+                        }
+                        let (secs, nanos) = (o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+                        lines.push_str(&format!("{clock} {secs} {nanos}\n"));
+                    }
+                    n.time_offsets = Some(crate::rootfs::cstr(lines, "timeOffsets")?);
+                }
+                None if flag == CloneFlags::CLONE_NEWUSER => {
+                    n.clone_flags |= flag;
+                    let linux = spec.linux().as_ref();
+                    let map = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                        m.into_iter()
+                            .flatten()
+                            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                            .collect::<String>()
+                    };
+                    n.user_maps = Some((
+                        map(linux.and_then(|l| l.uid_mappings().as_ref())),
+                        map(linux.and_then(|l| l.gid_mappings().as_ref())),
+                    ));
+                }
                 None => {
                     n.clone_flags |= flag;
                     n.new_mount |= flag == CloneFlags::CLONE_NEWNS;
@@ -87,9 +134,23 @@ impl Namespaces {
                 "a mount namespace is required (pivot_root would change the host's root)".into(),
             ));
         }
-        // Join the mount namespace last: its root replaces ours.
-        n.join
-            .sort_by_key(|(_, f, _)| *f == CloneFlags::CLONE_NEWNS);
+        // Join the user namespace first (the others may belong to it, and joining it grants
+        // the privilege to join them), the mount namespace last: its root replaces ours.
+        n.join.sort_by_key(|(_, f, _)| match *f {
+            CloneFlags::CLONE_NEWUSER => 0,
+            CloneFlags::CLONE_NEWNS => 2,
+            _ => 1,
+        });
+        if join_user {
+            if n.clone_flags.contains(CloneFlags::CLONE_NEWPID) {
+                return Err(RuntimeError::InvalidSpec(
+                    "a new pid namespace inside a user namespace joined by path is not supported"
+                        .into(),
+                ));
+            }
+            n.unshare_after_join = n.clone_flags;
+            n.clone_flags = CloneFlags::empty();
+        }
         Ok(n)
     }
 
@@ -106,8 +167,13 @@ impl Namespaces {
             new_mount: false,
             new_net: false,
             new_uts: false,
+            user_maps: None,
+            unshare_after_join: CloneFlags::empty(),
+            time_offsets: None,
         };
         for (name, flag) in [
+            ("user", CloneFlags::CLONE_NEWUSER),
+            ("time", CLONE_NEWTIME),
             ("ipc", CloneFlags::CLONE_NEWIPC),
             ("uts", CloneFlags::CLONE_NEWUTS),
             ("net", CloneFlags::CLONE_NEWNET),

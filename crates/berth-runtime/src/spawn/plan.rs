@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{LinuxPersonalityDomain, Process, Spec};
 
 use super::namespaces::Namespaces;
 use crate::RuntimeError;
@@ -101,6 +101,10 @@ pub(crate) struct ProcPlan {
     /// says so on the err socket and waits (opening the FIFO for writing) until `start`
     /// opens it for reading; only then does it exec the user's program.
     pub park: Option<std::os::fd::RawFd>,
+    /// `SpawnOptions::preserve_fds`: fds 3 .. 3+N-1 stay open and lose close-on-exec.
+    pub preserve_fds: u32,
+    /// `linux.personality`: the execution domain (PER_LINUX, PER_LINUX32) to set.
+    pub(super) personality: Option<libc::c_ulong>,
 }
 
 /// A command line written over the process's own argument strings (what /proc/PID/cmdline
@@ -235,7 +239,22 @@ impl ProcPlan {
             Some(s) => Some(seccomp::load_or_compile(s, cache_dir)?),
             None => None,
         };
+        let personality = match spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+            Some(p) => {
+                if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+                    return Err(RuntimeError::InvalidSpec(
+                        "personality flags are not supported".into(),
+                    ));
+                }
+                Some(match p.domain() {
+                    LinuxPersonalityDomain::PerLinux => 0x0000,
+                    LinuxPersonalityDomain::PerLinux32 => 0x0008,
+                })
+            }
+            None => None,
+        };
         Ok(ProcPlan {
+            personality,
             exec,
             cwd,
             rlimits,
@@ -254,6 +273,7 @@ impl ProcPlan {
             },
             create_cwd: false,
             park: None,
+            preserve_fds: 0,
         })
     }
 }

@@ -74,6 +74,10 @@ steps!(
     Sysctl,
     CgroupJoin,
     Park,
+    UnshareNs,
+    TimeNs,
+    Personality,
+    UserNsRoot,
 );
 
 /// The fixed-size failure record the child sends over the err pipe.
@@ -356,6 +360,23 @@ pub(crate) fn describe(
         Step::Setsid => ("setsid", String::new()),
         Step::Ctty => ("set controlling terminal", String::new()),
         Step::CgroupNs => ("unshare", "cgroup namespace".into()),
+        Step::TimeNs => (
+            match idx {
+                0 => "unshare",
+                1 => "write offsets of",
+                _ => "enter",
+            },
+            "time namespace".into(),
+        ),
+        Step::Personality => ("set", "personality".into()),
+        Step::UserNsRoot => (
+            "become root of",
+            "the user namespace (container uid and gid 0 must be mapped)".into(),
+        ),
+        Step::UnshareNs => (
+            "unshare",
+            format!("{:?} in the joined user namespace", ns.unshare_after_join),
+        ),
         Step::Loopback => ("bring up", "lo".into()),
         Step::Propagation => ("set propagation of", "/".into()),
         Step::DevSymlinks => ("create symlinks in", "/dev".into()),
