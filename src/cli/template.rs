@@ -96,14 +96,18 @@ const MAX_DEPTH: usize = 200;
 /// error, the scan may go on and find a string it never would, which only turns one error
 /// into another.
 ///
-/// Parentheses nested deeper than [`MAX_DEPTH`] are refused too (with Go's words for its own,
-/// deeper, limit): gtmpl's parser recurses for each, and 4000 overflowed the stack (found by
-/// the `template` fuzz target).
+/// Parentheses or `if`/`range`/`with` blocks nested deeper than [`MAX_DEPTH`] are refused too
+/// (with Go's words for its own, deeper, limit): gtmpl's parser recurses for each, and 4000
+/// parentheses or 3000 `if`s overflowed the stack (found by the `template` fuzz target). So
+/// are `define`, `template` and `block`, which a `--format` has no use for: a template that
+/// calls itself (`{{define "a"}}{{template "a"}}{{end}}{{template "a"}}`) overflowed the
+/// stack while rendering, where Go stops at a depth of 100,000 calls.
 fn refused(body: &str) -> Option<(usize, &'static str)> {
     let b = body.as_bytes();
     let line = |i: usize| 1 + b[..i].iter().filter(|&&c| c == b'\n').count();
     let at = |i: usize, s: &str| b[i..].starts_with(s.as_bytes());
     let mut i = 0;
+    let mut blocks = 0usize;
     loop {
         // Text, up to an action.
         i += body[i..].find("{{")? + 2;
@@ -120,6 +124,30 @@ fn refused(body: &str) -> Option<(usize, &'static str)> {
             continue;
         }
         i = after_trim;
+        let word_at = i + b[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count();
+        let word_len = b[word_at..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        match &body[word_at..word_at + word_len] {
+            "if" | "range" | "with" => {
+                blocks += 1;
+                if blocks > MAX_DEPTH {
+                    return Some((line(i), "max expression depth exceeded"));
+                }
+            }
+            "end" => blocks = blocks.saturating_sub(1),
+            "define" | "template" | "block" => {
+                return Some((
+                    line(i),
+                    "define, template and block are not supported in --format",
+                ));
+            }
+            _ => {}
+        }
         // Inside the action, up to its `}}`.
         let mut depth = 0usize;
         loop {
@@ -850,6 +878,47 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(rendered.unwrap(), "1");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl overflowed the stack on 3000 nested `if`s
+    /// and on a template that calls itself.
+    #[test]
+    fn blocks_nested_too_deep_and_template_calls_are_errors() {
+        let nested = |n: usize| format!("{}1{}", "{{if 1}}".repeat(n), "{{end}}".repeat(n));
+        let err = Format::parse(&nested(3000)).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "template parsing error: template: :1: max expression depth exceeded"
+        );
+        assert!(Format::parse(&nested(201)).is_err());
+        // Blocks one after the other are not nested.
+        let flat = "{{if 1}}a{{end}}".repeat(300);
+        assert_eq!(
+            Format::parse(&flat)
+                .unwrap()
+                .render_one(&row("a", "b"))
+                .unwrap(),
+            "a".repeat(300)
+        );
+        for calls in [
+            "{{define \"a\"}}{{template \"a\"}}{{end}}{{template \"a\"}}",
+            "{{block \"b\" .}}x{{end}}",
+            "{{- template \"x\"}}",
+        ] {
+            let err = Format::parse(calls).err().unwrap().to_string();
+            assert!(
+                err.contains("define, template and block are not supported"),
+                "{calls}: {err}"
+            );
+        }
+        // The words inside another action are not actions of their own.
+        assert_eq!(
+            Format::parse("{{printf \"%s\" \"template\"}}")
+                .unwrap()
+                .render_one(&row("a", "b"))
+                .unwrap(),
+            "template"
+        );
     }
 
     /// Seen while writing the `template` fuzz target: this aborted on a 9 TB allocation.
