@@ -16,48 +16,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut f = Flags {
-        interactive: false,
-        tty: false,
-        rm: false,
-        name: None,
-        env: vec![],
-        env_file: vec![],
-        workdir: None,
-        user: None,
-        entrypoint: None,
-        hostname: None,
-        volume: vec![],
-        read_only: false,
-        tmpfs: vec![],
-        cap_add: vec![],
-        cap_drop: vec![],
-        privileged: false,
-        // `seccomp=FILE` reads a file: not a parser of outside input, so never set here.
-        security_opt: vec![],
-        memory: None,
-        memory_swap: None,
-        cpus: None,
-        pids_limit: None,
-        ulimit: vec![],
-        init: false,
+        // `seccomp=FILE` (security_opt) reads a file: not a parser of outside input, so
+        // never set here.
         network: "bridge".into(),
-        publish: vec![],
-        publish_all: false,
-        expose: vec![],
-        add_host: vec![],
-        dns: vec![],
-        dns_search: vec![],
-        dns_option: vec![],
-        label: vec![],
-        log_driver: None,
-        log_opt: vec![],
-        cpu_shares: None,
-        cpuset_cpus: None,
-        cpuset_mems: None,
-        blkio_weight: None,
-        device: vec![],
-        cgroupns: None,
         args: vec!["busybox".into()],
+        ..Flags::default()
     };
     for line in s.lines() {
         let mut chars = line.chars();

@@ -69,7 +69,9 @@ fn env_file_message(path: &std::path::Path, source: &io::Error) -> String {
 }
 
 /// The values of `run`/`create`'s flags, as typed (`args` is IMAGE [COMMAND] [ARG...]).
-#[derive(Debug)]
+/// `Default` is every flag left out, with no network and no arguments: the tests and the
+/// `flags` fuzz target set what they need over it, so a new flag does not break them.
+#[derive(Debug, Default)]
 pub struct Flags {
     pub interactive: bool,
     pub tty: bool,
@@ -1020,51 +1022,12 @@ mod tests {
 
     fn flags() -> Flags {
         Flags {
-            interactive: false,
-            tty: false,
-            rm: false,
-            name: None,
-            env: vec![],
-            env_file: vec![],
-            workdir: None,
-            user: None,
-            entrypoint: None,
-            hostname: None,
-            volume: vec![],
-            read_only: false,
-            tmpfs: vec![],
-            cap_add: vec![],
-            cap_drop: vec![],
-            privileged: false,
-            security_opt: vec![],
-            memory: None,
-            memory_swap: None,
-            cpus: None,
-            pids_limit: None,
-            ulimit: vec![],
-            init: false,
             network: "none".into(),
-            publish: vec![],
-            publish_all: false,
-            expose: vec![],
-            add_host: vec![],
-            dns: vec![],
-            dns_search: vec![],
-            dns_option: vec![],
-            label: vec![],
-            log_driver: None,
-            log_opt: vec![],
-            cpu_shares: None,
-            cpuset_cpus: None,
-            cpuset_mems: None,
-            blkio_weight: None,
-            device: vec![],
-            cgroupns: None,
             args: vec!["busybox".into()],
+            ..Flags::default()
         }
     }
 
-    /// Docker's checks and words, against a made-up host: two cpus, one memory node.
     /// Found by the `flags` fuzz target: every exposed port was checked against each one
     /// before it, which took minutes for all of them. Run on a thread: a failure, not a hang.
     #[test]
@@ -1086,6 +1049,7 @@ mod tests {
         assert_eq!(exposed[65535], "1/udp");
     }
 
+    /// Docker's checks and words, against a made-up host: two cpus, one memory node.
     #[test]
     fn resource_flags_are_checked_as_docker_checks_them() {
         let host = runtime::cgroups::HostSupport {
